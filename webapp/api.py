@@ -1,0 +1,183 @@
+"""The operator API: create a session from your backend, read its trusted result.
+
+`Authorization: Bearer <key>` with a key of OPERATOR_API_KEYS; errors as
+`{"error": {"code": ..., "message": ...}}`. The identity goes in once and comes back masked only.
+"""
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from flask import Blueprint, g, jsonify, request, url_for
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+
+from . import sessions
+from .app import services
+from .challenges import MODES
+from .identity import Identity, IdentityError
+from .storage import VerificationSession, find_session, isoformat
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
+          "best_frames"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    body = {"code": error.code, "message": error.message}
+    if error.field:
+        body["field"] = error.field
+    response = jsonify({"error": body})
+    response.status_code = error.status
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="liveness"'
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    return _api_error(ApiError(error.code or 500, error.name.lower().replace(" ", "_"), error.description))
+
+
+@bp.before_request
+def _authenticate():
+    keys = services().settings.operator_keys
+    if not keys:
+        raise ApiError(401, "operator_api_off", "The operator API is off: set OPERATOR_API_KEYS.")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = presented.strip().encode()
+    # Compare against every key, always, so timing tells nothing about which key is close.
+    matched = None
+    for key in keys:
+        if hmac.compare_digest(presented, key.encode()) and scheme.lower() == "bearer":
+            matched = key
+    if matched is None:
+        raise ApiError(401, "unauthorized", "Missing or invalid bearer key.")
+    g.operator = sessions.operator_fingerprint(matched)
+
+
+@bp.post("/sessions")
+def create_session():
+    """Create a pending session and return the page URL to open or frame."""
+    settings = services().settings
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_json", "The body must be a JSON object.")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise ApiError(422, "unknown_field", f"Unknown field: {unknown[0]}.", unknown[0])
+    for name in ("realname", "idcard"):
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            raise ApiError(422, "required", f"{name} is required.", name)
+    try:
+        identity = Identity.parse(body["realname"], body["idcard"])
+    except IdentityError as error:
+        raise ApiError(422, f"invalid_{error.field}", error.message, error.field) from None
+    new = sessions.NewSession(
+        mode=_mode(body.get("mode", settings.LIVENESS_MODE)),
+        reference=_text(body, "reference", 200),
+        return_url=_url(body, "return_url"),
+        callback_url=_url(body, "callback_url"),
+        embed_origin=_embed_origin(body.get("embed_origin"), settings.EMBED_ORIGINS),
+        best_frames=_best_frames(body.get("best_frames", 0)))
+    if new.callback_url and not settings.WEBHOOK_SECRET:
+        raise ApiError(422, "webhooks_off", "callback_url needs WEBHOOK_SECRET to be configured.",
+                       "callback_url")
+    store = services().store
+    with store.session() as db:
+        session = sessions.create(db, settings, identity, new, operator=g.operator)
+        db.commit()
+        answer = {"id": session.id, "url": page_url(session.page_token), "mode": session.mode,
+                  "status": session.status, "expires_at": isoformat(session.expires_at),
+                  "sandbox": session.sandbox}
+    return jsonify(answer), 201
+
+
+@bp.get("/sessions/<session_id>")
+def get_session(session_id: str):
+    """The trusted state of a session."""
+    with services().store.session() as db:
+        session = find_session(db, id=session_id)
+        if session is None or not _visible(session):
+            raise ApiError(404, "not_found", "No such session.")
+        sessions.refresh(db, services().settings, session)
+        db.commit()
+        return jsonify(sessions.session_json(session))
+
+
+@bp.get("/sessions")
+def list_sessions():
+    """This operator's sessions, newest first; `?reference=` filters, `?limit=` (≤100) bounds."""
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise ApiError(422, "invalid_limit", "limit must be an integer from 1 to 100.", "limit")
+    query = (select(VerificationSession).where(VerificationSession.operator == g.operator)
+             .order_by(VerificationSession.created_at.desc()).limit(int(limit)))
+    if request.args.get("reference"):
+        query = query.where(VerificationSession.reference == request.args["reference"])
+    with services().store.session() as db:
+        found = [sessions.refresh(db, services().settings, s) for s in db.scalars(query)]
+        db.commit()
+        return jsonify({"sessions": [sessions.session_json(s) for s in found]})
+
+
+def page_url(token: str) -> str:
+    """The capture page's absolute URL, on PUBLIC_URL when set (behind a TLS proxy)."""
+    base = services().settings.PUBLIC_URL
+    if base:
+        return base + url_for("pages.capture", token=token)
+    return url_for("pages.capture", token=token, _external=True)
+
+
+def _visible(session: VerificationSession) -> bool:
+    return session.operator in (g.operator, "standalone")
+
+
+def _mode(value) -> str:
+    if value not in (*MODES, "random"):
+        raise ApiError(422, "invalid_mode", "mode must be silent, number, action or random.", "mode")
+    return value
+
+
+def _text(body: dict, name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be a string of at most {limit} characters.", name)
+    return value
+
+
+def _url(body: dict, name: str) -> str | None:
+    value = _text(body, name, 2000)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be an absolute http(s) URL.", name)
+    return value
+
+
+def _embed_origin(value, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    origin = value.rstrip("/").lower() if isinstance(value, str) else None
+    if origin not in allowed:
+        raise ApiError(422, "invalid_embed_origin", "embed_origin must be one of EMBED_ORIGINS.", "embed_origin")
+    return origin
+
+
+def _best_frames(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise ApiError(422, "invalid_best_frames",
+                       "best_frames must be 0 (none), 1 (the best frame) or 2-10 (that many frames).",
+                       "best_frames")
+    return value

@@ -1,0 +1,98 @@
+"""The application factory: settings → logging → services → extensions → blueprints → commands."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from flask import Flask, current_app
+
+from . import logs, video
+from .juhe import JuheClient
+from .settings import Settings, load_settings
+from .storage import Store
+
+
+@dataclass
+class Services:
+    """What the views use, built once per app: settings, database, Juhe client, ffmpeg."""
+
+    settings: Settings
+    store: Store
+    client: JuheClient
+    tools: video.Tools
+
+
+def services() -> Services:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions["liveness"]
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. `test_config` overrides settings (by their variable names) and Flask config."""
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=os.path.abspath(os.environ["INSTANCE_PATH"])
+                if os.environ.get("INSTANCE_PATH") else None)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    overrides = {k: v for k, v in (test_config or {}).items() if k in Settings.model_fields}
+    settings = load_settings(app.instance_path, overrides)
+    configure_flask(app, settings, {k: v for k, v in (test_config or {}).items()
+                                    if k not in Settings.model_fields})
+    logs.configure(settings)
+    app.extensions["liveness"] = build_services(app, settings)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
+    app.config.update(
+        SECRET_KEY=settings.SECRET_KEY,
+        MAX_CONTENT_LENGTH=settings.MAX_UPLOAD_MB * 1024 * 1024,
+        # Multipart form fields beside the file are tiny; the file itself may be large.
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        JSON_AS_ASCII=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https")),
+        WTF_CSRF_TIME_LIMIT=3600,
+    )
+    app.config.update(extra)
+
+
+def build_services(app: Flask, settings: Settings) -> Services:
+    """Database, ffmpeg and the Juhe client; in sandbox mode the client talks to the simulator."""
+    store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
+    store.create_all()
+    tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
+                        timeout=settings.FFMPEG_TIMEOUT)
+    if settings.sandbox:
+        from .sandbox import sandbox_session
+        http, key = sandbox_session(tools), "sandbox"
+    else:
+        http, key = requests.Session(), settings.JUHE_KEY
+    client = JuheClient(http, key=key, url=settings.JUHE_API_URL,
+                        timeout=(settings.JUHE_CONNECT_TIMEOUT, settings.JUHE_READ_TIMEOUT))
+    if settings.sandbox:
+        logging.getLogger(__name__).warning(
+            "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
+    return Services(settings, store, client, tools)
+
+
+def register_extensions(app: Flask) -> None:
+    from .pages import csrf
+    csrf.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import api, pages
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+
+def register_commands(app: Flask) -> None:
+    from . import commands
+    commands.init_app(app)

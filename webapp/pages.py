@@ -1,0 +1,233 @@
+"""The pages people see, and the JSON endpoints the capture page talks to.
+
+The capture page is reached by an unguessable token in its URL; its requests carry that token
+and no cookie, so the page works framed in a cross-site iframe where third-party cookies are
+blocked. Only the standalone form uses a cookie (Flask-WTF's CSRF protection).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_wtf import CSRFProtect, FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
+from wtforms import SelectField, StringField
+from wtforms.validators import ValidationError
+
+from . import sessions, verification, video
+from .app import services
+from .challenges import MODES, describe
+from .guidance import guidance_for
+from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
+from .storage import Challenge, VerificationSession, find_session, isoformat, utcnow
+
+bp = Blueprint("pages", __name__)
+csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+
+@bp.app_context_processor
+def _page_context() -> dict:
+    """Every page says when it is in sandbox mode."""
+    return {"sandbox": services().settings.sandbox}
+
+
+# -- the standalone entry ------------------------------------------------------------------------
+def _field_check(normalize):
+    def check(_form, field):
+        try:
+            field.data = normalize(field.data or "")
+        except IdentityError as error:
+            raise ValidationError(error.message_zh) from None
+    return check
+
+
+class IdentityForm(FlaskForm):
+    """The self-service form: the same validation as the operator API, errors beside the field."""
+
+    realname = StringField("姓名", validators=[_field_check(normalize_realname)])
+    idcard = StringField("身份证号", validators=[_field_check(normalize_idcard)])
+    mode = SelectField("核验方式", choices=[("number", "读数字"), ("action", "做动作"), ("silent", "静默")])
+
+
+@bp.route("/", methods=["GET", "POST"])
+def index():
+    """The standalone form when STANDALONE is on; otherwise a page saying how the service is reached."""
+    settings = services().settings
+    if not settings.standalone:
+        return render_template("closed.html"), 200
+    form = IdentityForm(mode=settings.LIVENESS_MODE if settings.LIVENESS_MODE in MODES else "number")
+    if form.validate_on_submit():
+        identity = Identity(form.realname.data, form.idcard.data)
+        with services().store.session() as db:
+            session = sessions.create(db, settings, identity, sessions.NewSession(mode=form.mode.data),
+                                      operator="standalone")
+            db.commit()
+            token = session.page_token
+        log.info("standalone session created for %s", identity)
+        return redirect(url_for("pages.capture", token=token), 303)
+    return render_template("index.html", form=form), 422 if form.errors else 200
+
+
+# -- the capture page ----------------------------------------------------------------------------
+@bp.get("/v/<token>")
+def capture(token: str):
+    """The capture page of one session. It holds no identity, only the token."""
+    with services().store.session() as db:
+        session = _session_or_404(db, token)
+        state = state_json(session)
+        db.commit()
+    return render_template("capture.html", token=token, state=state)
+
+
+@bp.get("/v/<token>/state")
+def state(token: str):
+    """Where the session stands; the page asks again after a lost connection."""
+    with services().store.session() as db:
+        session = _session_or_404(db, token)
+        body = state_json(session)
+        db.commit()
+    return jsonify(body)
+
+
+@bp.post("/v/<token>/challenge")
+@csrf.exempt
+def challenge(token: str):
+    """A new challenge for the next attempt (every retry gets a fresh one)."""
+    with services().store.session() as db:
+        session = _session_or_404(db, token)
+        try:
+            issued = sessions.issue_challenge(db, services().settings, session)
+        except sessions.SessionStateError as error:
+            db.commit()
+            return _state_error(error, session)
+        db.commit()
+        return jsonify({"challenge": challenge_json(issued), "state": state_json(session)}), 201
+
+
+@bp.post("/v/<token>/upload")
+@csrf.exempt
+def upload(token: str):
+    """Receive one recording and run it through the whole verification path."""
+    try:
+        file = request.files.get("video")
+        challenge_id = request.form.get("challenge", "")
+    except RequestEntityTooLarge:
+        return _too_large()
+    if file is None or not challenge_id:
+        return _page_error(400, "bad_upload", "The upload needs a video file and a challenge.",
+                           "上传内容不完整，请重新录制。")
+    s = services()
+    with tempfile.TemporaryDirectory(prefix="liveness-upload-") as tmp:
+        path = Path(tmp) / "upload"
+        file.save(path)
+        try:
+            outcome = verification.verify_upload(s.store, s.settings, s.client, s.tools, token,
+                                                 challenge_id, path)
+        except sessions.SessionStateError as error:
+            with s.store.session() as db:
+                session = find_session(db, token=token)
+                return _state_error(error, session)
+    with s.store.session() as db:
+        session = find_session(db, token=token)
+        body = {"outcome": outcome_json(outcome), "state": state_json(session)}
+        db.commit()
+    return jsonify(body)
+
+
+@bp.app_errorhandler(RequestEntityTooLarge)
+def _request_too_large(_error):
+    if request.path.startswith("/api/"):
+        return jsonify({"error": {"code": "too_large", "message": "The request body is too large."}}), 413
+    return _too_large()
+
+
+# -- health --------------------------------------------------------------------------------------
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready only when ffmpeg, the database and the configuration are usable."""
+    s = services()
+    problems = [p for p in (video.tools_problem(s.tools), s.store.problem()) if p]
+    if problems:
+        return jsonify({"status": "unavailable", "reason": "; ".join(problems)}), 503
+    return jsonify({"status": "ready", "sandbox": s.settings.sandbox})
+
+
+# -- JSON shapes the page reads ------------------------------------------------------------------
+def challenge_json(challenge: Challenge) -> dict:
+    return {"id": challenge.id, "mode": challenge.mode, "expires_at": isoformat(challenge.expires_at),
+            **describe(challenge.mode, challenge.validate_data)}
+
+
+def outcome_json(outcome: verification.Outcome) -> dict:
+    """A person's view of an outcome: words to act on, never raw codes."""
+    g = outcome.guidance
+    return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
+            "category": str(g.category), "retry": outcome.session_status == "pending",
+            "attempts_left": outcome.attempts_left}
+
+
+def state_json(session: VerificationSession) -> dict:
+    """Everything the page needs to draw itself; no identity, no codes."""
+    settings = services().settings
+    now = utcnow()
+    open_challenge = next((c for c in reversed(session.challenges)
+                           if c.used_at is None and c.expires_at > now), None)
+    done = [a for a in session.attempts if a.state == "done"]
+    last = None
+    if done:
+        g = verification.attempt_guidance(done[-1])
+        result = session.status if session.status in ("passed", "failed") else "retry"
+        last = {"result": result, "message": g.person_zh, "message_en": g.person_en,
+                "category": str(g.category)}
+    return {
+        "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
+        "attempts_left": session.attempts_left if session.status == "pending" else 0,
+        "max_attempts": session.max_attempts, "expires_at": isoformat(session.expires_at),
+        "processing": sessions.upload_in_progress(session),
+        "challenge": challenge_json(open_challenge) if open_challenge else None,
+        "last": last,
+        "return_url": (sessions.with_session_id(session.return_url, session.id)
+                       if session.return_url and session.status != "pending" else None),
+        "session_id": session.id,
+        "message_origin": message_origin(session, settings.EMBED_ORIGINS),
+    }
+
+
+def message_origin(session: VerificationSession, embed_origins: tuple[str, ...]) -> str | None:
+    """Where the page may postMessage its result: the session's embed_origin, else the single
+    EMBED_ORIGINS entry, else nowhere (never `*`)."""
+    if session.embed_origin:
+        return session.embed_origin
+    return embed_origins[0] if len(embed_origins) == 1 else None
+
+
+def _session_or_404(db, token: str) -> VerificationSession:
+    session = find_session(db, token=token)
+    if session is None:
+        abort(404)
+    return sessions.refresh(db, services().settings, session)
+
+
+def _page_error(status: int, code: str, message: str, message_zh: str, state: dict | None = None):
+    body = {"error": {"code": code, "message": message, "message_zh": message_zh}}
+    if state is not None:
+        body["state"] = state
+    return jsonify(body), status
+
+
+def _state_error(error: sessions.SessionStateError, session: VerificationSession | None):
+    return _page_error(error.status, error.code, error.message, error.message_zh,
+                       state_json(session) if session is not None else None)
+
+
+def _too_large():
+    g = guidance_for("upload_too_large")
+    return _page_error(413, "upload_too_large", g.person_en, g.person_zh)

@@ -1,0 +1,156 @@
+"""Every setting of the service, read from the environment (and `.env`) in one place.
+
+The names and defaults are the product's contract (shared CONTRACT.md, "Configuration"); a few
+settings of our own (upload size, ffmpeg paths, timeouts, retention) follow them. Values are
+typed and checked here, so a misconfigured deployment stops at start with a message naming the
+variable, not at the first request.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JUHE_URL = "https://apis.juhe.cn/antiFaceId/query"
+SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
+
+Mode = Literal["silent", "number", "action", "random"]
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a usable deployment."""
+
+
+def _origin(value: str) -> str:
+    """Normalise `https://Host:port/` to `https://host:port`; reject anything else."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} is not an origin like https://example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Field names are the environment variables' names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=True)
+
+    JUHE_KEY: str | None = None
+    JUHE_API_URL: str = DEFAULT_JUHE_URL
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None
+    OPERATOR_API_KEYS: Annotated[tuple[str, ...], NoDecode] = ()
+    EMBED_ORIGINS: Annotated[tuple[str, ...], NoDecode] = ()
+    PASS_SCORE: float = Field(70.0, ge=0, le=100)
+    LIVENESS_MODE: Mode = "number"
+    MAX_ATTEMPTS: int = Field(3, ge=1, le=20)
+    SESSION_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
+    STANDALONE: bool | None = None
+    WEBHOOK_SECRET: str | None = None
+    PUBLIC_URL: str | None = None
+
+    # Our own settings (not in the contract; documented in README and .env.example).
+    MAX_UPLOAD_MB: int = Field(50, ge=1, le=500)
+    FFMPEG_BINARY: str = "ffmpeg"
+    FFPROBE_BINARY: str = "ffprobe"
+    FFMPEG_TIMEOUT: float = Field(60.0, gt=0)
+    JUHE_CONNECT_TIMEOUT: float = Field(5.0, gt=0)
+    JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
+    CHALLENGE_TTL: int = Field(300, ge=30)
+    RETENTION_DAYS: int = Field(30, ge=1)
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("OPERATOR_API_KEYS", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("EMBED_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        if isinstance(value, str):
+            value = value.split()
+        return tuple(_origin(v) for v in value)
+
+    @field_validator("JUHE_API_URL", "PUBLIC_URL")
+    @classmethod
+    def _http_url(cls, value):
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{value!r} is not an http(s) URL")
+            value = value.rstrip("/")
+        return value
+
+    @field_validator("LIVENESS_MODE", mode="before")
+    @classmethod
+    def _lower_mode(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _production_needs(self):
+        if self.JUHE_KEY is not None:
+            if not self.SECRET_KEY:
+                raise ValueError("SECRET_KEY is required when JUHE_KEY is set")
+            if len(self.SECRET_KEY) < 16:
+                raise ValueError("SECRET_KEY must be at least 16 characters")
+        return self
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def sandbox(self) -> bool:
+        """No Juhe key: no paid call is ever made."""
+        return self.JUHE_KEY is None
+
+    @property
+    def operator_keys(self) -> tuple[str, ...]:
+        if self.OPERATOR_API_KEYS:
+            return self.OPERATOR_API_KEYS
+        return (SANDBOX_OPERATOR_KEY,) if self.sandbox else ()
+
+    @property
+    def standalone(self) -> bool:
+        return self.sandbox if self.STANDALONE is None else self.STANDALONE
+
+
+def load_settings(instance_path: str | Path, overrides: dict | None = None) -> Settings:
+    """Read the settings; raise ConfigurationError naming every bad variable.
+
+    `overrides` (tests) take precedence over the environment. In sandbox mode a missing
+    SECRET_KEY is made once and kept in the instance folder, so restarts keep sessions valid.
+    """
+    try:
+        settings = Settings(**(overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'configuration'}: {err['msg']}"
+            for err in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    if settings.SECRET_KEY is None:
+        settings.SECRET_KEY = _instance_secret(Path(instance_path))
+    return settings
+
+
+def _instance_secret(instance_path: Path) -> str:
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

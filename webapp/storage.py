@@ -1,0 +1,186 @@
+"""Where sessions, challenges and attempts live: SQLAlchemy models and the database handle.
+
+SQLite (a file in the instance folder) by default, any SQLAlchemy `DATABASE_URL` otherwise.
+Times are stored as naive UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
+                        event, select, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from .challenges import LIVENESS_TYPE
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def isoformat(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class VerificationSession(Base):
+    """One person proving one identity, created by an operator or the standalone form."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    page_token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    operator: Mapped[str] = mapped_column(String(40))          # key fingerprint or "standalone"
+    # The identity is kept only while the session can still be attempted; the masked form stays.
+    realname: Mapped[str | None] = mapped_column(String(64))
+    idcard: Mapped[str | None] = mapped_column(String(18))
+    realname_masked: Mapped[str] = mapped_column(String(64))
+    idcard_masked: Mapped[str] = mapped_column(String(18))
+    mode: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    reference: Mapped[str | None] = mapped_column(String(200))
+    return_url: Mapped[str | None] = mapped_column(String(2000))
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    embed_origin: Mapped[str | None] = mapped_column(String(200))
+    best_frames: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 best frame, 2-10 list
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    pass_score: Mapped[float] = mapped_column(Float)
+    sandbox: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    attempts: Mapped[list["Attempt"]] = relationship(
+        back_populates="session", order_by="Attempt.id", cascade="all, delete-orphan")
+    challenges: Mapped[list["Challenge"]] = relationship(
+        back_populates="session", order_by="Challenge.issued_at", cascade="all, delete-orphan")
+
+    @property
+    def counted_attempts(self) -> int:
+        return sum(1 for a in self.attempts if a.counts)
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, self.max_attempts - self.counted_attempts)
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+    def forget_identity(self) -> None:
+        """Drop the clear identity once no attempt can use it; the masked form remains."""
+        self.realname = None
+        self.idcard = None
+
+
+class Challenge(Base):
+    """What the person was asked to do for one attempt; used once, expires."""
+
+    __tablename__ = "challenges"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    validate_data: Mapped[str | None] = mapped_column(String(8))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    session: Mapped[VerificationSession] = relationship(back_populates="challenges")
+
+    @property
+    def liveness_type(self) -> int:
+        return LIVENESS_TYPE[self.mode]
+
+
+class Attempt(Base):
+    """One request to Juhe (or one we tried to make) and what came of it."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    challenge_id: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(12), default="processing")  # processing | done
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    outcome: Mapped[str | None] = mapped_column(String(40))     # guidance key (code or name)
+    score: Mapped[float | None] = mapped_column(Float)
+    orderid: Mapped[str | None] = mapped_column(String(64))
+    charged: Mapped[bool | None] = mapped_column(Boolean)       # None: unknown (no answer came)
+    counts: Mapped[bool] = mapped_column(Boolean, default=True)  # reserved while processing
+    timings_json: Mapped[str | None] = mapped_column(Text)
+    video_json: Mapped[str | None] = mapped_column(Text)
+    best_frames_json: Mapped[str | None] = mapped_column(Text)
+
+    session: Mapped[VerificationSession] = relationship(back_populates="attempts")
+
+    @property
+    def timings(self) -> dict:
+        return json.loads(self.timings_json or "{}")
+
+    @property
+    def video(self) -> dict:
+        return json.loads(self.video_json or "{}")
+
+    @property
+    def best_frames(self) -> list[str]:
+        return json.loads(self.best_frames_json or "[]")
+
+
+class Store:
+    """The database handle: an engine and a session factory."""
+
+    def __init__(self, url: str):
+        kwargs: dict = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_all(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed by the caller, rolled back on error, always closed."""
+        db = self._factory()
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            db.close()
+
+    def problem(self) -> str | None:
+        """None when the database answers; else why not (for /readyz)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            return f"database unavailable: {type(exc).__name__}"
+        return None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
+    """The session with this public id or page token, or None."""
+    column = VerificationSession.id if id is not None else VerificationSession.page_token
+    return db.scalar(select(VerificationSession).where(column == (id if id is not None else token)))
