@@ -12,13 +12,16 @@ from flask import Blueprint, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import sessions
+from . import limits, sessions, webhooks
+from .limits import limiter
 from .app import services
 from .challenges import MODES
 from .identity import Identity, IdentityError
 from .storage import VerificationSession, find_session, isoformat
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+limiter.limit(limits.API, key_func=limits.operator_key)(bp)
+limiter.limit(limits.API_PER_IP)(bp)
 
 FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
           "best_frames"}
@@ -111,6 +114,16 @@ def get_session(session_id: str):
         sessions.refresh(db, services().settings, session)
         db.commit()
         return jsonify(sessions.session_json(session))
+
+
+@bp.get("/sessions/<session_id>/webhooks")
+def session_webhooks(session_id: str):
+    """The webhook delivery log of a session: every try, its HTTP status or error."""
+    with services().store.session() as db:
+        session = find_session(db, id=session_id)
+        if session is None or not _visible(session):
+            raise ApiError(404, "not_found", "No such session.")
+        return jsonify({"deliveries": webhooks.deliveries_json(webhooks.deliveries_for(db, session_id))})
 
 
 @bp.get("/sessions")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 from flask import Flask, current_app
 
-from . import logs, video
+from . import logs, sessions, video, webhooks
 from .juhe import JuheClient
 from .settings import Settings, load_settings
 from .storage import Store
@@ -23,6 +25,7 @@ class Services:
     store: Store
     client: JuheClient
     tools: video.Tools
+    dispatcher: webhooks.Dispatcher
 
 
 def services() -> Services:
@@ -45,7 +48,28 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
+    if app.config.get("BACKGROUND_TASKS", True):
+        start_background(app.extensions["liveness"])
     return app
+
+
+def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0) -> None:
+    """One daemon thread per process: deliver due webhooks, and now and then expire overdue
+    sessions and purge old ones. Several processes may run it: deliveries are leased."""
+    def run() -> None:
+        last_housekeeping = 0.0
+        while True:
+            try:
+                s.dispatcher.deliver_due()
+                if time.monotonic() - last_housekeeping > housekeeping_every:
+                    with s.store.session() as db:
+                        sessions.housekeeping(db, s.settings)
+                    last_housekeeping = time.monotonic()
+            except Exception:  # noqa: BLE001 - the loop must outlive a database hiccup
+                logging.getLogger(__name__).exception("background pass failed")
+            s.dispatcher.wait(interval)
+
+    threading.Thread(target=run, name="liveness-background", daemon=True).start()
 
 
 def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
@@ -66,7 +90,7 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
 def build_services(app: Flask, settings: Settings) -> Services:
     """Database, ffmpeg and the Juhe client; in sandbox mode the client talks to the simulator."""
     store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
-    store.create_all()
+    store.create_all()  # webhooks' tables are registered by importing the module above
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
                         timeout=settings.FFMPEG_TIMEOUT)
     if settings.sandbox:
@@ -79,12 +103,17 @@ def build_services(app: Flask, settings: Settings) -> Services:
     if settings.sandbox:
         logging.getLogger(__name__).warning(
             "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
-    return Services(settings, store, client, tools)
+    return Services(settings, store, client, tools, webhooks.Dispatcher(store, settings.WEBHOOK_SECRET))
 
 
 def register_extensions(app: Flask) -> None:
+    from . import limits, security
     from .pages import csrf
+    settings = app.extensions["liveness"].settings
     csrf.init_app(app)
+    limits.init_app(app, settings)
+    security.init_app(app, settings.PROXY_HOPS,
+                      https_public_url=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https:")))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -3,10 +3,33 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
+
+from . import sessions
+from .app import services
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(sandbox_ids)
+    app.cli.add_command(purge)
+    app.cli.add_command(deliver_webhooks)
+
+
+@click.command("purge")
+@with_appcontext
+def purge() -> None:
+    """Expire overdue sessions and delete finished ones older than RETENTION_DAYS."""
+    s = services()
+    with s.store.session() as db:
+        counts = sessions.housekeeping(db, s.settings)
+    click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}")
+
+
+@click.command("deliver-webhooks")
+@with_appcontext
+def deliver_webhooks() -> None:
+    """Send every webhook delivery that is due now (the app also does this in the background)."""
+    click.echo(f"tried {services().dispatcher.deliver_due()} delivery(ies)")
 
 
 @click.command("sandbox-ids")

@@ -10,16 +10,17 @@ import logging
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf import CSRFProtect, FlaskForm
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
 from wtforms.validators import ValidationError
 
-from . import sessions, verification, video
+from . import limits, security, sessions, verification, video
 from .app import services
 from .challenges import MODES, describe
 from .guidance import guidance_for
+from .limits import limiter
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from .storage import Challenge, VerificationSession, find_session, isoformat, utcnow
 
@@ -52,7 +53,12 @@ class IdentityForm(FlaskForm):
     mode = SelectField("核验方式", choices=[("number", "读数字"), ("action", "做动作"), ("silent", "静默")])
 
 
+def _standalone_limit() -> str:
+    return limits.STANDALONE_SANDBOX if services().settings.sandbox else limits.STANDALONE_LIVE
+
+
 @bp.route("/", methods=["GET", "POST"])
+@limiter.limit(_standalone_limit, methods=["POST"])
 def index():
     """The standalone form when STANDALONE is on; otherwise a page saying how the service is reached."""
     settings = services().settings
@@ -73,13 +79,16 @@ def index():
 
 # -- the capture page ----------------------------------------------------------------------------
 @bp.get("/v/<token>")
+@limiter.limit(limits.PAGE)
 def capture(token: str):
     """The capture page of one session. It holds no identity, only the token."""
     with services().store.session() as db:
         session = _session_or_404(db, token)
         state = state_json(session)
+        origins = (session.embed_origin,) if session.embed_origin else services().settings.EMBED_ORIGINS
         db.commit()
-    return render_template("capture.html", token=token, state=state)
+    response = make_response(render_template("capture.html", token=token, state=state))
+    return security.allow_framing(response, origins)
 
 
 @bp.get("/v/<token>/state")
@@ -94,6 +103,7 @@ def state(token: str):
 
 @bp.post("/v/<token>/challenge")
 @csrf.exempt
+@limiter.limit(limits.CHALLENGE)
 def challenge(token: str):
     """A new challenge for the next attempt (every retry gets a fresh one)."""
     with services().store.session() as db:
@@ -109,6 +119,7 @@ def challenge(token: str):
 
 @bp.post("/v/<token>/upload")
 @csrf.exempt
+@limiter.limit(limits.UPLOAD)
 def upload(token: str):
     """Receive one recording and run it through the whole verification path."""
     try:
@@ -125,7 +136,8 @@ def upload(token: str):
         file.save(path)
         try:
             outcome = verification.verify_upload(s.store, s.settings, s.client, s.tools, token,
-                                                 challenge_id, path)
+                                                 challenge_id, path,
+                                                 on_finished=lambda _id: s.dispatcher.wake())
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)
@@ -146,11 +158,13 @@ def _request_too_large(_error):
 
 # -- health --------------------------------------------------------------------------------------
 @bp.get("/healthz")
+@limiter.exempt
 def healthz():
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@limiter.exempt
 def readyz():
     """Ready only when ffmpeg, the database and the configuration are usable."""
     s = services()

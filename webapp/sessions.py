@@ -11,10 +11,10 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import challenges
+from . import challenges, webhooks
 from .identity import Identity
 from .settings import Settings
 from .storage import Attempt, Challenge, VerificationSession, isoformat, utcnow
@@ -81,7 +81,7 @@ def refresh(db: Session, settings: Settings, session: VerificationSession) -> Ve
         if challenge.used_at and not challenge_finished(challenge) and challenge.used_at < stale:
             challenge.expires_at = challenge.used_at  # marks it finished (see challenge_finished)
     if session.status == "pending" and session.is_expired(now) and not upload_in_progress(session):
-        finish(session, "expired")
+        finish(db, session, "expired")
     return session
 
 
@@ -150,11 +150,14 @@ def release_challenge(challenge: Challenge) -> None:
     challenge.expires_at = challenge.used_at
 
 
-def finish(session: VerificationSession, status: str) -> None:
-    """End the session: passed, failed or expired. The clear identity is no longer needed."""
+def finish(db: Session, session: VerificationSession, status: str) -> None:
+    """End the session: passed, failed or expired. The clear identity is no longer needed; a
+    passed or failed session with a callback_url gets its webhook queued in the same transaction."""
     session.status = status
     session.completed_at = utcnow()
     session.forget_identity()
+    if session.callback_url and status in ("passed", "failed"):
+        webhooks.enqueue(db, session.id, session.callback_url, session_json(session))
 
 
 def with_session_id(url: str, session_id: str) -> str:
@@ -192,3 +195,22 @@ def session_json(session: VerificationSession) -> dict:
         passed = [a for a in listed if a.best_frames]
         body["best_frames"] = passed[-1].best_frames if passed else []
     return body
+
+
+def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
+    """Expire overdue sessions (forgetting their identities) and delete finished sessions, with
+    their attempts, best frames and webhook logs, once RETENTION_DAYS have passed."""
+    now = now or utcnow()
+    overdue = db.scalars(select(VerificationSession).where(
+        VerificationSession.status == "pending", VerificationSession.expires_at <= now)).all()
+    expired = sum(refresh(db, settings, s).status == "expired" for s in overdue)
+    # Any session no longer pending keeps only the masked identity, whatever path ended it.
+    db.execute(update(VerificationSession).where(
+        VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))
+        .values(idcard=None, realname=None))
+    cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
+    purged = db.execute(delete(VerificationSession).where(
+        VerificationSession.status != "pending",
+        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff)).rowcount
+    db.commit()
+    return {"expired": expired, "purged": purged}

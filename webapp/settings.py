@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     CHALLENGE_TTL: int = Field(300, ge=30)
     RETENTION_DAYS: int = Field(30, ge=1)
     RATELIMIT_STORAGE_URI: str = "memory://"
+    PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     LOG_LEVEL: str = "INFO"
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",

@@ -102,9 +102,9 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         sessions.release_challenge(db.get(Challenge, challenge_id))
         db.flush()
         if attempt.outcome == "0":
-            sessions.finish(session, "passed")
+            sessions.finish(db, session, "passed")
         elif guidance.final or session.attempts_left <= 0:
-            sessions.finish(session, "failed")
+            sessions.finish(db, session, "failed")
         db.commit()
         status, left = session.status, session.attempts_left
     log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s",

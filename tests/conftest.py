@@ -1,0 +1,126 @@
+"""Shared fixtures: the app on a temporary SQLite file, the loopback Juhe stand-in, real videos.
+
+Every contract setting is given explicitly, and the process environment's are removed first,
+so a developer's shell or `.env` cannot change what the tests see.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from webapp.identity import check_digit
+from webapp.settings import Settings
+
+from .juhe_standin import JuheStandIn
+from .media import make_fixture
+
+for _name in Settings.model_fields:
+    os.environ.pop(_name, None)
+
+STANDIN_KEY = "standin-key-0123456789"
+OPERATOR_KEY = "op-key-abcdef"
+AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+
+
+def idcard(seq: int, birth: str = "19850412", region: str = "110101") -> str:
+    """A valid ID number (check digit computed) with the given 3-digit sequence."""
+    first17 = f"{region}{birth}{seq:03d}"
+    return first17 + check_digit(first17)
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """The loopback Juhe stand-in, one server for the whole run."""
+    server = JuheStandIn(key=STANDIN_KEY, slow_seconds=4.0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def juhe(standin):
+    """The stand-in, with no canned answers and an empty request log for this test."""
+    standin.script.clear()
+    standin.mode = None
+    standin.requests.clear()
+    yield standin
+    standin.script.clear()
+    standin.mode = None
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def media(media_dir):
+    """`media("safari_fmp4")` → the path of that fixture video, made once per run."""
+    return lambda kind: make_fixture(kind, media_dir)
+
+
+@pytest.fixture
+def make_app(tmp_path, juhe):
+    """Build an app talking to the stand-in; keyword arguments override settings/config."""
+    def build(**overrides):
+        from webapp import create_app
+        config = {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": juhe.url,
+            "JUHE_READ_TIMEOUT": 20.0,
+            "OPERATOR_API_KEYS": OPERATOR_KEY,
+            "STANDALONE": True,
+            "TESTING": True, "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
+        }
+        config.update(overrides)
+        return create_app(config)
+    return build
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Person:
+    """Drives a session the way the capture page does: challenge, upload, state."""
+
+    def __init__(self, client, url: str):
+        self.client = client
+        self.path = url.split("://", 1)[1].split("/", 1)[1]
+        self.path = "/" + self.path
+
+    def challenge(self) -> dict:
+        response = self.client.post(f"{self.path}/challenge")
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["challenge"]
+
+    def upload(self, video: Path, challenge_id: str | None = None):
+        challenge_id = challenge_id or self.challenge()["id"]
+        with open(video, "rb") as fh:
+            return self.client.post(f"{self.path}/upload", data={"challenge": challenge_id,
+                                                                "video": (fh, video.name)},
+                                    content_type="multipart/form-data")
+
+    def state(self) -> dict:
+        return self.client.get(f"{self.path}/state").get_json()
+
+
+@pytest.fixture
+def new_session(client):
+    """`new_session(idcard=..., mode=...)` → (session JSON, Person) via the operator API."""
+    def create(**body):
+        body.setdefault("realname", "张三")
+        body.setdefault("idcard", idcard(1))
+        response = client.post("/api/v1/sessions", json=body, headers=AUTH)
+        assert response.status_code == 201, response.get_json()
+        created = response.get_json()
+        return created, Person(client, created["url"])
+    return create

@@ -1,0 +1,137 @@
+"""The operator API as CONTRACT.md describes it: auth, validation, masking, shapes."""
+import datetime as dt
+import re
+
+import pytest
+
+from .conftest import AUTH, OPERATOR_KEY, idcard
+
+
+def test_create_answers_the_contract_shape(client):
+    response = client.post("/api/v1/sessions", headers=AUTH, json={
+        "realname": "张三", "idcard": idcard(1), "mode": "action", "reference": "loan-42"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) >= {"id", "url", "mode", "status", "expires_at"}
+    assert body["mode"] == "action" and body["status"] == "pending"
+    assert body["url"].startswith("http://localhost/v/")
+    token = body["url"].rsplit("/", 1)[1]
+    assert body["id"] not in body["url"] and len(token) >= 40
+    expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert 800 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 900
+
+
+def test_identity_never_comes_back_in_clear(client):
+    number = idcard(7)
+    created = client.post("/api/v1/sessions", headers=AUTH,
+                          json={"realname": "阿依古丽·买买提", "idcard": number}).get_json()
+    assert number not in str(created) and "阿依古丽" not in str(created)
+    body = client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()
+    assert body["identity"] == {"realname": "阿*******", "idcard": number[:4] + "*" * 10 + number[-4:]}
+    assert body["status"] == "pending" and body["attempts"] == [] and body["score"] is None
+    assert body["pass_score"] == 70
+    page = client.get(created["url"].replace("http://localhost", ""))
+    assert number.encode() not in page.data and "阿依古丽".encode() not in page.data
+
+
+def test_random_mode_is_resolved_at_creation(client):
+    modes = {client.post("/api/v1/sessions", headers=AUTH,
+                         json={"realname": "张三", "idcard": idcard(1), "mode": "random"}).get_json()["mode"]
+             for _ in range(30)}
+    assert modes <= {"silent", "number", "action"} and len(modes) >= 2
+
+
+def test_default_mode_is_the_configured_one(make_app):
+    client = make_app(LIVENESS_MODE="silent").test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)})
+    assert created.get_json()["mode"] == "silent"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {OPERATOR_KEY}"},
+                                     {"Authorization": OPERATOR_KEY}])
+def test_bad_or_missing_key_is_401(client, headers):
+    response = client.post("/api/v1/sessions", headers=headers, json={"realname": "张三", "idcard": idcard(1)})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"]
+    assert client.get("/api/v1/sessions/ses_x", headers=headers).status_code == 401
+
+
+def test_api_is_off_without_keys_outside_sandbox(make_app):
+    client = make_app(OPERATOR_API_KEYS="").test_client()
+    response = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)})
+    assert response.status_code == 401 and "OPERATOR_API_KEYS" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"realname": "张三"}, "idcard"),
+    ({"idcard": idcard(1)}, "realname"),
+    ({"realname": "张三", "idcard": idcard(1)[:-1] + ("0" if idcard(1)[-1] != "0" else "1")}, "idcard"),
+    ({"realname": "张三", "idcard": "110101199002301234"}, "idcard"),
+    ({"realname": "Zhang San", "idcard": idcard(1)}, "realname"),
+    ({"realname": "张三", "idcard": idcard(1), "mode": "dance"}, "mode"),
+    ({"realname": "张三", "idcard": idcard(1), "embed_origin": "https://evil.example"}, "embed_origin"),
+    ({"realname": "张三", "idcard": idcard(1), "return_url": "javascript:alert(1)"}, "return_url"),
+    ({"realname": "张三", "idcard": idcard(1), "callback_url": "https://op.example/hook"}, "callback_url"),
+    ({"realname": "张三", "idcard": idcard(1), "best_frames": 11}, "best_frames"),
+    ({"realname": "张三", "idcard": idcard(1), "colour": "blue"}, "colour"),
+])
+def test_invalid_input_is_422_naming_the_field(client, body, field):
+    response = client.post("/api/v1/sessions", headers=AUTH, json=body)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["field"] == field and error["message"] and error["code"]
+
+
+def test_non_json_body_is_422(client):
+    response = client.post("/api/v1/sessions", headers=AUTH, data="realname=x", content_type="text/plain")
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_allowed_embed_origin_and_webhook_are_accepted_when_configured(make_app):
+    client = make_app(EMBED_ORIGINS="https://bank.example", WEBHOOK_SECRET="whsec-0123456789").test_client()
+    response = client.post("/api/v1/sessions", headers=AUTH, json={
+        "realname": "张三", "idcard": idcard(1), "embed_origin": "https://bank.example",
+        "callback_url": "https://bank.example/hook", "return_url": "https://bank.example/done?x=1"})
+    assert response.status_code == 201
+
+
+def test_unknown_session_is_404_in_the_error_format(client):
+    response = client.get("/api/v1/sessions/ses_doesnotexist", headers=AUTH)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_another_operator_cannot_read_a_session(make_app):
+    client = make_app(OPERATOR_API_KEYS=f"{OPERATOR_KEY},other-operator-key").test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()
+    other = {"Authorization": "Bearer other-operator-key"}
+    assert client.get(f"/api/v1/sessions/{created['id']}", headers=other).status_code == 404
+    assert client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).status_code == 200
+
+
+def test_list_filters_by_reference(client):
+    for ref in ("a", "b", "a"):
+        client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1), "reference": ref})
+    listed = client.get("/api/v1/sessions?reference=a", headers=AUTH).get_json()["sessions"]
+    assert [s["reference"] for s in listed] == ["a", "a"]
+
+
+def test_public_url_builds_page_links(make_app):
+    client = make_app(PUBLIC_URL="https://verify.example.com/").test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()
+    assert re.fullmatch(r"https://verify\.example\.com/v/[A-Za-z0-9_-]{40,}", created["url"])
+
+
+def test_sandbox_mode_says_so_everywhere(tmp_path):
+    from webapp import create_app
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'sb.sqlite3'}", "BACKGROUND_TASKS": False,
+                      "RATELIMIT_ENABLED": False})
+    client = app.test_client()
+    sandbox_auth = {"Authorization": "Bearer sandbox-operator-key"}
+    created = client.post("/api/v1/sessions", headers=sandbox_auth, json={"realname": "张三", "idcard": idcard(1)})
+    assert created.status_code == 201 and created.get_json()["sandbox"] is True
+    got = client.get(f"/api/v1/sessions/{created.get_json()['id']}", headers=sandbox_auth).get_json()
+    assert got["sandbox"] is True
+    assert "沙箱" in client.get("/").get_data(as_text=True)
+    assert "沙箱" in client.get(created.get_json()["url"].replace("http://localhost", "")).get_data(as_text=True)
+    assert client.get("/readyz").get_json()["sandbox"] is True

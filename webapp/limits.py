@@ -1,0 +1,52 @@
+"""Rate limits (Flask-Limiter): per client IP on pages, uploads and the standalone form, per
+operator key on the API. A breach answers 429 with Retry-After, in the caller's format.
+
+Storage is RATELIMIT_STORAGE_URI: `memory://` for one process, `redis://...` to share the counts
+between gunicorn workers and hosts.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from flask import Flask, jsonify, render_template, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from .settings import Settings
+
+limiter = Limiter(key_func=get_remote_address, default_limits=["300 per minute"],
+                  headers_enabled=True, strategy="moving-window")
+
+PAGE = "60 per minute"
+CHALLENGE = "20 per minute;120 per hour"
+UPLOAD = "10 per minute;60 per hour"
+API = "300 per minute"
+API_PER_IP = "600 per minute"
+# The standalone form lets anyone test whether a name matches an ID number (a paid 267509 answer
+# says so), so with a real key it is off by default and, when turned on, tightly limited.
+STANDALONE_SANDBOX = "10 per minute;60 per hour"
+STANDALONE_LIVE = "3 per hour;10 per day"
+
+
+def operator_key() -> str:
+    """Count API calls per presented bearer key (hashed; the key is never stored)."""
+    return "op:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:24]
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.RATELIMIT_STORAGE_URI)
+    limiter.init_app(app)
+
+    @app.errorhandler(429)
+    def _too_many(_error):
+        # Flask-Limiter adds Retry-After (and the X-RateLimit headers) to this response.
+        message_zh = "操作太频繁，请稍等一会儿再试。"
+        if request.path.startswith(("/api/", "/v/")):
+            body = {"error": {"code": "rate_limited", "message": "Too many requests; retry later.",
+                              "message_zh": message_zh}}
+            response = jsonify(body)
+        else:
+            response = app.make_response(render_template("message.html", title="请稍后再试",
+                                                         message=message_zh))
+        response.status_code = 429
+        return response

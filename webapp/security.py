@@ -1,0 +1,48 @@
+"""HTTP security headers for every response, and who may frame the capture page.
+
+Every page refuses framing except the capture page, which the session's `embed_origin` (else every
+EMBED_ORIGINS entry, else only this site) may frame and let use the camera and microphone.
+"""
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; font-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
+
+
+def init_app(app: Flask, proxy_hops: int, https_public_url: bool) -> None:
+    """Install the headers; trust `proxy_hops` reverse proxies for client IP and scheme."""
+    if proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops,
+                                x_host=proxy_hops, x_prefix=proxy_hops)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        h = response.headers
+        if "Content-Security-Policy" not in h:
+            h["Content-Security-Policy"] = _CSP.format(ancestors="'none'")
+            h["X-Frame-Options"] = "DENY"
+            h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        # Page tokens live in URLs: never let them leave in a Referer header.
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if request.is_secure or https_public_url:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.path.startswith(("/api/", "/v/")) or request.method != "GET":
+            h.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def allow_framing(response: Response, origins: tuple[str, ...] | list[str]) -> Response:
+    """Let `origins` (and this site) frame this response and use its camera and microphone."""
+    allowed = " ".join(["'self'", *origins])
+    response.headers["Content-Security-Policy"] = _CSP.format(ancestors=allowed)
+    quoted = " ".join(["self", *(f'"{o}"' for o in origins)])
+    response.headers["Permissions-Policy"] = (f"camera=({quoted}), microphone=({quoted}), "
+                                              "geolocation=(), payment=(), usb=()")
+    response.headers.pop("X-Frame-Options", None)
+    return response
