@@ -76,8 +76,6 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
         MAX_CONTENT_LENGTH=settings.MAX_UPLOAD_MB * 1024 * 1024,
-        # Multipart form fields beside the file are tiny; the file itself may be large.
-        MAX_FORM_MEMORY_SIZE=64 * 1024,
         JSON_AS_ASCII=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -120,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     from . import api, pages
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    pages.csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
 
 
 def register_commands(app: Flask) -> None:

@@ -14,6 +14,7 @@ from flask import Blueprint, abort, jsonify, make_response, redirect, render_tem
 from flask_wtf import CSRFProtect, FlaskForm
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from . import limits, security, sessions, verification, video
@@ -50,7 +51,8 @@ class IdentityForm(FlaskForm):
 
     realname = StringField("姓名", validators=[_field_check(normalize_realname)])
     idcard = StringField("身份证号", validators=[_field_check(normalize_idcard)])
-    mode = SelectField("核验方式", choices=[("number", "读数字"), ("action", "做动作"), ("silent", "静默")])
+    mode = SelectField("核验方式", choices=[SelectChoice("number", "读数字"), SelectChoice("action", "做动作"),
+                                        SelectChoice("silent", "静默（看镜头）")])
 
 
 def _standalone_limit() -> str:
