@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +24,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 limiter.limit(limits.API, key_func=limits.operator_key)(bp)
 limiter.limit(limits.API_PER_IP)(bp)
 
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
           "best_frames"}
 
@@ -52,6 +54,8 @@ def _http_error(error: HTTPException):
 
 @bp.before_request
 def _authenticate():
+    if request.endpoint == "api.openapi":
+        return
     keys = services().settings.operator_keys
     if not keys:
         raise ApiError(401, "operator_api_off", "The operator API is off: set OPERATOR_API_KEYS.")
@@ -140,6 +144,12 @@ def list_sessions():
         found = [sessions.refresh(db, services().settings, s) for s in db.scalars(query)]
         db.commit()
         return jsonify({"sessions": [sessions.session_json(s) for s in found]})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI document of this API (public: it holds no secret)."""
+    return current_app.response_class(OPENAPI_PATH.read_bytes(), mimetype="application/json")
 
 
 def page_url(token: str) -> str:
