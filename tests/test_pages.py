@@ -1,0 +1,120 @@
+"""The standalone form, the page endpoints' rules, security headers and rate limits."""
+import re
+
+import pytest
+
+from .conftest import AUTH, idcard
+
+
+def csrf_token(client, path="/"):
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def csrf_client(make_app):
+    return make_app(WTF_CSRF_ENABLED=True).test_client()
+
+
+def test_standalone_form_creates_a_session_and_opens_its_page(csrf_client):
+    response = csrf_client.post("/", data={"csrf_token": csrf_token(csrf_client), "realname": "张三",
+                                           "idcard": idcard(1), "mode": "action"})
+    assert response.status_code == 303 and "/v/" in response.headers["Location"]
+    page = csrf_client.get(response.headers["Location"])
+    assert page.status_code == 200 and idcard(1).encode() not in page.data
+
+
+def test_standalone_form_shows_errors_beside_the_field(csrf_client):
+    response = csrf_client.post("/", data={"csrf_token": csrf_token(csrf_client), "realname": "Zhang",
+                                           "idcard": "110101199003071234", "mode": "number"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="realname-error"' in html and 'id="idcard-error"' in html and "汉字" in html
+    assert 'aria-invalid="true"' in html
+
+
+def test_standalone_form_needs_its_csrf_token(csrf_client):
+    response = csrf_client.post("/", data={"realname": "张三", "idcard": idcard(1), "mode": "number"})
+    assert response.status_code == 400
+
+
+def test_standalone_is_off_with_a_real_key_unless_turned_on(make_app):
+    client = make_app(STANDALONE=None).test_client()
+    html = client.get("/").get_data(as_text=True)
+    assert "<form" not in html and "平台" in html
+    response = client.post("/", data={"realname": "张三", "idcard": idcard(1)})
+    assert response.status_code != 303 and "Location" not in response.headers
+
+
+def test_unknown_page_token_is_404(client):
+    assert client.get("/v/not-a-real-token").status_code == 404
+    assert client.post("/v/not-a-real-token/challenge").status_code == 404
+
+
+def test_upload_without_file_or_challenge_is_a_clear_400(client, new_session):
+    _, person = new_session()
+    response = client.post(f"{person.path}/upload", data={}, content_type="multipart/form-data")
+    assert response.status_code == 400 and response.get_json()["error"]["message_zh"]
+
+
+def test_page_never_carries_the_identity_and_needs_no_cookie(client, new_session):
+    created, person = new_session(idcard=idcard(11))
+    response = client.get(person.path)
+    assert idcard(11).encode() not in response.data and "张三".encode() not in response.data
+    assert "Set-Cookie" not in response.headers
+    fresh = client.application.test_client()  # no cookie jar shared
+    assert fresh.post(f"{person.path}/challenge").status_code == 201
+
+
+def test_other_pages_refuse_framing_and_send_security_headers(client):
+    for path in ("/", "/healthz", "/api/v1/sessions"):
+        h = client.get(path, headers=AUTH).headers
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert h["X-Frame-Options"] == "DENY"
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Referrer-Policy"] == "no-referrer"
+        assert "'unsafe-inline'" not in h["Content-Security-Policy"]
+
+
+def test_capture_page_may_be_framed_by_embed_origins_only(make_app):
+    client = make_app(EMBED_ORIGINS="https://bank.example https://shop.example").test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()
+    h = client.get(created["url"].replace("http://localhost", "")).headers
+    assert "frame-ancestors 'self' https://bank.example https://shop.example" in h["Content-Security-Policy"]
+    assert "X-Frame-Options" not in h
+    assert 'camera=(self "https://bank.example" "https://shop.example")' in h["Permissions-Policy"]
+    assert h["Cache-Control"] == "no-store"
+    one = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1),
+                                                               "embed_origin": "https://shop.example"}).get_json()
+    h = client.get(one["url"].replace("http://localhost", "")).headers
+    assert "frame-ancestors 'self' https://shop.example;" in h["Content-Security-Policy"] + ";"
+    assert "bank.example" not in h["Content-Security-Policy"]
+
+
+def test_hsts_on_https(client):
+    assert "Strict-Transport-Security" in client.get("/", base_url="https://localhost").headers
+    assert "Strict-Transport-Security" not in client.get("/").headers
+
+
+def test_rate_limits_answer_429_with_retry_after(make_app):
+    client = make_app(RATELIMIT_ENABLED=True).test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()
+    path = created["url"].replace("http://localhost", "")
+    statuses = [client.post(f"{path}/challenge").status_code for _ in range(25)]
+    assert statuses[0] == 201 and statuses[-1] == 429
+    limited = client.post(f"{path}/challenge")
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.get_json()["error"]["code"] == "rate_limited" and limited.get_json()["error"]["message_zh"]
+
+
+def test_standalone_form_is_tightly_limited_with_a_real_key(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, STANDALONE=True, WTF_CSRF_ENABLED=False).test_client()
+    statuses = [client.post("/", data={"realname": "张三", "idcard": "x"}).status_code for _ in range(5)]
+    assert statuses[:3] == [422, 422, 422] and statuses[3:] == [429, 429]
+    assert "Retry-After" in client.post("/", data={}).headers
+
+
+def test_api_is_limited_per_operator_key(make_app):
+    client = make_app(RATELIMIT_ENABLED=True).test_client()
+    codes = [client.get("/api/v1/sessions/ses_x", headers=AUTH).status_code for _ in range(305)]
+    assert codes[0] == 404 and codes[-1] == 429
