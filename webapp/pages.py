@@ -42,7 +42,8 @@ def _field_check(normalize):
         try:
             field.data = normalize(field.data or "")
         except IdentityError as error:
-            raise ValidationError(error.message_zh) from None
+            english = request.args.get("lang") == "en"
+            raise ValidationError(error.message if english else error.message_zh) from None
     return check
 
 
@@ -75,7 +76,8 @@ def index():
             db.commit()
             token = session.page_token
         log.info("standalone session created for %s", identity)
-        return redirect(url_for("pages.capture", token=token), 303)
+        lang = {"lang": "en"} if request.args.get("lang") == "en" else {}
+        return redirect(url_for("pages.capture", token=token, **lang), 303)
     return render_template("index.html", form=form), 422 if form.errors else 200
 
 
@@ -187,7 +189,8 @@ def outcome_json(outcome: verification.Outcome) -> dict:
     g = outcome.guidance
     return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
             "category": str(g.category), "retry": outcome.session_status == "pending",
-            "attempts_left": outcome.attempts_left}
+            "final": g.final, "attempts_left": outcome.attempts_left,
+            "challenge_id": outcome.challenge_id}
 
 
 def state_json(session: VerificationSession) -> dict:
@@ -202,7 +205,7 @@ def state_json(session: VerificationSession) -> dict:
         g = verification.attempt_guidance(done[-1])
         result = session.status if session.status in ("passed", "failed") else "retry"
         last = {"result": result, "message": g.person_zh, "message_en": g.person_en,
-                "category": str(g.category)}
+                "category": str(g.category), "final": g.final, "challenge_id": done[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
         "attempts_left": session.attempts_left if session.status == "pending" else 0,

@@ -34,6 +34,7 @@ class Outcome:
     guidance: Guidance
     session_status: str
     attempts_left: int
+    challenge_id: str
     score: float | None = None
     details: dict = field(default_factory=dict)
 
@@ -72,7 +73,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             sessions.release_challenge(db.get(Challenge, challenge_id))
             db.commit()
             return Outcome("rejected", guidance_for(rejected.code), session.status, session.attempts_left,
-                           details={"detail": rejected.detail})
+                           challenge_id, details={"detail": rejected.detail})
 
     # 3. Record the attempt before the paid call, so it exists whatever happens next.
     with store.session() as db:
@@ -114,7 +115,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
 
     # 6. Tell the person.
     result = {"passed": "passed", "failed": "failed"}.get(status, "retry")
-    return Outcome(result, guidance, status, left if status == "pending" else 0, score=attempt.score)
+    return Outcome(result, guidance, status, left if status == "pending" else 0, challenge_id,
+                   score=attempt.score)
 
 
 def _load(db, settings: Settings, page_token: str, refresh: bool = True):

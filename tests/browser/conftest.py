@@ -1,0 +1,214 @@
+"""Browser fixtures: the app on a real loopback server, the Juhe stand-in behind it, and
+Debian's headless Chromium (driven by Playwright) whose camera and microphone are fed a
+real face (skimage's astronaut) and a voice-like tone.
+
+One server and one browser serve the whole run; each test gets a fresh phone-sized context.
+Pages are opened on `localhost`, which browsers treat as a secure context (camera allowed).
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2,
+         "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
+MAX_ATTEMPTS = 2
+# A recording: 3 s countdown, 6 s video, then upload, ffmpeg and the stand-in.
+VERDICT_TIMEOUT_MS = 60_000
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, *args) -> None:  # no access log in the test output
+        pass
+
+
+# -- what the fake camera and microphone play ------------------------------------------------
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args],
+                   check=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def camera_files(tmp_path_factory) -> tuple[Path, Path]:
+    """A y4m of a real face moving slightly (640x480, 20 fps, 4 s; Chromium loops it) and a
+    48 kHz 16-bit WAV of a voice-like tone, loud enough for any silence check."""
+    from skimage import data, io, transform
+
+    directory = tmp_path_factory.mktemp("camera")
+    # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval, where
+    # the oval is in a 720x560 scene the 640x480 camera pans over a little.
+    size, face_x, face_y = 1000, 225 / 512, 112 / 512
+    picture = (transform.resize(data.astronaut(), (size, size), order=3, anti_aliasing=True) * 255)
+    scene = np.full((560, 720, 3), (205, 196, 184), dtype=np.uint8)  # a plain wall
+    left, top = 360 - round(face_x * size), 250 - round(face_y * size)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + size, 560), min(left + size, 720)
+    scene[y0:y1, x0:x1] = picture.round().astype(np.uint8)[y0 - top:y1 - top, x0 - left:x1 - left]
+    png = directory / "scene.png"
+    io.imsave(png, scene, check_contrast=False)
+    y4m = directory / "face.y4m"
+    _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
+            "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
+            "-f", "yuv4mpegpipe", str(y4m))
+    wav = directory / "voice.wav"
+    voice = ("0.45*(sin(2*PI*140*t)+0.6*sin(2*PI*280*t)+0.3*sin(2*PI*420*t))"
+             "*(0.6+0.4*sin(2*PI*2.2*t))")
+    _ffmpeg("-f", "lavfi", "-i", f"aevalsrc=exprs='{voice}':s=48000:c=mono:d=6",
+            "-c:a", "pcm_s16le", str(wav))
+    return y4m, wav
+
+
+# -- the app ---------------------------------------------------------------------------------
+OPERATOR_PREFIX = "/__operator__/"
+
+
+def _with_operator_pages(app, pages: dict[str, str], lose_answers: set[str]):
+    """Serve test pages of an "operator" under OPERATOR_PREFIX, the rest by the app. Reached as
+    http://127.0.0.1:<port> they are another site than the capture page (localhost), over real
+    loopback HTTP, so Chromium's local-network checks see what they would see in production.
+
+    For a path in `lose_answers` the app answers in full, then the connection drops before a
+    byte of the answer leaves (a phone losing its network while the server verifies)."""
+    def dispatch(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path in lose_answers:
+            b"".join(app(environ, lambda *args, **kwargs: None))
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            start_response("200 OK", [("Content-Length", "0")])
+            return []
+        if not path.startswith(OPERATOR_PREFIX):
+            return app(environ, start_response)
+        body = pages.get(path[len(OPERATOR_PREFIX):], "<!doctype html><p>operator page</p>").encode()
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    return dispatch
+
+
+class LiveApp:
+    """The app served on 127.0.0.1 and reached as http://localhost:<port>."""
+
+    def __init__(self, app, port: int, operator_pages: dict[str, str], lose_answers: set[str]):
+        self.app, self.port = app, port
+        self.url = f"http://localhost:{port}"
+        self.operator_origin = f"http://127.0.0.1:{port}"
+        self._operator_pages = operator_pages
+        self._lose_answers = lose_answers
+
+    def lose_upload_answers(self, page_url: str) -> None:
+        """From now on the uploads of this page are verified, but their answers are lost."""
+        self._lose_answers.add(urlsplit(page_url).path + "/upload")
+
+    def operator_page(self, name: str, html: str | None = None) -> str:
+        """The URL of an operator's page `name` (serving `html` when given)."""
+        if html is not None:
+            self._operator_pages[name] = html
+        return f"{self.operator_origin}{OPERATOR_PREFIX}{name}"
+
+    def new_session(self, mode: str, **extra) -> tuple[str, str]:
+        """Create a session through the operator API; returns (page URL, ID number)."""
+        number = extra.pop("idcard", None) or next_idcard()
+        response = requests.post(f"{self.url}/api/v1/sessions", timeout=10,
+                                 headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+                                 json={"realname": "张三", "idcard": number, "mode": mode, **extra})
+        assert response.status_code == 201, response.text
+        return response.json()["url"], number
+
+
+_sequence = iter(range(700, 1000))
+
+
+def next_idcard() -> str:
+    """A fresh valid ID number per session, so the stand-in's script and log stay per test."""
+    return idcard(next(_sequence), birth="19900307")
+
+
+@pytest.fixture(scope="session")
+def live_app(standin, tmp_path_factory):
+    """The app, talking to the Juhe stand-in, served by a real threaded server. An operator's
+    page at http://127.0.0.1:<port> (another site than localhost) may frame it."""
+    from webapp import create_app
+
+    tmp = tmp_path_factory.mktemp("browser-app")
+    holder = {}
+    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
+                         threaded=True, request_handler=_QuietHandler)
+    operator_pages: dict[str, str] = {}
+    lose_answers: set[str] = set()
+    port = server.server_port
+    holder["app"] = create_app({
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "SECRET_KEY": "browser-test-secret-0123456789",
+        "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "JUHE_READ_TIMEOUT": 30.0,
+        "OPERATOR_API_KEYS": OPERATOR_KEY, "MAX_ATTEMPTS": MAX_ATTEMPTS,
+        "EMBED_ORIGINS": f"http://127.0.0.1:{port}",
+        "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
+    })
+    holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")
+    thread.start()
+    yield LiveApp(holder["app"], port, operator_pages, lose_answers)
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+# -- the browser -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser(camera_files):
+    """Headless Debian Chromium with a fake camera and microphone. There is no fake consent
+    UI: a context with the camera permission gets the camera, one without is refused."""
+    y4m, wav = camera_files
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-device-for-media-stream",
+            # A name that is not localhost: pages opened there are not a secure context.
+            "--host-resolver-rules=MAP insecure.test 127.0.0.1",
+            f"--use-file-for-fake-video-capture={y4m}",
+            f"--use-file-for-fake-audio-capture={wav}",
+        ])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(browser, live_app):
+    """`phone(camera=True, init_script=None)` → a new page in a phone-sized context."""
+    contexts = []
+
+    def open_page(camera: bool = True, init_script: str | None = None):
+        context = browser.new_context(**PHONE)
+        if camera:
+            for origin in (live_app.url, live_app.operator_origin):
+                context.grant_permissions(["camera", "microphone"], origin=origin)
+        if init_script:
+            context.add_init_script(init_script)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> None:
+    """Save a phone-sized screenshot to tests/browser/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

@@ -1,0 +1,522 @@
+// The capture page: show the challenge, record a few seconds of video, upload it, show the outcome.
+//
+// One variable, `phase`, says where the page is; setPhase() changes it and shows the elements
+// whose data-show lists it. The server's state is the truth: after anything unexpected the page
+// asks GET /state and draws itself from the answer.
+
+import { english, pick, t } from './texts.js';
+import * as media from './media.js';
+import * as net from './net.js';
+
+const COUNTDOWN_S = 3;
+const RECORD_MS = 6000;
+const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, "hold still"
+const RETURN_DELAY_MS = 3000;
+const POLL_MS = { first: 1500, max: 10000 };
+const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
+const CAPTURING = ['camera', 'ready', 'countdown', 'recording'];
+
+const root = document.getElementById('capture');
+const base = root.dataset.base;
+const mode = root.dataset.mode;
+const shown = [...document.querySelectorAll('[data-show]')];
+const digits = document.getElementById('digits');
+const steps = [...document.querySelectorAll('#steps li')];
+const preview = document.getElementById('preview');
+const ring = document.getElementById('ring');
+const count = document.getElementById('count');
+const prompt = document.getElementById('prompt');
+const status = document.getElementById('status');
+const progress = document.getElementById('progress');
+const startButton = document.getElementById('start');
+const resendButton = document.getElementById('resend');
+const retryButton = document.getElementById('retry');
+const returnLink = document.getElementById('return');
+const why = document.getElementById('why');
+const fixes = document.getElementById('fixes');
+const cameraAgainButton = document.getElementById('camera-again');
+const fallbackHint = document.getElementById('fallback-hint');
+const fileInput = document.getElementById('file');
+const useFileButton = document.getElementById('use-file');
+
+// start → camera → ready → countdown → recording → uploading → verifying → passed | retry | over;
+// also: fallback (file input), resend (upload lost), paused (page hidden), blank (first paint).
+let phase = root.dataset.phase;
+
+let state = JSON.parse(document.getElementById('initial-state').textContent);
+let challenge = null;       // the challenge on screen
+let stream = null;          // the camera (and microphone) while open
+let recorder = null;        // the recording in progress
+let cues = [];              // timers of the action prompts
+let beeper = null;          // AudioContext for the action prompts' beeps
+let upload = null;          // the last upload, kept so a lost one can be sent again
+let fallbackReason = null;  // why the page uses the file input instead of the camera
+let toldParent = false;
+
+function setPhase(next) {
+  phase = next;
+  root.dataset.phase = next;
+  for (const element of shown) element.hidden = !element.dataset.show.split(' ').includes(next);
+  startButton.disabled = next !== 'ready';
+}
+
+/** Write to the one live region, one line per part. */
+function say(...parts) {
+  status.textContent = parts.filter(Boolean).join('\n');
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// -- drawing the server's state ---------------------------------------------------------------
+
+function showState(next) {
+  state = next;
+  if (next.status === 'passed') return finish('passed', t('passed'));
+  if (next.status === 'expired' && !next.last) return finish('expired', t('expired'));
+  if (next.status !== 'pending') return finish(next.status, ...endWords(next.last));
+  if (next.processing) return waitForVerdict();
+  if (next.challenge) return beginAttempt(next.challenge);
+  if (next.last) return offerRetry(lastMessage(next));  // reloaded after a failed attempt
+  return newAttempt();
+}
+
+function lastMessage(s) {
+  return s.last ? pick(s.last.message, s.last.message_en) : '';
+}
+
+/** Why it is over: the answer itself (e.g. name and ID number do not match), or attempts used
+ * up, when the last problem's own advice ("record again") no longer applies. */
+function endWords(result) {
+  if (!result) return [t('failed'), t('over')];
+  const message = pick(result.message, result.message_en);
+  if (!endedByAttempts(result)) return [message, t('over')];
+  return [t('usedUp'), t('lastProblem', { problem: problemOf(message) }), t('startOver')];
+}
+
+function endedByAttempts(result) {
+  if (typeof result.final === 'boolean') return !result.final;
+  // Guidance reads "problem：what to do" for everything a new recording could fix.
+  return result.category !== 'identity' || /[：:]/.test(result.message ?? '');
+}
+
+/** "光线太暗：请到明亮的地方…" → "光线太暗" (the problem without the advice to retry). */
+function problemOf(message) {
+  return message.split(/[：:。]|\.\s/)[0].trim();
+}
+
+function renderChallenge(next) {
+  challenge = next;
+  if (digits) digits.textContent = next.digits ?? '';
+  (next.actions ?? []).forEach((action, i) => {
+    const item = steps[i];
+    if (!item) return;
+    item.querySelector('img').src = new URL(ACTION_ICONS[action.code], import.meta.url).href;
+    item.querySelector('.step-name').textContent = english ? `${action.en} (${action.zh})` : action.zh;
+  });
+  fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
+}
+
+function clearChallenge() {
+  challenge = null;
+  if (digits) digits.textContent = '';
+  for (const item of steps) item.querySelector('.step-name').textContent = '';
+}
+
+function fallbackWords(next) {
+  if (next.digits) return t('fallbackNumber');
+  if (next.actions) {
+    const [first, second] = next.actions.map((a) => (english ? a.en : a.zh));
+    return t('fallbackAction', { first, second });
+  }
+  return t('fallbackSilent');
+}
+
+// -- an attempt: challenge, camera, recording ---------------------------------------------------
+
+async function newAttempt() {
+  clearChallenge();
+  fileInput.disabled = true;
+  setPhase(fallbackReason ? 'fallback' : 'start');
+  say(t('preparing'));
+  let answer;
+  try {
+    answer = await net.requestChallenge(base);
+  } catch {
+    return offerRetry(t('network'));
+  }
+  if (answer.status === 201 && answer.body?.challenge) {
+    state = answer.body.state;
+    return beginAttempt(answer.body.challenge);
+  }
+  return handleRefusal(answer);
+}
+
+function beginAttempt(next) {
+  renderChallenge(next);
+  if (fallbackReason) return useFallback(fallbackReason);
+  const problem = media.recordingProblem();
+  return problem ? useFallback(problem) : openCamera();
+}
+
+async function openCamera() {
+  setPhase('camera');
+  say(t('cameraOpening'));
+  try {
+    stream = await media.openCamera(mode === 'number');
+  } catch (error) {
+    return useFallback(media.cameraProblem(error));
+  }
+  if (phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
+  preview.srcObject = stream;
+  try {
+    await preview.play();  // WeChat on iOS shows a black box without an explicit play()
+  } catch {
+    // The preview may stay still, but the recorder reads the stream, not the element.
+  }
+  setPhase('ready');
+  say(t('ready'));
+}
+
+async function startRecording() {
+  if (phase !== 'ready') return;
+  try {
+    recorder = media.makeRecorder(stream);
+  } catch {
+    return useFallback('recorder');
+  }
+  if (mode === 'action') beeper = makeBeeper();
+  setPhase('countdown');
+  say(t('countdown', { n: COUNTDOWN_S }));
+  for (let n = COUNTDOWN_S; n > 0; n -= 1) {
+    count.textContent = String(n);
+    await sleep(1000);
+    if (phase !== 'countdown') return;  // paused while counting
+  }
+  count.textContent = '';
+  await record();
+}
+
+async function record() {
+  setPhase('recording');
+  ring.style.animationDuration = `${RECORD_MS}ms`;
+  try {
+    recorder.start(RECORD_MS);
+  } catch {
+    return useFallback('recorder');
+  }
+  promptDuringRecording();
+  let blob;
+  try {
+    blob = await recorder.done;
+  } catch (error) {
+    if (error.name === 'AbortError') return;  // cancelled: the page went to the background
+    return useFallback('recorder');
+  } finally {
+    stopCues();
+    recorder = null;
+  }
+  releaseCamera();
+  if (!blob.size) return offerRetry(t('emptyRecording'));
+  return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: challenge.id });
+}
+
+function promptDuringRecording() {
+  if (mode === 'number') {
+    prompt.textContent = challenge.digits;
+    say(t('recordingNumber', { digits: challenge.digits }));
+  } else if (mode === 'action') {
+    say(t('recordingAction'));
+    cue(t('holdStill'), -1);
+    const [first, second] = challenge.actions;
+    cues = [
+      setTimeout(() => cue(t(`action${first.code}`), 0, true), CUE_MS[0]),
+      setTimeout(() => cue(t(`action${second.code}`), 1, true), CUE_MS[1]),
+      setTimeout(() => cue(t('actionDone'), -1), CUE_MS[2]),
+    ];
+  } else {
+    prompt.textContent = t('holdStill');
+    say(t('recordingSilent'));
+  }
+}
+
+/** Show one action prompt over the preview, mark its step, and beep for closed eyes. */
+function cue(words, index, withBeep = false) {
+  prompt.textContent = words;
+  steps.forEach((item, i) => item.classList.toggle('now', i === index));
+  if (index >= 0) say(words);
+  if (withBeep) media.beep(beeper);
+}
+
+function stopCues() {
+  cues.forEach(clearTimeout);
+  cues = [];
+  prompt.textContent = '';
+  steps.forEach((item) => item.classList.remove('now'));
+  beeper?.close().catch(() => {});
+  beeper = null;
+}
+
+function makeBeeper() {
+  const Context = window.AudioContext || window.webkitAudioContext;
+  try {
+    return Context ? new Context() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Stop recording without keeping anything, and close the camera. */
+function stopCapture() {
+  recorder?.cancel();
+  recorder = null;
+  stopCues();
+  releaseCamera();
+}
+
+function releaseCamera() {
+  media.stopStream(stream);
+  stream = null;
+  preview.srcObject = null;
+}
+
+// -- the fallback: the phone's own camera app -------------------------------------------------
+
+function useFallback(reason) {
+  stopCapture();
+  fallbackReason = reason;
+  explain(reason);
+  setPhase('fallback');
+  fileInput.disabled = !challenge;
+  if (!challenge) say(t('preparing'));
+  else if (reason === 'chosen') say(t('useCameraApp'));
+  else say(t(`why_${reason}`));
+}
+
+// How to record in the page next time, by what went wrong.
+const FIXES = {
+  denied: ['fix_ios', 'fix_android', 'fix_wechat'],
+  insecure: ['fix_https'],
+  unsupported: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
+  inapp: ['fix_browser_wechat', 'fix_browser_ios', 'fix_browser_android'],
+  recorder: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
+  busy: ['fix_busy'],
+  missing: ['fix_missing'],
+};
+
+/** How to make the camera work here next time, on the usual phones. */
+function explain(reason) {
+  const ways = FIXES[reason] ?? [];
+  why.hidden = ways.length === 0;
+  fixes.replaceChildren(...ways.map((key) => {
+    const item = document.createElement('li');
+    item.textContent = t(key);
+    return item;
+  }));
+  cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'recorder'].includes(reason);
+}
+
+function onFileChosen() {
+  const file = fileInput.files?.[0];
+  fileInput.value = '';  // choosing the same file again still fires `change`
+  if (!file || !challenge || phase !== 'fallback') return;
+  say(t('fileChosen'));
+  send({ file, name: file.name || 'video', challengeId: challenge.id });
+}
+
+function tryCameraAgain() {
+  fallbackReason = null;
+  why.hidden = true;
+  if (challenge) openCamera();
+  else newAttempt();
+}
+
+// -- upload and verdict -------------------------------------------------------------------------
+
+/** Upload a recording; `before` is what the state said before it, to recognise its result. */
+async function send(next, before = resultKey(state)) {
+  upload = { ...next, before };
+  setPhase('uploading');
+  progress.value = 0;
+  say(t('uploading'));
+  let answer;
+  try {
+    answer = await net.uploadVideo(base, upload, {
+      onProgress: (fraction) => { progress.value = fraction; },
+      onSent: () => {
+        if (phase !== 'uploading') return;
+        setPhase('verifying');
+        say(t('verifying'));
+      },
+    });
+  } catch {
+    return recoverLostUpload();
+  }
+  if (answer.status >= 500 || answer.body === null) return recoverLostUpload();
+  upload = null;
+  if (answer.ok && answer.body.outcome) {
+    state = answer.body.state;
+    return showOutcome(answer.body.outcome);
+  }
+  return handleRefusal(answer);
+}
+
+function showOutcome(outcome) {
+  const message = pick(outcome.message, outcome.message_en);
+  if (outcome.result === 'passed') return finish('passed', t('passed'));
+  if (!outcome.retry) return finish(state.status === 'pending' ? 'failed' : state.status, ...endWords(outcome));
+  return offerRetry(message, outcome.result === 'rejected' ? t('notCounted') : '');
+}
+
+/** The server said no (a 4xx with {error, state}): draw what it says. */
+function handleRefusal(answer) {
+  const error = answer.body?.error;
+  if (answer.body?.state) state = answer.body.state;
+  if (answer.status === 404) return notFound();
+  if (error?.code === 'busy') return waitForVerdict();
+  if (state.status !== 'pending') return showState(state);
+  if (!error) return offerRetry(t('server'));
+  return offerRetry(pick(error.message_zh, error.message));
+}
+
+/** The upload got no answer: did the server get it? Ask for the state and decide. */
+async function recoverLostUpload() {
+  let answer;
+  try {
+    answer = await net.fetchState(base);
+  } catch {
+    return offerResend();
+  }
+  if (answer.status === 404) return notFound();
+  if (!answer.ok) return offerResend();
+  state = answer.body;
+  if (state.processing) return waitForVerdict();
+  if (state.challenge && state.challenge.id === upload?.challengeId) return offerResend();
+  return settle(state);
+}
+
+function offerResend() {
+  setPhase('resend');
+  say(t('lost'));
+}
+
+function sendAgain() {
+  if (upload) send(upload, upload.before);
+}
+
+/** A video is being verified (this page's, or one from before a reload): poll until it is done. */
+async function waitForVerdict() {
+  setPhase('verifying');
+  say(t('verifying'));
+  for (let delay = POLL_MS.first; ; delay = Math.min(delay * 1.5, POLL_MS.max)) {
+    await sleep(delay);
+    let answer;
+    try {
+      answer = await net.fetchState(base);
+    } catch {
+      continue;  // still offline: keep asking
+    }
+    if (answer.status === 404) return notFound();
+    if (answer.ok && !answer.body.processing) return settle(answer.body);
+  }
+}
+
+/** Draw a verdict read from the state (the upload's own answer was lost). */
+function settle(next) {
+  state = next;
+  if (next.status !== 'pending') return showState(next);
+  const last = resultOfUpload(next);
+  upload = null;
+  return offerRetry(last ? pick(last.message, last.message_en) : t('noResult'));
+}
+
+/** The state's `last`, if it is the result of the upload this page sent (else null). */
+function resultOfUpload(s) {
+  if (!upload) return s.last;
+  if (s.last && 'challenge_id' in s.last) return s.last.challenge_id === upload.challengeId ? s.last : null;
+  return resultKey(s) !== upload.before ? s.last : null;
+}
+
+function resultKey(s) {
+  return JSON.stringify([s.last, s.attempts_left]);
+}
+
+// -- outcomes -----------------------------------------------------------------------------------
+
+function offerRetry(message, note = '') {
+  stopCapture();
+  setPhase('retry');
+  const left = state.attempts_left > 0 ? t('attemptsLeft', { n: state.attempts_left }) : '';
+  say(message, note, left);
+}
+
+function finish(status, ...words) {
+  stopCapture();
+  setPhase(status === 'passed' ? 'passed' : 'over');
+  say(...words, status === 'passed' && !state.return_url ? t('closeNow') : '');
+  tellParent(status);
+  goBackLater(words);
+}
+
+function notFound() {
+  stopCapture();
+  setPhase('over');
+  say(t('notFound'));
+}
+
+/** Framed by an allowed site: tell it the result (never to `*`). */
+function tellParent(status) {
+  const origin = state.message_origin;
+  if (toldParent || !origin || window.parent === window) return;
+  window.parent.postMessage({ type: 'liveness:result', sessionId: state.session_id, status }, origin);
+  toldParent = true;
+}
+
+/** Where the session has a return_url, go there after the person has seen the result. */
+function goBackLater(words) {
+  const url = safeUrl(state.return_url);
+  if (!url) return;
+  returnLink.href = url;
+  returnLink.hidden = false;
+  say(...words, t('returning'));
+  setTimeout(() => window.location.assign(url), RETURN_DELAY_MS);
+}
+
+function safeUrl(value) {
+  try {
+    const url = new URL(value);
+    return ['https:', 'http:'].includes(url.protocol) ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// -- the page's life ----------------------------------------------------------------------------
+
+function onVisibilityChange() {
+  if (document.visibilityState === 'hidden' && CAPTURING.includes(phase)) {
+    stopCapture();
+    setPhase('paused');
+    say(t('paused'));
+  } else if (document.visibilityState === 'visible' && phase === 'paused') {
+    openCamera();
+  }
+}
+
+function init() {
+  startButton.addEventListener('click', startRecording);
+  retryButton.addEventListener('click', newAttempt);
+  resendButton.addEventListener('click', sendAgain);
+  fileInput.addEventListener('change', onFileChosen);
+  useFileButton.addEventListener('click', () => useFallback('chosen'));
+  cameraAgainButton.addEventListener('click', tryCameraAgain);
+  document.addEventListener('visibilitychange', onVisibilityChange);
+  window.addEventListener('pagehide', stopCapture);
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && CAPTURING.includes(phase)) openCamera();  // back from the page cache
+  });
+  showState(state);
+}
+
+init();

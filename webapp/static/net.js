@@ -1,0 +1,76 @@
+// The page's conversation with the server: its state, a new challenge, one upload.
+// The token in the page's URL is the only credential; no cookie is needed (the page may be
+// framed cross-site, where third-party cookies are blocked).
+
+const UPLOAD_TIMEOUT_MS = 180_000;  // longer than ffmpeg plus Juhe's read timeout
+
+/** An answer the server gave: `status` and its JSON body (null when it was not JSON). */
+export class Answer {
+  constructor(status, body) {
+    this.status = status;
+    this.body = body;
+  }
+
+  get ok() {
+    return this.status >= 200 && this.status < 300 && this.body !== null;
+  }
+}
+
+/** The request never got an answer (offline, connection dropped, timed out). */
+export class ConnectionLost extends Error {}
+
+async function call(url, options) {
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-store', credentials: 'omit', ...options });
+  } catch (error) {
+    throw new ConnectionLost(error.message);
+  }
+  const body = await response.json().catch(() => null);
+  return new Answer(response.status, body);
+}
+
+/** GET the session's state. */
+export function fetchState(base) {
+  return call(`${base}/state`, { headers: { Accept: 'application/json' } });
+}
+
+/** POST for a new challenge: 201 {challenge, state}, or {error, state}. */
+export function requestChallenge(base) {
+  return call(`${base}/challenge`, { method: 'POST', headers: { Accept: 'application/json' } });
+}
+
+/**
+ * Upload one video with XMLHttpRequest (fetch cannot report upload progress).
+ * `onProgress(fraction)` follows the bytes sent; `onSent()` fires once they all left.
+ * Resolves with an Answer; rejects with ConnectionLost when no answer came.
+ */
+export function uploadVideo(base, { file, name, challengeId }, { onProgress, onSent }) {
+  const form = new FormData();
+  form.append('challenge', challengeId);
+  form.append('video', file, name);
+  const xhr = new XMLHttpRequest();
+  return new Promise((resolve, reject) => {
+    xhr.open('POST', `${base}/upload`);
+    xhr.timeout = UPLOAD_TIMEOUT_MS;
+    xhr.responseType = 'text';
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
+    };
+    xhr.upload.onload = () => onSent();
+    xhr.onload = () => resolve(new Answer(xhr.status, parseJson(xhr.responseText)));
+    xhr.onerror = () => reject(new ConnectionLost('network error'));
+    xhr.ontimeout = () => reject(new ConnectionLost('timeout'));
+    xhr.onabort = () => reject(new ConnectionLost('aborted'));
+    xhr.send(form);
+  });
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
