@@ -29,6 +29,10 @@ def init_app(app: Flask, proxy_hops: int, https_public_url: bool) -> None:
         h.setdefault("X-Content-Type-Options", "nosniff")
         # Page tokens live in URLs: never let them leave in a Referer header.
         h.setdefault("Referrer-Policy", "no-referrer")
+        if request.path == "/static/embed.js":
+            # Operators include this one file from their own origin.
+            h["Cross-Origin-Resource-Policy"] = "cross-origin"
+            h["Access-Control-Allow-Origin"] = "*"
         h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         if request.is_secure or https_public_url:
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

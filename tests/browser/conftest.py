@@ -177,6 +177,9 @@ def browser(camera_files):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--use-fake-device-for-media-stream",
+            # Third-party cookies off, as in Safari or Chrome's incognito: the framed page must
+            # not need one.
+            "--test-third-party-cookie-phaseout",
             # A name that is not localhost: pages opened there are not a secure context.
             "--host-resolver-rules=MAP insecure.test 127.0.0.1",
             f"--use-file-for-fake-video-capture={y4m}",

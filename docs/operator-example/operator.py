@@ -1,0 +1,77 @@
+"""A minimal operator integration: your backend creates the session, your page frames it with
+embed.js, and your backend reads the trusted result (API or webhook). Run beside the service:
+
+    LIVENESS_URL=http://localhost:8000 LIVENESS_KEY=sandbox-operator-key \
+    WEBHOOK_SECRET=... flask --app docs/operator-example/operator.py run --port 5001
+
+and start the service with EMBED_ORIGINS=http://127.0.0.1:5001 (and the same WEBHOOK_SECRET).
+Open http://127.0.0.1:5001/ (another site than localhost:8000, as in production).
+"""
+import hashlib
+import hmac
+import os
+import time
+
+import requests
+from flask import Flask, abort, jsonify, render_template_string, request
+
+LIVENESS_URL = os.environ.get("LIVENESS_URL", "http://localhost:8000")
+LIVENESS_KEY = os.environ.get("LIVENESS_KEY", "sandbox-operator-key")   # keep it server-side
+WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET", "")
+MY_ORIGIN = os.environ.get("MY_ORIGIN", "http://127.0.0.1:5001")
+
+app = Flask(__name__)
+api = requests.Session()
+api.headers["Authorization"] = f"Bearer {LIVENESS_KEY}"
+
+PAGE = """<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Verify your identity</title>
+<div id="liveness"></div>
+<p id="result"></p>
+<script src="{{ liveness }}/static/embed.js"></script>
+<script>
+LivenessEmbed.open(document.getElementById('liveness'), {{ url|tojson }}).then(async ({ sessionId }) => {
+  // The message is only a cue: the result comes from our own backend.
+  const r = await fetch('/result/' + encodeURIComponent(sessionId));
+  document.getElementById('result').textContent = 'Result: ' + (await r.json()).status;
+});
+</script>"""
+
+
+@app.get("/")
+def start():
+    """In a real system the identity comes from your own records, never from this page."""
+    body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number",
+            "reference": "demo-order-1", "embed_origin": MY_ORIGIN}
+    if WEBHOOK_SECRET:
+        body["callback_url"] = f"{MY_ORIGIN}/hooks/liveness"
+    created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
+    created.raise_for_status()
+    return render_template_string(PAGE, liveness=LIVENESS_URL, url=created.json()["url"])
+
+
+@app.get("/result/<session_id>")
+def result(session_id):
+    """Read the trusted result from the service (the browser's word is never taken)."""
+    answer = api.get(f"{LIVENESS_URL}/api/v1/sessions/{session_id}", timeout=10)
+    if answer.status_code == 404:
+        abort(404)
+    session = answer.json()
+    return jsonify({"status": session["status"], "score": session["score"]})
+
+
+@app.post("/hooks/liveness")
+def webhook():
+    """Check the signature, de-duplicate on X-Event-Id, store, answer 2xx quickly."""
+    body = request.get_data()
+    try:
+        fields = dict(p.split("=", 1) for p in request.headers.get("X-Signature", "").split(","))
+        fresh = abs(time.time() - int(fields["t"])) <= 300
+    except (ValueError, KeyError):
+        abort(400)
+    mac = hmac.new(WEBHOOK_SECRET.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    if not fresh or not hmac.compare_digest(mac, fields.get("v1", "")):
+        abort(400)
+    event_id = request.headers["X-Event-Id"]
+    app.logger.info("liveness event %s: session %s is %s", event_id, request.json["id"], request.json["status"])
+    return "", 204

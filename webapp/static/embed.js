@@ -1,0 +1,56 @@
+/*
+ * Liveness capture, framed in an operator's page.
+ *
+ *   <script src="https://verify.example.com/static/embed.js"></script>
+ *   <div id="liveness"></div>
+ *   <script>
+ *     LivenessEmbed.open(document.getElementById('liveness'), sessionUrl)
+ *       .then(({ sessionId, status }) => {
+ *         // A cue only: ask YOUR backend, which reads GET /api/v1/sessions/<id>.
+ *       });
+ *   </script>
+ *
+ * The promise resolves with the first {type: "liveness:result"} message that comes from the
+ * iframe it created (event.source) and from the capture page's origin (event.origin); any other
+ * message is ignored. The session must have been created with embed_origin = your origin.
+ */
+(function () {
+  'use strict';
+
+  function open(container, url, options) {
+    options = options || {};
+    var origin = new URL(url, window.location.href).origin;
+    var iframe = document.createElement('iframe');
+    iframe.src = url;
+    iframe.allow = 'camera; microphone';
+    iframe.title = options.title || '刷脸核验 Face verification';
+    iframe.style.width = options.width || '100%';
+    iframe.style.height = options.height || '720px';
+    iframe.style.border = '0';
+    container.appendChild(iframe);
+
+    return new Promise(function (resolve, reject) {
+      var timer = null;
+      function stop() {
+        window.removeEventListener('message', onMessage);
+        if (timer !== null) window.clearTimeout(timer);
+      }
+      function onMessage(event) {
+        if (event.origin !== origin || event.source !== iframe.contentWindow) return;
+        var data = event.data;
+        if (!data || data.type !== 'liveness:result' || typeof data.sessionId !== 'string') return;
+        stop();
+        resolve({ sessionId: data.sessionId, status: data.status, iframe: iframe });
+      }
+      window.addEventListener('message', onMessage);
+      if (options.timeoutMs) {
+        timer = window.setTimeout(function () {
+          stop();
+          reject(new Error('liveness: no result within ' + options.timeoutMs + ' ms'));
+        }, options.timeoutMs);
+      }
+    });
+  }
+
+  window.LivenessEmbed = { open: open };
+})();
