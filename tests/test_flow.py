@@ -235,3 +235,12 @@ def test_oversized_upload_gets_a_clear_413(make_app, juhe, tmp_path):
     assert response.status_code == 413
     assert response.get_json()["error"]["message_zh"]
     assert person.state()["attempts_left"] == 3
+
+
+def test_our_ffmpeg_failing_costs_the_person_nothing(make_app, juhe, media):
+    client = make_app(FFMPEG_TIMEOUT=0.001).test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()
+    from .conftest import Person
+    outcome = Person(client, created["url"]).upload(media("safari_fmp4")).get_json()["outcome"]
+    assert outcome["result"] == "rejected" and outcome["attempts_left"] == 3 and "不计入" in outcome["message"]
+    assert juhe.requests == [] and operator_view(client, created["id"])["attempts"] == []

@@ -345,6 +345,10 @@ _ROWS: list[Guidance] = [
        en="The upload was interrupted. Please check your connection and record again.",
        op="The upload did not arrive complete (client disconnected); nothing was sent to "
           "Juhe."),
+    _g("video_processing_failed", "视频处理失败", Category.CONFIGURATION, retry=True, counts=False,
+       zh=_BUSY_ZH, en=_BUSY_EN,
+       op="ffmpeg/ffprobe could not run or ran out of time (FFMPEG_TIMEOUT) on our side; "
+          "nothing was sent to Juhe and no attempt was used. Check /readyz and the server load."),
 ]
 
 GUIDANCE: Mapping[int | str, Guidance] = MappingProxyType({row.code: row for row in _ROWS})

@@ -66,14 +66,20 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     try:
         prepared = video.prepare(upload, keep_audio=mode == "number", require_audio=mode == "number",
                                  tools=tools)
-    except video.VideoRejected as rejected:
-        log.info("session %s: upload rejected locally: %s (%s)", session_id, rejected.code, rejected.detail)
+    except (video.VideoRejected, video.VideoToolError) as problem:
+        # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
+        if isinstance(problem, video.VideoRejected):
+            log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code, problem.detail)
+            key, details = problem.code, {"detail": problem.detail}
+        else:
+            log.error("session %s: video processing failed: %s", session_id, problem.reason)
+            key, details = "video_processing_failed", {"detail": problem.reason}
         with store.session() as db:
             session = _load(db, settings, page_token)
             sessions.release_challenge(db.get(Challenge, challenge_id))
             db.commit()
-            return Outcome("rejected", guidance_for(rejected.code), session.status, session.attempts_left,
-                           challenge_id, details={"detail": rejected.detail})
+            return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
+                           challenge_id, details=details)
 
     # 3. Record the attempt before the paid call, so it exists whatever happens next.
     with store.session() as db:
