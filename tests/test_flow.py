@@ -244,3 +244,25 @@ def test_our_ffmpeg_failing_costs_the_person_nothing(make_app, juhe, media):
     outcome = Person(client, created["url"]).upload(media("safari_fmp4")).get_json()["outcome"]
     assert outcome["result"] == "rejected" and outcome["attempts_left"] == 3 and "不计入" in outcome["message"]
     assert juhe.requests == [] and operator_view(client, created["id"])["attempts"] == []
+
+
+def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, juhe, new_session, media):
+    """A worker killed while waiting for Juhe leaves a 'processing' attempt; once it is stale the
+    session is usable again, and the attempt is listed as unknown-charge, not counted."""
+    import datetime as dt
+    from webapp.app import services
+    from webapp.storage import Attempt, Challenge, VerificationSession
+    created, person = new_session()
+    challenge = person.challenge()
+    long_ago = dt.datetime(2001, 1, 1)
+    with client.application.app_context():
+        with services().store.session() as db:
+            db.get(Challenge, challenge["id"]).used_at = long_ago
+            db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="processing",
+                           started_at=long_ago, counts=True))
+            db.commit()
+    state = person.state()
+    assert not state["processing"] and state["attempts_left"] == 3
+    [attempt] = operator_view(client, created["id"])["attempts"]
+    assert attempt["charged"] is None and "interrupted" in attempt["reason"]
+    assert person.upload(media("safari_fmp4")).get_json()["outcome"]["result"] == "passed"

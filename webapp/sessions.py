@@ -19,10 +19,10 @@ from .identity import Identity
 from .settings import Settings
 from .storage import Attempt, Challenge, VerificationSession, isoformat, utcnow
 
-# An upload whose processing has not finished after this long was interrupted (a worker died):
-# it no longer blocks the session. Longer than any ffmpeg run plus Juhe's read timeout.
 def stale_after(settings: Settings) -> dt.timedelta:
-    return dt.timedelta(seconds=3 * settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3
+    """An upload whose processing has not finished after this long was interrupted (a worker
+    died): it no longer blocks the session. Longer than ffmpeg's budget plus Juhe's timeouts."""
+    return dt.timedelta(seconds=settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3
                         + settings.JUHE_READ_TIMEOUT + 60)
 
 
