@@ -71,6 +71,7 @@ def make_app(tmp_path, juhe):
             "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": juhe.url,
             "JUHE_READ_TIMEOUT": 20.0,
             "OPERATOR_API_KEYS": OPERATOR_KEY,
+            "WEBHOOK_ALLOW_PRIVATE": True,  # the tests' webhook receivers are on loopback
             "STANDALONE": True,
             "TESTING": True, "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
         }

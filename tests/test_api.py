@@ -135,3 +135,31 @@ def test_sandbox_mode_says_so_everywhere(tmp_path):
     assert "沙箱" in client.get("/").get_data(as_text=True)
     assert "沙箱" in client.get(created.get_json()["url"].replace("http://localhost", "")).get_data(as_text=True)
     assert client.get("/readyz").get_json()["sandbox"] is True
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://localhost/hook", "http://10.0.0.5/h",
+                                 "http://[::1]/h", "http://169.254.169.254/latest", "http://[x"])
+def test_production_refuses_webhooks_to_internal_addresses(make_app, url):
+    client = make_app(WEBHOOK_SECRET="whsec-0123456789", WEBHOOK_ALLOW_PRIVATE=None).test_client()
+    response = client.post("/api/v1/sessions", headers=AUTH,
+                           json={"realname": "张三", "idcard": idcard(1), "callback_url": url})
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "callback_url"
+
+
+def test_unknown_api_paths_and_methods_answer_json(client):
+    for response in (client.get("/api/v1/nope", headers=AUTH), client.put("/api/v1/sessions", headers=AUTH)):
+        assert response.status_code in (404, 405) and response.get_json()["error"]["code"]
+
+
+def test_deeply_nested_json_is_a_422_not_a_crash(client):
+    body = "[" * 5000 + "]" * 5000
+    response = client.post("/api/v1/sessions", headers=AUTH, data=body, content_type="application/json")
+    assert response.status_code == 422
+
+
+def test_standalone_sessions_are_not_readable_by_operators_outside_sandbox(make_app):
+    client = make_app(WTF_CSRF_ENABLED=False).test_client()
+    page = client.post("/", data={"realname": "张三", "idcard": idcard(1), "mode": "number"})
+    token = page.headers["Location"].rsplit("/", 1)[1]
+    session_id = client.get(f"/v/{token}/state").get_json()["session_id"]
+    assert client.get(f"/api/v1/sessions/{session_id}", headers=AUTH).status_code == 404

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,16 +36,21 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-@bp.errorhandler(ApiError)
-def _api_error(error: ApiError):
-    body = {"code": error.code, "message": error.message}
-    if error.field:
-        body["field"] = error.field
+def error_response(status: int, code: str, message: str, field: str | None = None):
+    """`{"error": {"code", "message", "field"?}}` with the status."""
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
     response = jsonify({"error": body})
-    response.status_code = error.status
-    if error.status == 401:
+    response.status_code = status
+    if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="liveness"'
     return response
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    return error_response(error.status, error.code, error.message, error.field)
 
 
 @bp.errorhandler(HTTPException)
@@ -75,7 +81,10 @@ def _authenticate():
 def create_session():
     """Create a pending session and return the page URL to open or frame."""
     settings = services().settings
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_json", "The body must be a JSON object.")
     unknown = sorted(set(body) - FIELDS)
@@ -161,7 +170,10 @@ def page_url(token: str) -> str:
 
 
 def _visible(session: VerificationSession) -> bool:
-    return session.operator in (g.operator, "standalone")
+    """Operators see their own sessions; standalone ones only in sandbox (for trying things)."""
+    if session.operator == "standalone":
+        return services().settings.sandbox
+    return session.operator == g.operator
 
 
 def _mode(value) -> str:
@@ -183,10 +195,28 @@ def _url(body: dict, name: str) -> str | None:
     value = _text(body, name, 2000)
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise ApiError(422, f"invalid_{name}", f"{name} must be an absolute http(s) URL.", name)
+    if name == "callback_url" and not services().settings.webhook_allow_private and _internal(host):
+        raise ApiError(422, "invalid_callback_url",
+                       "callback_url must not point at a loopback or private address.", name)
     return value
+
+
+def _internal(host: str) -> bool:
+    """A host we must not POST webhooks to: localhost or a loopback/private/link-local IP."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 def _embed_origin(value, allowed: tuple[str, ...]) -> str | None:

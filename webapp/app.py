@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from . import logs, sessions, video, webhooks
 from .juhe import JuheClient
@@ -119,6 +119,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     pages.csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def _routing_error(error):
+        """Unknown paths and methods under /api/ answer in the API's JSON error format."""
+        if request.path.startswith("/api/"):
+            return api.error_response(error.code, error.name.lower().replace(" ", "_"), error.description)
+        return error
 
 
 def register_commands(app: Flask) -> None:

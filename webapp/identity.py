@@ -17,7 +17,7 @@ _CHECK = "10X98765432"
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 "
     "71 81 82 83".split())
-_ID_RE = re.compile(r"\d{17}[\dX]")
+_ID_RE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only: \d would take any script's
 # Separators people type in minority names (维吾尔族 etc.): all become U+00B7 MIDDLE DOT.
 _DOTS = str.maketrans({c: "·" for c in "•・‧∙⋅●．.﹒"})
 _NAME_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]+(?:·[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]+)*")

@@ -67,7 +67,9 @@ def index():
     settings = services().settings
     if not settings.standalone:
         return render_template("closed.html"), 200
-    form = IdentityForm(mode=settings.LIVENESS_MODE if settings.LIVENESS_MODE in MODES else "number")
+    # Only a real form post fills the form (Flask-WTF would also take a JSON body, of any shape).
+    form = IdentityForm(formdata=request.form if request.method == "POST" else None,
+                        mode=settings.LIVENESS_MODE if settings.LIVENESS_MODE in MODES else "number")
     if form.validate_on_submit():
         identity = Identity(form.realname.data, form.idcard.data)
         with services().store.session() as db:

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     SESSION_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
     STANDALONE: bool | None = None
     WEBHOOK_SECRET: str | None = None
+    WEBHOOK_ALLOW_PRIVATE: bool | None = None   # callback_url on loopback/private hosts
     PUBLIC_URL: str | None = None
 
     # Our own settings (not in the contract; documented in README and .env.example).
@@ -122,6 +123,11 @@ class Settings(BaseSettings):
         if self.OPERATOR_API_KEYS:
             return self.OPERATOR_API_KEYS
         return (SANDBOX_OPERATOR_KEY,) if self.sandbox else ()
+
+    @property
+    def webhook_allow_private(self) -> bool:
+        """Sandbox tries webhooks on a local receiver; production refuses internal targets."""
+        return self.sandbox if self.WEBHOOK_ALLOW_PRIVATE is None else self.WEBHOOK_ALLOW_PRIVATE
 
     @property
     def standalone(self) -> bool:
