@@ -125,3 +125,14 @@ def new_session(client):
         created = response.get_json()
         return created, Person(client, created["url"])
     return create
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test is a failing test here: ffmpeg, Chromium and the rest are installed by
+    scripts/test.sh, so a skip can only mean something is missing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which this suite treats as a failure: {report.longrepr}"

@@ -9,15 +9,20 @@ import pytest
 from webapp.guidance import GUIDANCE, Category, Guidance, guidance_for
 
 
+VENDORED = Path(__file__).resolve().parents[1] / "docs" / "vendor" / "juhe-antiFaceId-api.txt"
+
+
 def vendor_document() -> str:
-    """Juhe's own document, from the shared folder beside the repository."""
+    """Juhe's own document: the shared folder's copy beside the repository when there is one
+    (it must equal ours), else the copy kept in docs/vendor/."""
     here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "shared", here.parents[1] / ".." / "shared",
-                      Path.cwd() / ".." / "shared"):
+    for candidate in (here.parents[2] / "shared", Path.cwd() / ".." / "shared"):
         path = candidate / "juhe-antiFaceId-api.txt"
         if path.is_file():
-            return path.read_text(encoding="utf-8")
-    pytest.skip("shared/juhe-antiFaceId-api.txt not found")
+            text = path.read_text(encoding="utf-8")
+            assert text == VENDORED.read_text(encoding="utf-8"), "docs/vendor copy is out of date"
+            return text
+    return VENDORED.read_text(encoding="utf-8")
 
 
 def document_codes() -> dict[int, str]:

@@ -29,8 +29,7 @@ NAME = "王小明"
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory):
     """Small real MP4s made with ffmpeg: name -> bytes."""
-    if not shutil.which("ffmpeg"):
-        pytest.skip("ffmpeg is not installed")
+    assert shutil.which("ffmpeg"), "ffmpeg is required: run bash scripts/test.sh"
     d = tmp_path_factory.mktemp("juhe-videos")
     return {
         "good": make_video(d / "good.mp4").read_bytes(),
