@@ -14,6 +14,7 @@ from webapp.identity import check_digit
 from webapp.settings import Settings
 
 from .juhe_standin import JuheStandIn
+from .loopback import recording_server
 from .media import make_fixture
 
 for _name in Settings.model_fields:
@@ -47,6 +48,16 @@ def juhe(standin):
     yield standin
     standin.script.clear()
     standin.mode = None
+
+
+@pytest.fixture
+def loopback():
+    """A real HTTP server on 127.0.0.1 that records every connection and request: hostile files
+    point ffmpeg at it, and it must see nothing."""
+    server = recording_server()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

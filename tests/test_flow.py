@@ -251,7 +251,7 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
     session is usable again, and the attempt is listed as unknown-charge, not counted."""
     import datetime as dt
     from webapp.app import services
-    from webapp.storage import Attempt, Challenge, VerificationSession
+    from webapp.storage import Attempt, Challenge
     created, person = new_session()
     challenge = person.challenge()
     long_ago = dt.datetime(2001, 1, 1)

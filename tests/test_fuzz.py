@@ -15,13 +15,11 @@ function is nested), so function-scoped fixtures are never shared across example
 """
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import re
 import socket
 import subprocess
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -484,37 +482,6 @@ def test_a_video_tool_failure_is_no_5xx_and_does_not_lock_the_session(make_app, 
 
 
 # -- hostile files -------------------------------------------------------------------------------
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def setup(self):
-        self.server.connections.append(self.client_address)
-        super().setup()
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        body = b"#EXTM3U\n" if self.path.endswith(".m3u8") else b"\x47" * 188
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_HEAD = do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def loopback():
-    """A real HTTP server on 127.0.0.1 that records every connection and request."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.connections, server.requests = [], []
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
 def sent_videos(juhe, monkeypatch) -> list[bytes]:
     """The video bytes the stand-in received (it records only their size and hash itself)."""

@@ -13,10 +13,10 @@ import threading
 import pytest
 import requests
 from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from webapp.identity import mask_idcard
 
+from .loopback import Receiver
 from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, Person, idcard
 
 WEBHOOK_SECRET = "whsec-logscan-0123456789"
@@ -53,29 +53,6 @@ def _forbidden(tokens: list[str]) -> dict[str, str]:
     return values
 
 
-class Receiver:
-    """A loopback webhook receiver (default werkzeug handler: it writes an access log too)."""
-
-    def __init__(self, statuses=(500,)):
-        self.statuses = list(statuses)
-        self.received = []
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}/hooks/liveness?order=42"
-
-    @Request.application
-    def app(self, request):
-        self.received.append(request.get_data())
-        return Response("ok", status=self.statuses.pop(0) if self.statuses else 200)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Served:
     """The app behind a real werkzeug server (its request log included), for `requests`."""
 
@@ -97,7 +74,7 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = Receiver(statuses=[500], path="/hooks/liveness?order=42")
     yield r
     r.stop()
 

@@ -8,7 +8,6 @@ whether anything opened it.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import struct
@@ -66,33 +65,6 @@ def workdir(tmp_path) -> Path:
 def tools(workdir) -> Tools:
     """Tools whose temporary files go to a directory the test can inspect."""
     return Tools(tmpdir=str(workdir), timeout=120)
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        self.server.requests.append(self.path)
-        body = b"#EXTM3U\n" if self.path.endswith(".m3u8") else b"\0" * 188
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_HEAD = do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def loopback():
-    """A real HTTP server on 127.0.0.1 that records every request it gets."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -2,42 +2,16 @@
 across a restart, and logged for the operator."""
 import datetime as dt
 import json
-import threading
 import time
 
 import pytest
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from webapp.webhooks import BACKOFF, MAX_TRIES, sign, verify_signature
 
 from .conftest import AUTH, Person, idcard
+from .loopback import Receiver
 
 SECRET = "whsec-test-0123456789"
-
-
-class Receiver:
-    """A real HTTP server on loopback that answers `statuses` in turn (then 200)."""
-
-    def __init__(self, statuses=()):
-        self.statuses = list(statuses)
-        self.received = []
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    @Request.application
-    def app(self, request):
-        self.received.append({"body": request.get_data(), "headers": dict(request.headers)})
-        status = self.statuses.pop(0) if self.statuses else 200
-        return Response("ok", status=status)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -121,9 +121,7 @@ def create_session():
 def get_session(session_id: str):
     """The trusted state of a session."""
     with services().store.session() as db:
-        session = find_session(db, id=session_id)
-        if session is None or not _visible(session):
-            raise ApiError(404, "not_found", "No such session.")
+        session = _own_session(db, session_id)
         sessions.refresh(db, services().settings, session)
         db.commit()
         return jsonify(sessions.session_json(session))
@@ -133,9 +131,7 @@ def get_session(session_id: str):
 def session_webhooks(session_id: str):
     """The webhook delivery log of a session: every try, its HTTP status or error."""
     with services().store.session() as db:
-        session = find_session(db, id=session_id)
-        if session is None or not _visible(session):
-            raise ApiError(404, "not_found", "No such session.")
+        _own_session(db, session_id)
         return jsonify({"deliveries": webhooks.deliveries_json(webhooks.deliveries_for(db, session_id))})
 
 
@@ -167,6 +163,14 @@ def page_url(token: str) -> str:
     if base:
         return base + url_for("pages.capture", token=token)
     return url_for("pages.capture", token=token, _external=True)
+
+
+def _own_session(db, session_id: str) -> VerificationSession:
+    """The session with this id if this operator may see it; else a 404."""
+    session = find_session(db, id=session_id)
+    if session is None or not _visible(session):
+        raise ApiError(404, "not_found", "No such session.")
+    return session
 
 
 def _visible(session: VerificationSession) -> bool:
