@@ -51,6 +51,7 @@ let cues = [];              // timers of the action prompts
 let beeper = null;          // AudioContext for the action prompts' beeps
 let upload = null;          // the last upload, kept so a lost one can be sent again
 let fallbackReason = null;  // why the page uses the file input instead of the camera
+let chosenFile = null;      // a file picked before its challenge arrived (sent once it has)
 let toldParent = false;
 
 function setPhase(next) {
@@ -161,6 +162,7 @@ function beginAttempt(next) {
 }
 
 async function openCamera() {
+  chosenFile = null;
   setPhase('camera');
   say(t('cameraOpening'));
   try {
@@ -290,6 +292,7 @@ function useFallback(reason) {
   setPhase('fallback');
   fileInput.disabled = !challenge;
   if (!challenge) say(t('preparing'));
+  else if (chosenFile) sendChosenFile();
   else if (reason === 'chosen') say(t('useCameraApp'));
   else say(t(`why_${reason}`));
 }
@@ -320,7 +323,15 @@ function explain(reason) {
 function onFileChosen() {
   const file = fileInput.files?.[0];
   fileInput.value = '';  // choosing the same file again still fires `change`
-  if (!file || !challenge || phase !== 'fallback') return;
+  // 'start' too: on a first visit the page may still be asking for the challenge.
+  if (!file || !['fallback', 'start'].includes(phase)) return;
+  chosenFile = file;
+  if (challenge) sendChosenFile();  // else it goes as soon as the challenge has arrived
+}
+
+function sendChosenFile() {
+  const file = chosenFile;
+  chosenFile = null;
   say(t('fileChosen'));
   send({ file, name: file.name || 'video', challengeId: challenge.id });
 }
