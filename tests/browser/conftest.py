@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import requests
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
+
+# A loaded 2-core CI machine is slow: give every expectation room (they return as soon as met).
+expect.set_options(timeout=15_000)
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
