@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -16,12 +15,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from webapp.webhooks import verify_signature
 
 from .conftest import AUTH, Person, idcard
+from .loopback import Receiver
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "webapp" / "openapi.json"
 BASE = "urn:liveness:openapi"
@@ -109,32 +107,9 @@ def schemas(doc) -> Schemas:
     return Schemas(doc)
 
 
-class Receiver:
-    """A loopback webhook receiver that answers 500 first, then 204."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.statuses = [500]
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hooks/liveness"
-
-    @Request.application
-    def app(self, request):
-        self.received.append({"body": request.get_data(), "headers": dict(request.headers)})
-        return Response("", status=self.statuses.pop(0) if self.statuses else 204)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = Receiver(statuses=[500, 204], path="/hooks/liveness")
     yield r
     r.stop()
 
