@@ -24,6 +24,8 @@ from typing import Any, Mapping
 import requests
 from requests import exceptions as rex
 
+from .identity import mask_idcard, mask_realname
+
 try:  # urllib3 is a dependency of requests; the import only sharpens retry decisions.
     from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 except ImportError:  # pragma: no cover
@@ -42,24 +44,6 @@ _LEGACY_SYSTEM_CODES = {
     101: 10001, 102: 10002, 103: 10003, 104: 10004, 105: 10005, 107: 10007, 108: 10008,
     109: 10009, 111: 10011, 112: 10012, 113: 10013, 114: 10014, 120: 10020, 121: 10021,
 }
-
-
-# --- masking -------------------------------------------------------------------------------
-
-def mask_idcard(idcard: str) -> str:
-    """Mask an ID number as ``1101**********0021`` (first 4 and last 4 kept)."""
-    idcard = idcard or ""
-    if len(idcard) <= 8:
-        return "*" * len(idcard)
-    return idcard[:4] + "*" * (len(idcard) - 8) + idcard[-4:]
-
-
-def mask_name(name: str) -> str:
-    """Mask a name as ``张*`` / ``欧**`` (first character kept)."""
-    name = name or ""
-    if len(name) <= 1:
-        return "*" * len(name)
-    return name[0] + "*" * (len(name) - 1)
 
 
 # --- request / result ----------------------------------------------------------------------
@@ -90,7 +74,7 @@ class VerifyRequest:
     def __repr__(self) -> str:
         return (
             f"VerifyRequest(idcard={mask_idcard(self.idcard)!r}, "
-            f"realname={mask_name(self.realname)!r}, video=<{len(self.video)} bytes>, "
+            f"realname={mask_realname(self.realname)!r}, video=<{len(self.video)} bytes>, "
             f"liveness_type={self.liveness_type}, validate_data={self.validate_data!r}, "
             f"best_frame={self.best_frame}, best_frame_num={self.best_frame_num})"
         )
@@ -379,7 +363,7 @@ class JuheClient:
         log.log(level,
                 "juhe antiFaceId idcard=%s realname=%s livenessType=%s video_bytes=%d "
                 "elapsed=%.2fs connects=%d error_code=%s orderid=%s %s",
-                mask_idcard(request.idcard), mask_name(request.realname),
+                mask_idcard(request.idcard), mask_realname(request.realname),
                 request.liveness_type, len(request.video), time.monotonic() - started,
                 connects, "-" if error_code is None else error_code, orderid or "-", outcome)
 

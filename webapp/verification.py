@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,6 @@ class Outcome:
     attempts_left: int
     challenge_id: str
     score: float | None = None
-    details: dict = field(default_factory=dict)
 
 
 def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: video.Tools,
@@ -70,16 +69,16 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
         if isinstance(problem, video.VideoRejected):
             log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code, problem.detail)
-            key, details = problem.code, {"detail": problem.detail}
+            key = problem.code
         else:
             log.error("session %s: video processing failed: %s", session_id, problem.reason)
-            key, details = "video_processing_failed", {"detail": problem.reason}
+            key = "video_processing_failed"
         with store.session() as db:
             session = _load(db, settings, page_token)
             sessions.release_challenge(db.get(Challenge, challenge_id))
             db.commit()
             return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
-                           challenge_id, details=details)
+                           challenge_id)
 
     # 3. Record the attempt before the paid call, so it exists whatever happens next.
     with store.session() as db:
