@@ -247,8 +247,9 @@ def test_our_ffmpeg_failing_costs_the_person_nothing(make_app, juhe, media):
 
 
 def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, juhe, new_session, media):
-    """A worker killed while waiting for Juhe leaves a 'processing' attempt; once it is stale the
-    session is usable again, and the attempt is listed as unknown-charge, not counted."""
+    """A worker killed while waiting for Juhe leaves a 'sending' attempt whose lease lapses; the
+    session is then usable again, and the attempt is listed as unknown-charge, not counted.
+    (tests/test_faults.py kills a real gunicorn worker.)"""
     import datetime as dt
     from webapp.app import services
     from webapp.storage import Attempt, Challenge
@@ -258,11 +259,12 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
     with client.application.app_context():
         with services().store.session() as db:
             db.get(Challenge, challenge["id"]).used_at = long_ago
-            db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="processing",
-                           started_at=long_ago, counts=True))
+            db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="sending",
+                           started_at=long_ago, lease_until=long_ago, counts=True))
             db.commit()
     state = person.state()
     assert not state["processing"] and state["attempts_left"] == 3
     [attempt] = operator_view(client, created["id"])["attempts"]
-    assert attempt["charged"] is None and "interrupted" in attempt["reason"]
+    assert attempt["charged"] is None and "answer was never recorded" in attempt["reason"]
+    assert "网络或服务中断" in state["last"]["message"]
     assert person.upload(media("safari_fmp4")).get_json()["outcome"]["result"] == "passed"

@@ -8,11 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-from flask import Flask, current_app, request
+from flask import Flask, Request, current_app, request
 
-from . import logs, sessions, video, webhooks
-from .juhe import JuheClient
+from . import logs, sessions, uploads, video, webhooks
+from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
 from .storage import Store
 
@@ -26,6 +25,7 @@ class Services:
     client: JuheClient
     tools: video.Tools
     dispatcher: webhooks.Dispatcher
+    uploads: Path  # the private folder where uploads live while they are verified
 
 
 def services() -> Services:
@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                                     if k not in Settings.model_fields})
     logs.configure(settings)
     app.extensions["liveness"] = build_services(app, settings)
+    app.request_class = _request_class(app.extensions["liveness"].uploads)
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
@@ -53,14 +54,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0) -> None:
-    """One daemon thread per process: deliver due webhooks, and now and then expire overdue
-    sessions and purge old ones. Several processes may run it: deliveries are leased."""
+def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0,
+                     sweep_every: float = 30.0) -> None:
+    """One daemon thread per process: deliver due webhooks, sweep leftover uploads, and now and
+    then release dead attempts, expire overdue sessions and purge old ones. Several processes
+    may run it: deliveries are leased, sessions locked."""
     def run() -> None:
-        last_housekeeping = 0.0
+        last_housekeeping = last_sweep = 0.0
         while True:
             try:
                 s.dispatcher.deliver_due()
+                if time.monotonic() - last_sweep > sweep_every:
+                    uploads.sweep(s.uploads, max_upload_age(s.settings))
+                    last_sweep = time.monotonic()
                 if time.monotonic() - last_housekeeping > housekeeping_every:
                     with s.store.session() as db:
                         sessions.housekeeping(db, s.settings)
@@ -85,23 +91,40 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
     app.config.update(extra)
 
 
+def max_upload_age(settings: Settings) -> float:
+    """The longest a request can hold its upload: ffmpeg's budget, Juhe's, and a margin."""
+    return settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3 + settings.JUHE_READ_TIMEOUT + 60
+
+
+def _request_class(folder: Path) -> type[Request]:
+    """Requests whose uploaded files are spooled into the private upload folder."""
+    class UploadRequest(Request):
+        def _get_file_stream(self, total_content_length, content_type, filename=None,
+                             content_length=None):
+            return uploads.spool_file(folder)
+    return UploadRequest
+
+
 def build_services(app: Flask, settings: Settings) -> Services:
     """Database, ffmpeg and the Juhe client; in sandbox mode the client talks to the simulator."""
     store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
-    store.create_all()  # webhooks' tables are registered by importing the module above
+    store.create_all(lock_dir=app.instance_path)  # webhooks' tables: registered by the import above
+    folder = uploads.prepare_dir(settings.UPLOAD_DIR or Path(app.instance_path) / "uploads")
+    uploads.sweep(folder, max_upload_age(settings))
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
-                        timeout=settings.FFMPEG_TIMEOUT)
+                        timeout=settings.FFMPEG_TIMEOUT, tmpdir=str(folder))
     if settings.sandbox:
         from .sandbox import sandbox_session
         http, key = sandbox_session(tools), "sandbox"
     else:
-        http, key = requests.Session(), settings.JUHE_KEY
+        http, key = http_session(), settings.JUHE_KEY
     client = JuheClient(http, key=key, url=settings.JUHE_API_URL,
                         timeout=(settings.JUHE_CONNECT_TIMEOUT, settings.JUHE_READ_TIMEOUT))
     if settings.sandbox:
         logging.getLogger(__name__).warning(
             "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
-    return Services(settings, store, client, tools, webhooks.Dispatcher(store, settings.WEBHOOK_SECRET))
+    return Services(settings, store, client, tools, webhooks.Dispatcher(store, settings.WEBHOOK_SECRET),
+                    folder)
 
 
 def register_extensions(app: Flask) -> None:

@@ -345,6 +345,14 @@ _ROWS: list[Guidance] = [
        en="The upload was interrupted. Please check your connection and record again.",
        op="The upload did not arrive complete (client disconnected); nothing was sent to "
           "Juhe."),
+    _g("service_interrupted", "处理中断", Category.SERVICE, retry=True, counts=False,
+       zh="网络或服务中断，请重新录制。本次不计入次数。",
+       en="The network or the service was interrupted. Please record again; this try does not "
+          "count.",
+       op="The process handling this attempt stopped (a worker was killed or lost the "
+          "database) and its lease lapsed. If it had already sent the video, Juhe may have "
+          "judged and charged it (charge unknown); a late answer is recorded on this attempt. "
+          "Not counted against the person."),
     _g("video_processing_failed", "视频处理失败", Category.CONFIGURATION, retry=True, counts=False,
        zh=_BUSY_ZH, en=_BUSY_EN,
        op="ffmpeg/ffprobe could not run or ran out of time (FFMPEG_TIMEOUT) on our side; "

@@ -17,12 +17,16 @@ import logging
 import math
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import requests
 from requests import exceptions as rex
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .identity import mask_idcard, mask_realname
 
@@ -267,12 +271,17 @@ class JuheClient:
     def __repr__(self) -> str:
         return f"JuheClient(url={self._safe_url()!r}, timeout={self.timeout!r})"
 
-    def verify(self, request: VerifyRequest) -> JuheResult:
-        """Send one video; return Juhe's service-level answer or raise :class:`JuheError`."""
+    def verify(self, request: VerifyRequest, abort: threading.Event | None = None) -> JuheResult:
+        """Send one video; return Juhe's service-level answer or raise :class:`JuheError`.
+
+        The whole answer must arrive within connect + read timeout (an answer trickled byte by
+        byte cannot stretch it), and setting `abort` gives up at once; either way the connection
+        is shut (with a session from :func:`http_session`) and the call ends as a timeout.
+        """
         started = time.monotonic()
         tries = [0]
         try:
-            response = self._post(request.form(self._key), tries)
+            response = self._post(request.form(self._key), tries, abort)
             result = self._interpret(response)
         except JuheError as err:
             self._log(request, started, tries[0], err.error_code, err.orderid,
@@ -285,36 +294,47 @@ class JuheClient:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _post(self, form: dict[str, str], count: list[int]) -> requests.Response:
+    def _post(self, form: dict[str, str], count: list[int],
+              abort: threading.Event | None = None) -> requests.Response:
         """POST, retrying only when no connection was made; ``count[0]`` counts the tries."""
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         while True:
             count[0] += 1
             tries = count[0]
+            watch = _Watch(self.timeout[0] + self.timeout[1], abort)
             try:
-                # allow_redirects=False: a redirect would turn the POST into a body-less GET.
-                return self._session.post(self.url, data=form, headers=headers,
-                                          timeout=self.timeout, allow_redirects=False)
-            except rex.ReadTimeout:
-                raise self._timeout() from None
-            except (rex.InvalidURL, rex.MissingSchema, rex.InvalidSchema, rex.InvalidHeader) as exc:
-                raise JuheError("connection", self._describe(exc), reached=False) from None
-            except rex.RequestException as exc:  # ConnectionError, ConnectTimeout, chunked, ...
-                if _never_connected(exc):
-                    if tries > self.connect_retries:
-                        raise JuheError("connection", f"could not connect (tries: {tries}): "
-                                        + self._describe(exc), reached=False) from None
-                    time.sleep(min(self.backoff * 2 ** (tries - 1), 2.0))
-                    continue
-                if _read_timed_out(exc):
+                with watch:
+                    # allow_redirects=False: a redirect would turn the POST into a body-less GET.
+                    # Not streamed: the body is read here, inside the watch.
+                    return self._session.post(self.url, data=form, headers=headers,
+                                              timeout=self.timeout, allow_redirects=False)
+            except rex.RequestException as exc:
+                if watch.fired:
+                    raise self._timeout(watch.why) from None
+                if isinstance(exc, rex.ReadTimeout):
                     raise self._timeout() from None
-                if isinstance(exc, rex.SSLError):  # the handshake failed: nothing was sent
-                    raise JuheError("connection", self._describe(exc), reached=False) from None
-                raise JuheError("connection", "connection lost after the request was sent: "
-                                + self._describe(exc), reached=True) from None
+                self._failure(exc, tries)
+                time.sleep(min(self.backoff * 2 ** (tries - 1), 2.0))
 
-    def _timeout(self) -> JuheError:
-        return JuheError("timeout", f"timed out: no answer within {self.timeout[1]:g} s "
+    def _failure(self, exc: rex.RequestException, tries: int) -> None:
+        """Raise the JuheError for a failed try; return when it may be retried (nothing sent)."""
+        if isinstance(exc, (rex.InvalidURL, rex.MissingSchema, rex.InvalidSchema, rex.InvalidHeader)):
+            raise JuheError("connection", self._describe(exc), reached=False) from None
+        if _never_connected(exc):
+            if tries > self.connect_retries:
+                raise JuheError("connection", f"could not connect (tries: {tries}): "
+                                + self._describe(exc), reached=False) from None
+            return
+        if _read_timed_out(exc):
+            raise self._timeout() from None
+        if isinstance(exc, rex.SSLError):  # the handshake failed: nothing was sent
+            raise JuheError("connection", self._describe(exc), reached=False) from None
+        raise JuheError("connection", "connection lost after the request was sent: "
+                        + self._describe(exc), reached=True) from None
+
+    def _timeout(self, why: str | None = None) -> JuheError:
+        what = why or f"no answer within {self.timeout[1]:g} s"
+        return JuheError("timeout", f"timed out: {what} "
                          "(the request was sent; Juhe may have judged and charged it)",
                          reached=True)
 
@@ -366,6 +386,104 @@ class JuheClient:
                 mask_idcard(request.idcard), mask_realname(request.realname),
                 request.liveness_type, len(request.video), time.monotonic() - started,
                 connects, "-" if error_code is None else error_code, orderid or "-", outcome)
+
+
+# --- one deadline per call ------------------------------------------------------------------
+#
+# requests' read timeout applies to each socket read, so an answer trickled one byte at a time
+# never times out. A call runs inside a _Watch; the connections of a session made by
+# http_session() register with the watch of the thread that uses them, and the watch shuts their
+# sockets at the deadline (or on abort), which ends any blocked read at once.
+
+_watching = threading.local()
+
+
+class _Watch:
+    def __init__(self, seconds: float, abort: threading.Event | None) -> None:
+        self.seconds, self.abort = seconds, abort
+        self.fired = False
+        self.why = ""
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="juhe-deadline", daemon=True)
+
+    def __enter__(self) -> "_Watch":
+        _watching.watch = self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _watching.watch = None
+        self._done.set()
+        self._thread.join()
+
+    def register(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            if self.fired:
+                _shut(connection)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        while not self._done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            aborted = self.abort is not None and self.abort.is_set()
+            if aborted or time.monotonic() >= deadline:
+                with self._lock:
+                    self.fired = True
+                    self.why = ("given up: this attempt was released" if aborted
+                                else f"no complete answer within {self.seconds:g} s")
+                    for connection in self._connections:
+                        _shut(connection)
+                return
+
+
+def _shut(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+        except OSError:
+            pass
+
+
+class _WatchedMixin:
+    def request(self, *args, **kwargs):
+        watch = getattr(_watching, "watch", None)
+        if watch is not None:
+            watch.register(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def http_session() -> requests.Session:
+    """The requests.Session for talking to Juhe: one whose connections a call's deadline cuts."""
+    session = requests.Session()
+    adapter = _DeadlineAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _legacy_code(value: Any) -> int | None:

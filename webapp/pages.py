@@ -6,9 +6,8 @@ blocked. Only the standalone form uses a cookie (Flask-WTF's CSRF protection).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import tempfile
-from pathlib import Path
 
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf import CSRFProtect, FlaskForm
@@ -17,13 +16,13 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import limits, security, sessions, verification, video
+from . import limits, security, sessions, uploads, verification, video
 from .app import services
 from .challenges import MODES, describe
 from .guidance import guidance_for
 from .limits import limiter
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .storage import Challenge, VerificationSession, find_session, isoformat, utcnow
+from .storage import Challenge, VerificationSession, find_session, isoformat, lock_session
 
 bp = Blueprint("pages", __name__)
 csrf = CSRFProtect()
@@ -137,11 +136,13 @@ def upload(token: str):
         return _page_error(400, "bad_upload", "The upload needs a video file and a challenge.",
                            "上传内容不完整，请重新录制。")
     s = services()
-    with tempfile.TemporaryDirectory(prefix="liveness-upload-") as tmp:
-        path = Path(tmp) / "upload"
+    with uploads.workspace(s.uploads) as folder:
+        path = folder / "upload"
         file.save(path)
+        file.close()
+        tools = dataclasses.replace(s.tools, tmpdir=str(folder))
         try:
-            outcome = verification.verify_upload(s.store, s.settings, s.client, s.tools, token,
+            outcome = verification.verify_upload(s.store, s.settings, s.client, tools, token,
                                                  challenge_id, path,
                                                  on_finished=lambda _id: s.dispatcher.wake())
         except sessions.SessionStateError as error:
@@ -198,16 +199,14 @@ def outcome_json(outcome: verification.Outcome) -> dict:
 def state_json(session: VerificationSession) -> dict:
     """Everything the page needs to draw itself; no identity, no codes."""
     settings = services().settings
-    now = utcnow()
-    open_challenge = next((c for c in reversed(session.challenges)
-                           if c.used_at is None and c.expires_at > now), None)
-    done = [a for a in session.attempts if a.state == "done"]
+    open_challenge = sessions.open_challenge(session)
+    ended = [a for a in session.attempts if a.state in ("done", "abandoned")]
     last = None
-    if done:
-        g = verification.attempt_guidance(done[-1])
+    if ended:
+        g = verification.attempt_guidance(ended[-1])
         result = session.status if session.status in ("passed", "failed") else "retry"
         last = {"result": result, "message": g.person_zh, "message_en": g.person_en,
-                "category": str(g.category), "final": g.final, "challenge_id": done[-1].challenge_id}
+                "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
         "attempts_left": session.attempts_left if session.status == "pending" else 0,
@@ -231,7 +230,8 @@ def message_origin(session: VerificationSession, embed_origins: tuple[str, ...])
 
 
 def _session_or_404(db, token: str) -> VerificationSession:
-    session = find_session(db, token=token)
+    """The page's session, locked for this request and brought up to date, or a 404."""
+    session = lock_session(db, token=token)
     if session is None:
         abort(404)
     return sessions.refresh(db, services().settings, session)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import os
 import secrets
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -17,13 +22,17 @@ from sqlalchemy.orm import Session
 from . import challenges, webhooks
 from .identity import Identity
 from .settings import Settings
-from .storage import Attempt, Challenge, VerificationSession, isoformat, utcnow
+from .storage import (IN_FLIGHT, Attempt, Challenge, Store, VerificationSession, isoformat, lock_session,
+                      utcnow)
 
-def stale_after(settings: Settings) -> dt.timedelta:
-    """An upload whose processing has not finished after this long was interrupted (a worker
-    died): it no longer blocks the session. Longer than ffmpeg's budget plus Juhe's timeouts."""
-    return dt.timedelta(seconds=settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3
-                        + settings.JUHE_READ_TIMEOUT + 60)
+log = logging.getLogger(__name__)
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+# An attempt in flight carries a lease that its process renews every HEARTBEAT seconds; one whose
+# lease lapsed belongs to a process that died (or lost the database), and is released.
+LEASE_SECONDS = 20.0
+HEARTBEAT_SECONDS = 5.0
+INTERRUPTED = "service_interrupted"  # the guidance key a released attempt is given
 
 
 class SessionStateError(Exception):
@@ -68,30 +77,35 @@ def create(db: Session, settings: Settings, identity: Identity, new: NewSession,
     return session
 
 
-def refresh(db: Session, settings: Settings, session: VerificationSession) -> VerificationSession:
-    """Bring a session up to date with the clock: expire it, release interrupted uploads."""
-    now = utcnow()
-    stale = now - stale_after(settings)
+def refresh(db: Session, settings: Settings, session: VerificationSession,
+            now: dt.datetime | None = None) -> VerificationSession:
+    """Bring a (locked) session up to date with the clock: release attempts whose process died,
+    expire the session once its time is up and nothing is in flight."""
+    now = now or utcnow()
     for attempt in session.attempts:
-        if attempt.state == "processing" and attempt.started_at < stale:
-            attempt.state, attempt.finished_at = "done", now
-            attempt.outcome, attempt.counts, attempt.charged = "interrupted", False, None
-            attempt.reason = "processing was interrupted before Juhe's answer was recorded"
-    for challenge in session.challenges:
-        if challenge.used_at and not challenge_finished(challenge) and challenge.used_at < stale:
-            challenge.expires_at = challenge.used_at  # marks it finished (see challenge_finished)
+        if attempt.in_flight and (attempt.lease_until is None or attempt.lease_until < now):
+            release(attempt, now)
     if session.status == "pending" and session.is_expired(now) and not upload_in_progress(session):
         finish(db, session, "expired")
     return session
 
 
-def challenge_finished(challenge: Challenge) -> bool:
-    """A claimed challenge is finished once its upload was processed (expires_at set to used_at)."""
-    return challenge.used_at is not None and challenge.expires_at <= challenge.used_at
+def release(attempt: Attempt, now: dt.datetime) -> None:
+    """An attempt whose process stopped: nothing was sent (abandoned, not listed), or it was
+    sent and its answer never recorded (listed, charge unknown). Neither counts."""
+    sent = attempt.state == "sending"
+    attempt.state, attempt.finished_at = ("done" if sent else "abandoned"), now
+    attempt.outcome, attempt.counts, attempt.charged = INTERRUPTED, False, (None if sent else False)
+    attempt.reason = ("the process handling this attempt stopped after sending it to Juhe; "
+                      "Juhe's answer was never recorded" if sent else
+                      "the process handling this upload stopped before anything was sent to Juhe")
+    if attempt.owner:
+        log.warning("attempt %s of session %s released: its process %s stopped (%s)",
+                    attempt.id, attempt.session_id, attempt.owner, attempt.state)
 
 
 def upload_in_progress(session: VerificationSession) -> bool:
-    return any(c.used_at and not challenge_finished(c) for c in session.challenges)
+    return any(a.in_flight for a in session.attempts)
 
 
 def require_open(session: VerificationSession) -> None:
@@ -110,8 +124,16 @@ def require_open(session: VerificationSession) -> None:
                                 "正在核验上一段视频，请稍候。")
 
 
+def open_challenge(session: VerificationSession, now: dt.datetime | None = None) -> Challenge | None:
+    """The one challenge the next upload may use (there is never more than one)."""
+    now = now or utcnow()
+    return next((c for c in reversed(session.challenges) if c.used_at is None and c.expires_at > now),
+                None)
+
+
 def issue_challenge(db: Session, settings: Settings, session: VerificationSession) -> Challenge:
-    """Draw a new challenge for the session's next attempt; earlier open ones stop being valid."""
+    """Draw the challenge for the session's next attempt; it supersedes any open one. The
+    session must be locked (storage.lock_session), so two tabs cannot both hold one."""
     require_open(session)
     now = utcnow()
     previous = None
@@ -128,36 +150,82 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
     return challenge
 
 
-def claim_challenge(db: Session, session: VerificationSession, challenge_id: str) -> Challenge:
-    """Use a challenge once: atomically mark it used, or raise if it is unknown, used or expired."""
+def start_attempt(db: Session, session: VerificationSession, challenge_id: str) -> tuple[Challenge, Attempt]:
+    """Use the session's open challenge for a new attempt, in flight under this process's lease.
+    The session must be locked and open (require_open): the claim, the in-flight check and
+    the session's end are decided under the same lock."""
     now = utcnow()
-    claimed = db.execute(
-        update(Challenge)
-        .where(Challenge.id == challenge_id, Challenge.session_id == session.id,
-               Challenge.used_at.is_(None), Challenge.expires_at > now)
-        .values(used_at=now).execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:
+    challenge = open_challenge(session, now)
+    if challenge is None or challenge.id != challenge_id:
         raise SessionStateError("challenge_invalid", 409,
                                 "This challenge is used or expired; draw a new one.",
                                 "本次动作/数字已失效，请重新录制。")
-    challenge = db.get(Challenge, challenge_id)
-    db.refresh(challenge)
-    return challenge
+    challenge.used_at = now
+    attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
+                      counts=True, owner=OWNER,
+                      lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
+    db.add(attempt)
+    return challenge, attempt
 
 
-def release_challenge(challenge: Challenge) -> None:
-    """The upload made with this challenge is processed: it no longer blocks the session."""
-    challenge.expires_at = challenge.used_at
+class Lease:
+    """Keeps an in-flight attempt's lease fresh from a thread while this process works on it.
+
+    `lost` is set when the attempt was taken from us (released as interrupted) or the lease
+    could not be renewed before it lapses; the work must then stop before it could complete,
+    so that a released session is never paid for by a call still running here.
+    """
+
+    def __init__(self, store: Store, attempt_id: int, seconds: float = LEASE_SECONDS,
+                 every: float = HEARTBEAT_SECONDS):
+        self.store, self.attempt_id, self.seconds, self.every = store, attempt_id, seconds, every
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{attempt_id}", daemon=True)
+
+    def __enter__(self) -> "Lease":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        renewed = time.monotonic()
+        while not self._stop.wait(self.every):
+            try:
+                with self.store.session() as db:
+                    kept = db.execute(
+                        update(Attempt).where(Attempt.id == self.attempt_id, Attempt.state.in_(IN_FLIGHT))
+                        .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
+                        .execution_options(synchronize_session=False)).rowcount
+                    db.commit()
+            except Exception:  # noqa: BLE001 - the database may be back at the next beat
+                log.exception("attempt %s: lease not renewed", self.attempt_id)
+                kept = None
+            if kept == 0:
+                self.lost.set()
+                return
+            if kept:
+                renewed = time.monotonic()
+            elif time.monotonic() - renewed > self.seconds - self.every:
+                self.lost.set()  # about to lapse: others may soon release the session
+                return
 
 
-def finish(db: Session, session: VerificationSession, status: str) -> None:
-    """End the session: passed, failed or expired. The clear identity is no longer needed; a
-    passed or failed session with a callback_url gets its webhook queued in the same transaction."""
+def finish(db: Session, session: VerificationSession, status: str) -> bool:
+    """End a pending session: passed, failed or expired. A session ends once: an ended one is
+    left as it is (False). The clear identity is no longer needed; a passed or failed session
+    with a callback_url gets its webhook queued in the same transaction."""
+    if session.status != "pending":
+        return False
     session.status = status
     session.completed_at = utcnow()
     session.forget_identity()
     if session.callback_url and status in ("passed", "failed"):
         webhooks.enqueue(db, session.id, session.callback_url, session_json(session))
+    return True
 
 
 def with_session_id(url: str, session_id: str) -> str:
@@ -198,12 +266,19 @@ def session_json(session: VerificationSession) -> dict:
 
 
 def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
-    """Expire overdue sessions (forgetting their identities) and delete finished sessions, with
-    their attempts, best frames and webhook logs, once RETENTION_DAYS have passed."""
+    """Release attempts whose process died, expire overdue sessions (forgetting their
+    identities), and delete finished sessions with their attempts, best frames and webhook
+    logs once RETENTION_DAYS have passed."""
     now = now or utcnow()
-    overdue = db.scalars(select(VerificationSession).where(
-        VerificationSession.status == "pending", VerificationSession.expires_at <= now)).all()
-    expired = sum(refresh(db, settings, s).status == "expired" for s in overdue)
+    overdue = set(db.scalars(select(VerificationSession.id).where(
+        VerificationSession.status == "pending", VerificationSession.expires_at <= now)))
+    overdue |= set(db.scalars(select(Attempt.session_id).where(
+        Attempt.state.in_(IN_FLIGHT), Attempt.lease_until < now)))
+    expired = 0
+    for session_id in sorted(overdue):
+        session = lock_session(db, id=session_id)
+        if session is not None:
+            expired += refresh(db, settings, session, now).status == "expired"
     # Any session no longer pending keeps only the masked identity, whatever path ended it.
     db.execute(update(VerificationSession).where(
         VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))

@@ -7,7 +7,9 @@ variable, not at the first request.
 """
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
     FFMPEG_BINARY: str = "ffmpeg"
     FFPROBE_BINARY: str = "ffprobe"
     FFMPEG_TIMEOUT: float = Field(60.0, gt=0)
+    UPLOAD_DIR: str | None = None   # private folder for uploads in progress (default: instance/uploads)
     JUHE_CONNECT_TIMEOUT: float = Field(5.0, gt=0)
     JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
     CHALLENGE_TTL: int = Field(300, ge=30)
@@ -69,7 +72,7 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
-                     mode="before")
+                     "UPLOAD_DIR", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
@@ -153,11 +156,19 @@ def load_settings(instance_path: str | Path, overrides: dict | None = None) -> S
 
 
 def _instance_secret(instance_path: Path) -> str:
+    """The instance's secret, made once: several workers starting together all read the one
+    that was written first (written whole, then linked into place, so never read half-made)."""
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd, draft = tempfile.mkstemp(dir=instance_path, prefix=".secret_key-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another worker was first: use its key
+        finally:
+            os.unlink(draft)
+    return path.read_text().strip()

@@ -6,8 +6,11 @@ Times are stored as naive UTC.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import zlib
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
@@ -106,8 +109,13 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     challenge_id: Mapped[str] = mapped_column(String(40))
-    state: Mapped[str] = mapped_column(String(12), default="processing")  # processing | done
+    # preparing → sending → done; preparing → abandoned (nothing sent). See sessions.py.
+    state: Mapped[str] = mapped_column(String(12), default="preparing", index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # While in flight, the process working on the attempt renews this lease; a lapsed lease
+    # means that process died, and the attempt stops blocking the session.
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    owner: Mapped[str | None] = mapped_column(String(80))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     error_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(500))
@@ -123,6 +131,10 @@ class Attempt(Base):
     session: Mapped[VerificationSession] = relationship(back_populates="attempts")
 
     @property
+    def in_flight(self) -> bool:
+        return self.state in IN_FLIGHT
+
+    @property
     def timings(self) -> dict:
         return json.loads(self.timings_json or "{}")
 
@@ -135,20 +147,39 @@ class Attempt(Base):
         return json.loads(self.best_frames_json or "[]")
 
 
+IN_FLIGHT = ("preparing", "sending")
+
+
 class Store:
-    """The database handle: an engine and a session factory."""
+    """The database handle: an engine and a session factory.
+
+    On SQLite every transaction is a write transaction (`BEGIN IMMEDIATE`), so a unit of work
+    that reads a session and then changes it cannot interleave with another one doing the
+    same; on PostgreSQL the same guarantee comes from `lock_session` (SELECT … FOR UPDATE).
+    """
 
     def __init__(self, url: str):
         kwargs: dict = {"pool_pre_ping": True}
-        if url.startswith("sqlite"):
+        self.sqlite = url.startswith("sqlite")
+        if self.sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.url = url
         self.engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if self.sqlite:
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+    def create_all(self, lock_dir: str | Path | None = None) -> None:
+        """Bring the schema up once, however many workers and instances start together: under
+        an advisory lock on PostgreSQL, a file lock (in `lock_dir`) on SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                Base.metadata.create_all(conn)
+            return
+        with file_lock(Path(lock_dir or ".") / "schema.lock"):
+            Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -172,12 +203,42 @@ class Store:
         return None
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+_SCHEMA_LOCK = zlib.crc32(b"liveness-capture schema")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes of this machine (released when the holder dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # The driver's own transaction handling is off; `_sqlite_begin` opens every transaction.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
+    """The session, locked for the rest of this transaction against every other unit of work
+    that locks it, and read afresh (not from this unit's cache)."""
+    column = VerificationSession.id if id is not None else VerificationSession.page_token
+    query = (select(VerificationSession).where(column == (id if id is not None else token))
+             .with_for_update().execution_options(populate_existing=True))
+    return db.scalar(query)
 
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:

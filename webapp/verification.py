@@ -1,12 +1,16 @@
 """One video's path, top to bottom: from an uploaded file to Juhe's verdict, recorded and explained.
 
-    claim the challenge → prepare the video (probe, check, normalise) → record the attempt as
-    processing → call Juhe → record what Juhe said → end the session when nothing more can pass
-    → tell the person what to do next
+    claim the challenge and start the attempt → prepare the video (probe, check, normalise) →
+    mark the attempt as sending → call Juhe → record what Juhe said → end the session when
+    nothing more can pass → tell the person what to do next
 
-Each step commits before the next starts, so a browser that disconnects while Juhe is answering
-loses nothing: the attempt is recorded and the page reads it back from its state endpoint. A
-video that fails the local checks never reaches Juhe and is not an attempt.
+Every step that reads and changes the session holds its lock (storage.lock_session), so racing
+tabs cannot both claim, and a session that ended never ends again. While the attempt is in
+flight this process keeps its lease fresh (sessions.Lease); if the process dies the lease lapses
+and the session is usable again within seconds, and if this process loses the lease it stops
+before it could pay for a call the session no longer expects. Each step commits before the next
+starts, so a browser that disconnects while Juhe is answering loses nothing. A video that fails
+the local checks never reaches Juhe and is not an attempt.
 """
 from __future__ import annotations
 
@@ -17,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from sqlalchemy import delete
+
 from . import sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .settings import Settings
-from .storage import Attempt, Challenge, Store, find_session, utcnow
+from .storage import Attempt, Store, lock_session, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +54,11 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     """
     started = time.monotonic()
 
-    # 1. Claim the challenge: single use, checked against the session's state.
+    # 1. Claim the challenge and start the attempt, under the session's lock.
     with store.session() as db:
-        session = _load(db, settings, page_token)
+        session = _lock(db, settings, page_token)
         sessions.require_open(session)
-        challenge = sessions.claim_challenge(db, session, challenge_id)
+        challenge, attempt = sessions.start_attempt(db, session, challenge_id)
         request_fields = dict(idcard=session.idcard, realname=session.realname,
                               liveness_type=challenge.liveness_type,
                               validate_data=challenge.validate_data,
@@ -60,62 +66,77 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                               best_frame_num=session.best_frames if session.best_frames >= 2 else None)
         session_id, mode = session.id, session.mode
         db.commit()
-
-    # 2. Prepare the video. What Juhe would reject anyway is answered here, without an attempt.
-    try:
-        prepared = video.prepare(upload, keep_audio=mode == "number", require_audio=mode == "number",
-                                 tools=tools)
-    except (video.VideoRejected, video.VideoToolError) as problem:
-        # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
-        if isinstance(problem, video.VideoRejected):
-            log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code, problem.detail)
-            key = problem.code
-        else:
-            log.error("session %s: video processing failed: %s", session_id, problem.reason)
-            key = "video_processing_failed"
-        with store.session() as db:
-            session = _load(db, settings, page_token)
-            sessions.release_challenge(db.get(Challenge, challenge_id))
-            db.commit()
-            return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
-                           challenge_id)
-
-    # 3. Record the attempt before the paid call, so it exists whatever happens next.
-    with store.session() as db:
-        attempt = Attempt(session_id=session_id, challenge_id=challenge_id, state="processing",
-                          started_at=utcnow(), counts=True,
-                          video_json=json.dumps(_video_summary(prepared)))
-        db.add(attempt)
-        db.commit()
         attempt_id = attempt.id
 
-    # 4. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body.
-    juhe_started = time.monotonic()
-    answer: JuheResult | JuheError
-    try:
-        answer = client.verify(VerifyRequest(video=prepared.data, **request_fields))
-    except JuheError as error:
-        answer = error
-    juhe_seconds = time.monotonic() - juhe_started
+    with sessions.Lease(store, attempt_id) as lease:
+        # 2. Prepare the video. What Juhe would reject anyway is answered here, without an attempt.
+        try:
+            prepared = video.prepare(upload, keep_audio=mode == "number",
+                                     require_audio=mode == "number", tools=tools)
+        except (video.VideoRejected, video.VideoToolError) as problem:
+            # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
+            if isinstance(problem, video.VideoRejected):
+                log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code,
+                         problem.detail)
+                key = problem.code
+            else:
+                log.error("session %s: video processing failed: %s", session_id, problem.reason)
+                key = "video_processing_failed"
+            with store.session() as db:
+                session = _lock(db, settings, page_token, refresh=False)
+                db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == "preparing"))
+                db.commit()
+                return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
+                               challenge_id)
 
-    # 5. Record what came back and decide the session's fate.
+        # 3. The attempt is about to be paid for: only while it is still ours.
+        with store.session() as db:
+            session = _lock(db, settings, page_token, refresh=False)
+            attempt = db.get(Attempt, attempt_id)
+            still_ours = attempt.state == "preparing" and not lease.lost.is_set()
+            if still_ours:
+                attempt.state = "sending"
+                attempt.video_json = json.dumps(_video_summary(prepared))
+            db.commit()
+            if not still_ours:
+                log.warning("session %s attempt %s: lease lost before sending; nothing sent",
+                            session_id, attempt_id)
+                return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
+                               session.attempts_left, challenge_id)
+
+        # 4. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body,
+        # and gives up (closing the connection) at its deadline or when the lease is lost.
+        juhe_started = time.monotonic()
+        answer: JuheResult | JuheError
+        try:
+            answer = client.verify(VerifyRequest(video=prepared.data, **request_fields),
+                                   abort=lease.lost)
+        except JuheError as error:
+            answer = error
+        juhe_seconds = time.monotonic() - juhe_started
+
+    # 5. Record what came back (on this attempt, even if it was given up meanwhile) and decide
+    # the session's fate, once.
     with store.session() as db:
-        session = _load(db, settings, page_token, refresh=False)
+        session = _lock(db, settings, page_token, refresh=False)
         attempt = db.get(Attempt, attempt_id)
+        late = attempt.state != "sending"
         guidance = _record(attempt, answer, session.pass_score)
         attempt.timings_json = json.dumps({**prepared.timings, "juhe": round(juhe_seconds, 3),
-                                           "total": round(time.monotonic() - started, 3)})
-        sessions.release_challenge(db.get(Challenge, challenge_id))
+                                           "total": round(time.monotonic() - started, 3),
+                                           **({"late": True} if late else {})})
         db.flush()
+        ended = False
         if attempt.outcome == "0":
-            sessions.finish(db, session, "passed")
+            ended = sessions.finish(db, session, "passed")
         elif guidance.final or session.attempts_left <= 0:
-            sessions.finish(db, session, "failed")
+            ended = sessions.finish(db, session, "failed")
         db.commit()
         status, left = session.status, session.attempts_left
-    log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s",
-             session_id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status)
-    if status in ("passed", "failed") and on_finished:
+    log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
+             session_id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
+             " (answer arrived after the attempt was released)" if late else "")
+    if ended and on_finished:
         on_finished(session_id)
 
     # 6. Tell the person.
@@ -124,8 +145,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                    score=attempt.score)
 
 
-def _load(db, settings: Settings, page_token: str, refresh: bool = True):
-    session = find_session(db, token=page_token)
+def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
+    session = lock_session(db, token=page_token)
     if session is None:
         raise sessions.SessionStateError("not_found", 404, "Unknown verification link.",
                                          "链接无效，请回到原来的页面重新发起。")
