@@ -44,6 +44,7 @@ def juhe(standin):
     """The stand-in, with no canned answers and an empty request log for this test."""
     standin.script.clear()
     standin.mode = None
+    standin.slow_seconds, standin.trickle_seconds = 4.0, 0.5
     standin.requests.clear()
     yield standin
     standin.script.clear()

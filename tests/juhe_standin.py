@@ -6,14 +6,15 @@ video with ``ffprobe``. Every request is recorded (without the video bytes) in `
 
     standin = JuheStandIn(key="k").start()
     standin.script["110101199003070011"] = 267517       # canned answer for one ID number
-    standin.mode = JuheStandIn.SLOW                       # or HTTP_500, HTML, DROP, 10012, ...
+    standin.mode = JuheStandIn.SLOW                       # or TRICKLE, HTTP_500, HTML, DROP, 10012, ...
     ...
     standin.stop()
 
 ``script`` values and ``mode`` may be: an int error code (answered with ``result: null``, or
 an orderid for the billed 267509), a float score (error_code 0 with that score), a dict (sent
 as JSON as is), bytes (sent raw as the JSON body), or one of the behaviour names below. ``mode`` applies to every request; behaviours other than
-SLOW answer before any check (like a broken gateway), SLOW delays the normal answer.
+SLOW and TRICKLE answer before any check (like a broken gateway), SLOW delays the normal answer,
+TRICKLE sends it one byte every ``trickle_seconds``.
 """
 from __future__ import annotations
 
@@ -83,14 +84,15 @@ class _QuietHandler(WSGIRequestHandler):
 class JuheStandIn:
     """The stand-in server; see the module docstring."""
 
-    SLOW, HTTP_500, HTTP_502, HTML, GARBAGE, DROP = (
-        "slow", "http_500", "http_502", "html", "garbage", "drop")
+    SLOW, HTTP_500, HTTP_502, HTML, GARBAGE, DROP, TRICKLE = (
+        "slow", "http_500", "http_502", "html", "garbage", "drop", "trickle")
     PATH = "/antiFaceId/query"
 
     def __init__(self, key: str = "standin-key", *, slow_seconds: float = 5.0,
                  ffprobe: str = "ffprobe", ffmpeg: str = "ffmpeg", score: float = 91.0) -> None:
         self.key = key
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = 0.5  # TRICKLE: the pause between two bytes of the answer
         self.ffprobe, self.ffmpeg = ffprobe, ffmpeg
         self.score = score
         self.mode: str | int | float | dict | None = None
@@ -151,13 +153,23 @@ class JuheStandIn:
             self.requests.append(record)
 
         behaviour = self.mode
-        if behaviour not in (None, self.SLOW):
+        if behaviour not in (None, self.SLOW, self.TRICKLE):
             return self._respond(environ, start_response, behaviour, record)
         verdict = self._judge(fields, record)
         if behaviour == self.SLOW or verdict == self.SLOW:
             self._stopping.wait(self.slow_seconds)
             verdict = self._default(fields, record) if verdict == self.SLOW else verdict
+        if behaviour == self.TRICKLE:
+            return self._trickle(b"".join(self._respond(environ, start_response, verdict, record)))
         return self._respond(environ, start_response, verdict, record)
+
+    def _trickle(self, body: bytes):
+        """The normal answer, one byte at a time (each read of the client's succeeds quickly,
+        the whole answer takes len(body) × trickle_seconds)."""
+        for i in range(len(body)):
+            if self._stopping.wait(self.trickle_seconds if i else 0):
+                return
+            yield body[i:i + 1]
 
     def _respond(self, environ: dict, start_response, what: Any, record: dict) -> list[bytes]:
         """Send ``what``: a behaviour name, a code, a score or a JSON dict."""

@@ -403,7 +403,7 @@ class _Watch:
         self.seconds, self.abort = seconds, abort
         self.fired = False
         self.why = ""
-        self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="juhe-deadline", daemon=True)
@@ -418,11 +418,11 @@ class _Watch:
         self._done.set()
         self._thread.join()
 
-    def register(self, connection: HTTPConnection) -> None:
+    def add(self, sock: socket.socket) -> None:
         with self._lock:
-            self._connections.append(connection)
+            self._sockets.append(sock)
             if self.fired:
-                _shut(connection)
+                _shut(sock)
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.seconds
@@ -433,26 +433,34 @@ class _Watch:
                     self.fired = True
                     self.why = ("given up: this attempt was released" if aborted
                                 else f"no complete answer within {self.seconds:g} s")
-                    for connection in self._connections:
-                        _shut(connection)
+                    for sock in self._sockets:
+                        _shut(sock)
                 return
 
 
-def _shut(connection: HTTPConnection) -> None:
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
-        except OSError:
-            pass
+def _shut(sock: socket.socket) -> None:
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+    except OSError:
+        pass
 
 
 class _WatchedMixin:
+    """Hands the connection's socket to the thread's watch: when it is made, and when a kept-
+    alive connection is reused (http.client may drop `sock` once a response owns it)."""
+
+    def connect(self) -> None:
+        super().connect()
+        self._watch()
+
     def request(self, *args, **kwargs):
-        watch = getattr(_watching, "watch", None)
-        if watch is not None:
-            watch.register(self)
+        self._watch()
         return super().request(*args, **kwargs)
+
+    def _watch(self) -> None:
+        watch = getattr(_watching, "watch", None)
+        if watch is not None and self.sock is not None:
+            watch.add(self.sock)
 
 
 class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):

@@ -176,9 +176,9 @@ class Lease:
     so that a released session is never paid for by a call still running here.
     """
 
-    def __init__(self, store: Store, attempt_id: int, seconds: float = LEASE_SECONDS,
-                 every: float = HEARTBEAT_SECONDS):
-        self.store, self.attempt_id, self.seconds, self.every = store, attempt_id, seconds, every
+    def __init__(self, store: Store, attempt_id: int):
+        self.store, self.attempt_id = store, attempt_id
+        self.seconds, self.every = LEASE_SECONDS, HEARTBEAT_SECONDS
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{attempt_id}", daemon=True)

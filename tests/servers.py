@@ -1,0 +1,132 @@
+"""The service as it is deployed, for tests: real gunicorn processes (gunicorn.conf.py, wsgi:app)
+on a loopback port, and an HTTP client whose every request can come from its own loopback
+address (127.x.y.z), so per-IP limits see many people."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from urllib3 import encode_multipart_formdata
+
+from webapp.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`bash scripts/serve.sh`'s gunicorn, started on its own: `Gunicorn(instance, env).start()`."""
+
+    def __init__(self, instance: Path, env: dict[str, str], workers: int = 2, port: int | None = None):
+        self.instance, self.workers = Path(instance), workers
+        self.port = port or free_port()
+        self.log_path = self.instance.parent / f"gunicorn-{self.port}.log"
+        base = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+        self.env = {**base, "INSTANCE_PATH": str(self.instance), "BIND": f"127.0.0.1:{self.port}",
+                    "WEB_CONCURRENCY": str(workers), **env}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> "Gunicorn":
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz answers 200 and every worker is up; raise if the master died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            try:
+                if request("GET", self.url + "/readyz", timeout=2).status == 200 \
+                        and len(self.worker_pids()) == self.workers:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn not ready in {timeout} s:\n{self.output()[-3000:]}")
+
+    def worker_pids(self) -> list[int]:
+        """The master's worker processes."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == self.proc.pid:
+                    pids.append(int(entry.name))
+        return sorted(pids)
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc is not None:
+            self.log.close()
+
+
+class Reply:
+    def __init__(self, status: int, body: bytes, headers: dict):
+        self.status, self.body, self.headers = status, body, headers
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(method: str, url: str, *, json_body=None, fields: dict | None = None,
+            headers: dict | None = None, source: str | None = None, timeout: float = 120) -> Reply:
+    """One HTTP request from `source` (a loopback address such as 127.0.3.7)."""
+    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1] if "/" in url.split("://", 1)[1] else "/"
+    host, port = host_port.rsplit(":", 1)
+    headers = dict(headers or {})
+    body = None
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    elif fields is not None:
+        body, headers["Content-Type"] = encode_multipart_formdata(fields)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return Reply(response.status, response.read(), dict(response.headers))
+    finally:
+        conn.close()
+
+
+def address(n: int) -> str:
+    """The n-th distinct loopback address (n ≥ 0): 127.1.x.y."""
+    return f"127.1.{n // 250}.{n % 250 + 1}"
