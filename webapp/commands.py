@@ -5,7 +5,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from . import sessions
+from . import sessions, uploads
 from .app import services
 
 
@@ -18,11 +18,15 @@ def init_app(app: Flask) -> None:
 @click.command("purge")
 @with_appcontext
 def purge() -> None:
-    """Expire overdue sessions and delete finished ones older than RETENTION_DAYS."""
+    """Release dead attempts, expire overdue sessions, delete finished ones older than
+    RETENTION_DAYS, and remove uploads no live request holds."""
+    from .app import max_upload_age
     s = services()
     with s.store.session() as db:
         counts = sessions.housekeeping(db, s.settings)
-    click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}")
+    swept = uploads.sweep(s.uploads, max_upload_age(s.settings))
+    click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}, "
+               f"removed {swept} leftover upload(s)")
 
 
 @click.command("deliver-webhooks")

@@ -93,7 +93,7 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
 def release(attempt: Attempt, now: dt.datetime) -> None:
     """An attempt whose process stopped: nothing was sent (abandoned, not listed), or it was
     sent and its answer never recorded (listed, charge unknown). Neither counts."""
-    sent = attempt.state == "sending"
+    sent = attempt.state in ("sending", "processing")
     attempt.state, attempt.finished_at = ("done" if sent else "abandoned"), now
     attempt.outcome, attempt.counts, attempt.charged = INTERRUPTED, False, (None if sent else False)
     attempt.reason = ("the process handling this attempt stopped after sending it to Juhe; "

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
-                        event, select, text)
+                        event, inspect, select, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from .challenges import LIVENESS_TYPE
@@ -147,7 +147,7 @@ class Attempt(Base):
         return json.loads(self.best_frames_json or "[]")
 
 
-IN_FLIGHT = ("preparing", "sending")
+IN_FLIGHT = ("preparing", "sending", "processing")  # "processing": an older release's sending
 
 
 class Store:
@@ -176,10 +176,10 @@ class Store:
         if self.engine.dialect.name == "postgresql":
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-                Base.metadata.create_all(conn)
+                _create_and_extend(conn)
             return
-        with file_lock(Path(lock_dir or ".") / "schema.lock"):
-            Base.metadata.create_all(self.engine)
+        with file_lock(Path(lock_dir or ".") / "schema.lock"), self.engine.begin() as conn:
+            _create_and_extend(conn)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -216,6 +216,19 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _create_and_extend(conn) -> None:
+    """Create missing tables, and add the nullable columns a newer release brought to tables
+    an older one made (until migrations arrive, the schema only ever grows this way)."""
+    Base.metadata.create_all(conn)
+    existing = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:
