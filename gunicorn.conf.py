@@ -14,12 +14,17 @@ threads = int(os.environ.get("GUNICORN_THREADS", 8))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))
 graceful_timeout = 60
 keepalive = 5
-# Uploads come from phones on slow links; the body is read by the worker thread, not the arbiter.
+# Uploads come from phones on slow links, and a worker thread reads a request's body itself: a
+# few clients sending slowly would hold every thread. scripts/serve.sh (and the Docker image) put
+# nginx in front, which buffers whole bodies first; gunicorn then listens on a unix socket.
 limit_request_field_size = 16384
 accesslog = "-"
 errorlog = "-"
 # The page token in /v/<token> is a credential; the app's logging redacts it (webapp/logs.py).
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+if bind.startswith("unix:"):
+    # Behind scripts/serve.sh's nginx (which keeps no access log): the client is X-Forwarded-For.
+    access_log_format = '%({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 certfile = os.environ.get("TLS_CERTFILE") or None
 keyfile = os.environ.get("TLS_KEYFILE") or None

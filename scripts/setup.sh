@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install what the service needs on a Debian/Ubuntu machine with Python 3.11+:
-#   bash scripts/setup.sh        ffmpeg, and a virtualenv (.venv) with the service's packages
-#   bash scripts/setup.sh test   the same, plus Chromium, CJK fonts and the test packages
-# System packages are installed only where missing (with sudo when not root).
+# Install what is needed on a Debian/Ubuntu machine with Python 3.11+:
+#   bash scripts/setup.sh        ffmpeg, nginx (scripts/serve.sh puts it in front of gunicorn),
+#                                and a virtualenv (.venv) with the service's packages
+#   bash scripts/setup.sh test   the same, plus Chromium, CJK fonts, the libraries Playwright's
+#                                own node needs (libatomic1) and the test packages
+# System packages are installed only where missing (with sudo when not root). Python packages
+# are installed again only when pyproject.toml changed since the last install (.venv/.installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra=${1:-}
@@ -11,13 +14,20 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "Python 3.11 or newer is needed (found $("$python" --version 2>&1))" >&2; exit 1; }
 
+sbin_path=$PATH:/usr/sbin:/sbin
+has() { PATH=$sbin_path command -v "$1" >/dev/null; }
+has_lib() { PATH=$sbin_path ldconfig -p 2>/dev/null | grep -q "$1"; }
+
 missing=()
-command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+has ffmpeg && has ffprobe || missing+=(ffmpeg)
 "$python" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-command -v openssl >/dev/null || missing+=(openssl)   # serve.sh --https makes a certificate
+has openssl || missing+=(openssl)   # serve.sh --https makes a certificate
+has nginx || missing+=(nginx)       # serve.sh's buffering proxy (and TLS with --https)
 if [ "$extra" = test ]; then
-  command -v chromium >/dev/null || missing+=(chromium)
-  { command -v fc-list >/dev/null && fc-list | grep -qi 'noto.*cjk'; } || missing+=(fonts-noto-cjk)
+  has chromium || missing+=(chromium)
+  { has fc-list && fc-list | grep -qi 'noto.*cjk'; } || missing+=(fonts-noto-cjk)
+  # Playwright's bundled node (its driver) links libatomic, which a bare Debian lacks.
+  has_lib libatomic.so.1 || missing+=(libatomic1)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -26,10 +36,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+fresh=
+[ -x .venv/bin/python ] || { "$python" -m venv .venv; fresh=1; }
+want="$(sha256sum < pyproject.toml | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
+stamp=.venv/.installed
+have=$(cat "$stamp" 2>/dev/null || true)
+# The stamp is "<hash of pyproject.toml> <python version>" and a last line "test" when the test
+# packages are in too; `setup.sh` after `setup.sh test` has nothing to do.
+if [ "$(head -n1 <<<"$have")" = "$want" ] && { [ "$extra" != test ] || grep -qx test <<<"$have"; }; then
+  exit 0
+fi
+rm -f "$stamp"
+[ -z "$fresh" ] || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ "$extra" = test ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
+  printf '%s\ntest\n' "$want" > "$stamp"
 else
   .venv/bin/python -m pip install -q -e .
+  printf '%s\n' "$want" > "$stamp"
 fi

@@ -56,9 +56,15 @@ def test_dockerfile_follows_the_readme_install_and_serve_steps():
     assert "bash scripts/setup.sh" in docker
     assert re.search(r"^USER (?!root)\w+", docker, re.M)
     assert re.search(r"HEALTHCHECK .*\n?.*readyz", docker)
-    assert '"gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"' in docker
+    # The image runs the README's serve command: nginx in front of gunicorn with the repo's config.
+    assert re.search(r'^CMD \["bash", "scripts/serve.sh"\]', docker, re.M)
+    assert re.search(r"^COPY deploy ", docker, re.M) and re.search(r"^COPY scripts ", docker, re.M)
+    assert "INSTANCE_PATH=/data" in docker and "BIND=0.0.0.0:8000" in docker
     serve = (ROOT / "scripts" / "serve.sh").read_text()
     assert "bash scripts/setup.sh" in serve and "gunicorn -c gunicorn.conf.py wsgi:app" in serve
+    assert "deploy/nginx_conf.py" in serve and (ROOT / "deploy" / "nginx.conf").exists()
+    # setup.sh (run by the image as by the README) installs the proxy.
+    assert "missing+=(nginx)" in (ROOT / "scripts" / "setup.sh").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "bash scripts/serve.sh" in readme and "bash scripts/test.sh" in readme
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
@@ -76,3 +82,43 @@ def test_gunicorn_timeout_outlasts_ffmpeg_and_juhe():
     defaults = Settings.model_fields
     assert namespace["worker_class"] == "gthread"
     assert namespace["timeout"] > defaults["FFMPEG_TIMEOUT"].default + defaults["JUHE_READ_TIMEOUT"].default
+
+
+def test_setup_skips_python_packages_when_nothing_changed(tmp_path):
+    """A second set-up with the same pyproject.toml installs nothing (the stamp in .venv)."""
+    stamp = ROOT / ".venv" / ".installed"
+    subprocess.run(["bash", "scripts/setup.sh", "test"], cwd=ROOT, check=True, timeout=900)
+    before = stamp.stat().st_mtime_ns
+    started = time.monotonic()
+    subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, check=True, timeout=120)
+    assert stamp.stat().st_mtime_ns == before and time.monotonic() - started < 30
+
+
+def test_nginx_conf_renders_from_the_settings(tmp_path, monkeypatch):
+    """deploy/nginx.conf as serve.sh renders it: body limit from MAX_UPLOAD_MB, a read timeout
+    past gunicorn's, whole bodies buffered, forwarded headers set by nginx, paths in the run
+    folder; and `nginx -t` accepts it."""
+    import importlib.util
+    import shutil
+    spec = importlib.util.spec_from_file_location("nginx_conf", ROOT / "deploy" / "nginx_conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)   # no .env here
+    monkeypatch.setenv("MAX_UPLOAD_MB", "7")
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "100")
+    run = tmp_path / "run"
+    run.mkdir()
+    text = module.render("127.0.0.1:8123", f"unix:{run}/g.sock", str(run))
+    assert "client_max_body_size 8m;" in text and "proxy_read_timeout 130s;" in text
+    assert "proxy_request_buffering on;" in text and "client_body_timeout 60s;" in text
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text and "X-Forwarded-Proto $scheme" in text
+    assert f'client_body_temp_path "{run}/body";' in text and f'pid "{run}/nginx.pid";' in text
+    assert '"127.0.0.1:8123"' in text and "@" not in text.split("http {", 1)[1]
+    assert module.proxy_hops() == 1
+    monkeypatch.setenv("PROXY_HOPS", "2")
+    assert module.proxy_hops() == 2
+    nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if nginx:
+        (run / "nginx.conf").write_text(text)
+        subprocess.run([nginx, "-t", "-q", "-p", str(run), "-c", str(run / "nginx.conf"), "-e", "stderr"],
+                       check=True)

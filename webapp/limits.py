@@ -1,18 +1,24 @@
 """Rate limits (Flask-Limiter): per client IP on pages, uploads and the standalone form, per
 operator key on the API. A breach answers 429 with Retry-After, in the caller's format.
 
-Storage is RATELIMIT_STORAGE_URI: `memory://` for one process, `redis://...` to share the counts
-between gunicorn workers and hosts.
+Storage is RATELIMIT_STORAGE_URI. Unset, the counts live in `ratelimits.sqlite3` in the instance
+folder (webapp/ratelimit_storage.py), shared by every gunicorn worker of the machine, so a client
+gets the stated budget however many workers serve it; `redis://...` shares them between hosts;
+`memory://` counts per process (each worker its own budget). A test app (TESTING) without a
+storage of its own counts in memory, so one test's hits never reach the next.
 """
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.errors import ConfigurationError as LimitsConfigurationError
 
-from .settings import Settings
+from . import ratelimit_storage  # registers the sqlite:// storage scheme with `limits`
+from .settings import ConfigurationError, Settings
 
 limiter = Limiter(key_func=get_remote_address, default_limits=["300 per minute"],
                   headers_enabled=True, strategy="moving-window")
@@ -33,9 +39,21 @@ def operator_key() -> str:
     return "op:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:24]
 
 
+def storage_uri(app: Flask, settings: Settings) -> str:
+    """RATELIMIT_STORAGE_URI, else the instance folder's SQLite file (memory for a test app)."""
+    if settings.RATELIMIT_STORAGE_URI and settings.RATELIMIT_STORAGE_URI.strip():
+        return settings.RATELIMIT_STORAGE_URI.strip()
+    if app.config.get("TESTING"):
+        return "memory://"
+    return ratelimit_storage.uri_for(Path(app.instance_path) / "ratelimits.sqlite3")
+
+
 def init_app(app: Flask, settings: Settings) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.RATELIMIT_STORAGE_URI)
-    limiter.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app, settings))
+    try:
+        limiter.init_app(app)
+    except LimitsConfigurationError as exc:
+        raise ConfigurationError(f"RATELIMIT_STORAGE_URI: {exc}") from exc
 
     @app.errorhandler(429)
     def _too_many(_error):

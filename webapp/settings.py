@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
     CHALLENGE_TTL: int = Field(300, ge=30)
     RETENTION_DAYS: int = Field(30, ge=1)
-    RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_STORAGE_URI: str | None = None   # unset: SQLite file in the instance folder (limits.py)
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     LOG_LEVEL: str = "INFO"
 
