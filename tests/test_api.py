@@ -163,3 +163,105 @@ def test_standalone_sessions_are_not_readable_by_operators_outside_sandbox(make_
     token = page.headers["Location"].rsplit("/", 1)[1]
     session_id = client.get(f"/v/{token}/state").get_json()["session_id"]
     assert client.get(f"/api/v1/sessions/{session_id}", headers=AUTH).status_code == 404
+
+
+# -- callback_url targets (issue 7, item 8) ------------------------------------------------------
+LOOPBACK_SPELLINGS = ["http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/", "http://127.1/",
+                      "http://0/", "http://127.0.0.1/", "http://localhost./", "http://[::1]/",
+                      "http://[::ffff:127.0.0.1]/", "http://[::]/"]
+# Not valid IDNA, so the sender could never send there (requests refuses them): 422 in any mode.
+UNSENDABLE = ["http://１２７．０．０．１/", "http://①②⑦.1/", "http://ｌｏｃａｌｈｏｓｔ:8000/", "http://x:99999/"]
+OTHER_INTERNAL = ["http://10.1.2.3/", "http://172.16.0.1/", "http://192.168.1.1/", "http://100.64.0.1/",
+                  "http://169.254.169.254/", "http://[fe80::1]/", "http://[fc00::1]/", "http://224.0.0.1/",
+                  "http://224.0.1.1/", "http://240.0.0.1/", "http://255.255.255.255/", "http://[ff02::1]/",
+                  "http://[2002:7f00:1::]/", "http://[64:ff9b::7f00:1]/", "http://0xa.0.0.1:8080/h"]
+
+
+def _resolving(table: dict):
+    """A resolver for `host -> [addresses]`; names not in it do not resolve."""
+    def resolve(host, port):
+        if host not in table:
+            raise OSError(f"{host} does not resolve")
+        return table[host]
+    return resolve
+
+
+def _create_with_callback(app, url):
+    return app.test_client().post("/api/v1/sessions", headers=AUTH,
+                                  json={"realname": "张三", "idcard": idcard(1), "callback_url": url})
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS + OTHER_INTERNAL + UNSENDABLE)
+def test_internal_callback_urls_in_any_spelling_are_refused(make_app, url):
+    app = make_app(WEBHOOK_SECRET="whsec-0123456789", WEBHOOK_ALLOW_PRIVATE=False)
+    response = _create_with_callback(app, url)
+    assert response.status_code == 422, response.get_json()
+    error = response.get_json()["error"]
+    assert error["field"] == "callback_url" and error["code"] == "invalid_callback_url"
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS)
+def test_internal_callback_urls_are_allowed_with_webhook_allow_private(make_app, url):
+    app = make_app(WEBHOOK_SECRET="whsec-0123456789", WEBHOOK_ALLOW_PRIVATE=True)
+    assert _create_with_callback(app, url).status_code == 201
+    for url in UNSENDABLE:
+        response = _create_with_callback(app, url)
+        assert response.status_code == 422 and response.get_json()["error"]["field"] == "callback_url"
+
+
+def test_a_public_name_is_accepted_and_one_internal_address_among_public_ones_is_refused(make_app):
+    app = make_app(WEBHOOK_SECRET="whsec-0123456789", WEBHOOK_ALLOW_PRIVATE=False)
+    app.extensions["liveness"].dispatcher.resolver = _resolving({
+        "hooks.bank.example": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+        "mixed.bank.example": ["93.184.215.14", "10.0.0.7"],
+        "mapped.bank.example": ["::ffff:10.0.0.7"]})
+    assert _create_with_callback(app, "https://hooks.bank.example/hook").status_code == 201
+    for host in ("mixed.bank.example", "mapped.bank.example"):
+        response = _create_with_callback(app, f"https://{host}/hook")
+        assert response.status_code == 422 and response.get_json()["error"]["field"] == "callback_url"
+        assert "private" in response.get_json()["error"]["message"]
+
+
+def test_a_callback_host_that_does_not_resolve_is_refused_naming_the_field(make_app):
+    app = make_app(WEBHOOK_SECRET="whsec-0123456789", WEBHOOK_ALLOW_PRIVATE=False)
+    app.extensions["liveness"].dispatcher.resolver = _resolving({})
+    response = _create_with_callback(app, "https://nowhere.bank.example/hook")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["field"] == "callback_url" and "resolve" in error["message"]
+
+
+# -- text that cannot be stored (issue 7, item 9) ------------------------------------------------
+@pytest.mark.parametrize("field, value", [
+    ("reference", "loan-\ud800"), ("reference", "\udfff"), ("reference", "loan\x00"), ("reference", "a\nb"),
+    ("reference", "a\x9bb"),
+    ("return_url", "https://bank.example/\ud800"), ("return_url", "https://bank.example/\x00"),
+    ("return_url", "https://bank.example/a b"), ("return_url", "https://bank.example/\u202e"),
+    ("callback_url", "https://bank.example/\ud800"), ("callback_url", "https://bank.example/\r\nX-A: b"),
+    ("realname", "张\ud800三"), ("idcard", idcard(1)[:-1] + "\ud800"), ("mode", "\ud800"),
+    ("embed_origin", "https://bank.example\ud800"), ("embed_origin", "https://bank.example\x00"),
+])
+def test_lone_surrogates_and_control_characters_are_422_naming_the_field(make_app, field, value):
+    client = make_app(EMBED_ORIGINS="https://bank.example", WEBHOOK_SECRET="whsec-0123456789").test_client()
+    response = client.post("/api/v1/sessions", headers=AUTH,
+                           json={"realname": "张三", "idcard": idcard(1), field: value})
+    assert response.status_code == 422, response.status_code
+    error = response.get_json()["error"]
+    assert error["field"] == field and error["code"] and error["message"]
+
+
+@pytest.mark.parametrize("limit", ["²", "١٢", "１０", "5\u0660", "", " 5", "5 ", "+5", "0", "101", "5.0", "%ED%A0%80",
+                                   "99999999999999999999999"])
+def test_limit_must_be_ascii_digits_from_1_to_100(client, limit):
+    response = client.get(f"/api/v1/sessions?limit={limit}", headers=AUTH)
+    assert response.status_code == 422, response.status_code
+    assert response.get_json()["error"]["field"] == "limit"
+
+
+def test_odd_reference_filters_are_answered_not_crashed(client):
+    for reference in ("%ED%A0%80", "%FF", "%C2%B2", "x" * 300):  # undecodable bytes become U+FFFD
+        response = client.get(f"/api/v1/sessions?reference={reference}&limit=100", headers=AUTH)
+        assert response.status_code == 200 and response.get_json()["sessions"] == []
+    for reference in ("%00", "a%0Ab", "%C2%9B"):
+        response = client.get(f"/api/v1/sessions?reference={reference}", headers=AUTH)
+        assert response.status_code == 422 and response.get_json()["error"]["field"] == "reference"

@@ -112,3 +112,182 @@ def test_background_thread_delivers_without_being_asked(make_app, juhe, media, r
     while not receiver.received and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(receiver.received) == 1
+
+
+# -- where a delivery may go (issue 7, item 8) ---------------------------------------------------
+PUBLIC_IP = "93.184.215.14"
+
+
+class Resolutions:
+    """An injected resolver: `table[host]` is what the name resolves to now; `calls` what was asked."""
+
+    def __init__(self, table):
+        self.table, self.calls = dict(table), []
+
+    def __call__(self, host, port):
+        self.calls.append((host, port))
+        if host not in self.table:
+            raise OSError("does not resolve")
+        return list(self.table[host])
+
+
+def _deliveries(client, session_id):
+    return client.get(f"/api/v1/sessions/{session_id}/webhooks", headers=AUTH).get_json()["deliveries"]
+
+
+def test_the_app_tells_its_dispatcher_whether_private_targets_are_allowed(make_app):
+    assert make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=False).extensions["liveness"].dispatcher.allow_private is False
+    assert make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True).extensions["liveness"].dispatcher.allow_private is True
+
+
+def test_a_dispatcher_refuses_internal_targets_unless_told_otherwise(make_app, juhe, media, receiver):
+    from webapp.webhooks import Dispatcher
+    receiver.statuses.clear()
+    app = make_app(WEBHOOK_SECRET=SECRET)
+    created = finish_session(app.test_client(), media, callback_url=receiver.url)
+    assert Dispatcher(app.extensions["liveness"].store, SECRET).deliver_due() == 1
+    assert receiver.received == []
+    [delivery] = _deliveries(app.test_client(), created["id"])
+    assert delivery["state"] == "pending" and delivery["tries"] == 1
+    assert "loopback" in delivery["log"][0]["error"]
+
+
+def test_delivery_rechecks_the_target_a_name_rebound_to_loopback_is_a_failed_try(make_app, juhe, media, receiver):
+    """The name resolved to a public address when the session was created; by delivery time it
+    resolves to 127.0.0.1 (DNS rebinding): nothing is sent, the try is logged with the reason,
+    and it is retried on the usual back-off."""
+    from webapp.webhooks import Dispatcher
+    receiver.statuses.clear()
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=False)
+    client = app.test_client()
+    services = app.extensions["liveness"]
+    resolutions = Resolutions({"hooks.bank.example": [PUBLIC_IP]})
+    services.dispatcher.resolver = resolutions
+    url = f"http://hooks.bank.example:{receiver.server.server_port}/hook?token=s3cr3t-t0ken"
+    created = finish_session(client, media, callback_url=url)
+    assert resolutions.calls  # checked at creation
+    resolutions.table["hooks.bank.example"] = ["127.0.0.1"]
+    dispatcher = Dispatcher(services.store, SECRET, allow_private=False, resolver=resolutions)
+    before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert dispatcher.deliver_due() == 1
+    assert receiver.received == []
+    [delivery] = _deliveries(client, created["id"])
+    assert delivery["state"] == "pending" and delivery["tries"] == 1
+    [attempt] = delivery["log"]
+    assert attempt["status_code"] is None
+    assert "loopback" in attempt["error"] and "127.0.0.1" in attempt["error"]
+    assert "s3cr3t" not in attempt["error"]
+    next_try = dt.datetime.fromisoformat(delivery["next_try_at"].replace("Z", "+00:00")).replace(tzinfo=None)
+    assert BACKOFF[0] - 5 <= (next_try - before).total_seconds() <= BACKOFF[0] + 60
+    assert dispatcher.deliver_due() == 0                   # back-off as for any failed try
+    assert dispatcher.deliver_due(before + dt.timedelta(seconds=BACKOFF[0] + 61)) == 1
+    assert receiver.received == [] and _deliveries(client, created["id"])[0]["tries"] == 2
+    # A name that stops resolving is a failed try too.
+    resolutions.table.clear()
+    assert dispatcher.deliver_due(before + dt.timedelta(seconds=BACKOFF[0] + BACKOFF[1] + 122)) == 1
+    assert "resolve" in _deliveries(client, created["id"])[0]["log"][-1]["error"]
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_original_host_header(make_app, juhe, media,
+                                                                                 receiver):
+    """Resolved once per try, and that very address is connected to: a name only the injected
+    resolver knows reaches the loopback receiver, which sees the name in the Host header."""
+    from webapp.webhooks import Dispatcher
+    receiver.statuses.clear()
+    app = make_app(WEBHOOK_SECRET=SECRET)
+    port = receiver.server.server_port
+    created = finish_session(app.test_client(), media, callback_url=f"http://hooks.bank.example:{port}/hook")
+    resolutions = Resolutions({"hooks.bank.example": ["127.0.0.1"]})
+    dispatcher = Dispatcher(app.extensions["liveness"].store, SECRET, allow_private=True, resolver=resolutions)
+    assert dispatcher.deliver_due() == 1
+    assert resolutions.calls == [("hooks.bank.example", port)]
+    [got] = receiver.received
+    assert got["headers"]["Host"] == f"hooks.bank.example:{port}"
+    assert verify_signature(SECRET, got["body"], got["headers"]["X-Signature"])
+    assert _deliveries(app.test_client(), created["id"])[0]["state"] == "delivered"
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory):
+    """A self-signed certificate for hooks.bank.example only (no IP address in it)."""
+    import shutil
+    import subprocess
+    assert shutil.which("openssl"), "openssl is needed for the TLS pinning test"
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=hooks.bank.example", "-addext", "subjectAltName=DNS:hooks.bank.example",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_https_delivery_to_a_pinned_address_checks_sni_and_the_certificate_against_the_name(
+        make_app, juhe, media, tls_certificate):
+    import ssl
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    from webapp.webhooks import Dispatcher
+    cert, key = tls_certificate
+    seen = {"sni": [], "hosts": []}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: seen["sni"].append(name)
+
+    @Request.application
+    def hook(request):
+        seen["hosts"].append(request.headers.get("Host"))
+        return Response("ok")
+
+    server = make_server("127.0.0.1", 0, hook, threaded=True, ssl_context=context)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_port
+        app = make_app(WEBHOOK_SECRET=SECRET)
+        good = finish_session(app.test_client(), media, callback_url=f"https://hooks.bank.example:{port}/hook")
+        http = requests.Session()
+        http.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would replace `verify`
+        http.verify = str(cert)
+        resolutions = Resolutions({"hooks.bank.example": ["127.0.0.1"], "other.bank.example": ["127.0.0.1"]})
+        dispatcher = Dispatcher(app.extensions["liveness"].store, SECRET, http=http, allow_private=True,
+                                resolver=resolutions)
+        assert dispatcher.deliver_due() == 1
+        assert seen["sni"] == ["hooks.bank.example"] and seen["hosts"] == [f"hooks.bank.example:{port}"]
+        assert _deliveries(app.test_client(), good["id"])[0]["state"] == "delivered"
+        # The certificate is checked against the URL's name: one for another name is refused.
+        bad = finish_session(app.test_client(), media, callback_url=f"https://other.bank.example:{port}/hook")
+        assert dispatcher.deliver_due() == 1
+        assert seen["hosts"] == [f"hooks.bank.example:{port}"]
+        [delivery] = _deliveries(app.test_client(), bad["id"])
+        assert delivery["state"] == "pending" and delivery["log"][0]["error"] == "SSLError"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("http://2130706433/", False), ("http://0x7f000001/", False), ("http://0177.0.0.1/", False),
+    ("http://127.1/", False), ("http://0/", False), ("http://[::1]:8080/", False), ("http://localhost/", False),
+    ("http://x.localhost/", False), ("http://[::ffff:169.254.169.254]/", False), ("http://224.0.1.1/", False),
+    ("https://93.184.215.14/", True), ("https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", True),
+])
+def test_targets_check_as_the_sender_resolves(url, allowed):
+    from webapp import targets
+    if allowed:
+        target = targets.check(url)
+        assert str(target.address) == url.split("//")[1].strip("/[]")
+    else:
+        with pytest.raises(targets.TargetRefused):
+            targets.check(url)
+        if "localhost" not in url:  # allowed, an address literal is taken as it is
+            assert targets.check(url, allow_private=True).address
+
+
+def test_targets_check_refuses_what_it_cannot_send_to():
+    from webapp import targets
+    for url in ("ftp://93.184.215.14/", "http://[x", "http://x:99999/", "http:///nohost", "http://a b/"):
+        with pytest.raises(targets.TargetRefused):
+            targets.check(url, allow_private=True, resolver=Resolutions({"x": [PUBLIC_IP]}))

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
+import re
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import limits, sessions, webhooks
+from . import limits, sessions, targets, webhooks
 from .limits import limiter
 from .app import services
 from .challenges import MODES
@@ -28,6 +29,11 @@ limiter.limit(limits.API_PER_IP)(bp)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
           "best_frames"}
+LIMIT_RE = re.compile(r"[0-9]{1,3}")  # ASCII only: str.isdigit() takes "²" and other scripts' digits
+# Characters that make no sense in these fields: control characters everywhere (a database may
+# refuse NUL); in URLs also format characters (bidi overrides, zero-width) and whitespace.
+CONTROL = frozenset({"Cc"})
+URL_UNSAFE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 class ApiError(Exception):
@@ -90,6 +96,8 @@ def create_session():
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise ApiError(422, "unknown_field", f"Unknown field: {unknown[0]}.", unknown[0])
+    for name in sorted(body):
+        _encodable(name, body[name])
     for name in ("realname", "idcard"):
         if not isinstance(body.get(name), str) or not body[name].strip():
             raise ApiError(422, "required", f"{name} is required.", name)
@@ -139,12 +147,16 @@ def session_webhooks(session_id: str):
 def list_sessions():
     """This operator's sessions, newest first; `?reference=` filters, `?limit=` (≤100) bounds."""
     limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not LIMIT_RE.fullmatch(limit) or not 1 <= int(limit) <= 100:
         raise ApiError(422, "invalid_limit", "limit must be an integer from 1 to 100.", "limit")
     query = (select(VerificationSession).where(VerificationSession.operator == g.operator)
              .order_by(VerificationSession.created_at.desc()).limit(int(limit)))
-    if request.args.get("reference"):
-        query = query.where(VerificationSession.reference == request.args["reference"])
+    reference = request.args.get("reference")
+    if reference:
+        if _has(reference, CONTROL):
+            raise ApiError(422, "invalid_reference", "reference must not contain control characters.",
+                           "reference")
+        query = query.where(VerificationSession.reference == reference)
     with services().store.session() as db:
         found = [sessions.refresh(db, services().settings, s) for s in db.scalars(query)]
         db.commit()
@@ -186,12 +198,30 @@ def _mode(value) -> str:
     return value
 
 
+def _encodable(name: str, value) -> None:
+    """Refuse a string that cannot be stored or sent as UTF-8 (a lone surrogate, which JSON's
+    `\\ud800` escapes can carry). Nested values are refused by each field's own type check."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(422, f"invalid_{name}",
+                           f"{name} must be valid Unicode text (it holds a lone surrogate).", name) from None
+
+
+def _has(value: str, categories: frozenset[str]) -> bool:
+    return any(unicodedata.category(c) in categories for c in value)
+
+
 def _text(body: dict, name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise ApiError(422, f"invalid_{name}", f"{name} must be a string of at most {limit} characters.", name)
+    _encodable(name, value)
+    if _has(value, CONTROL):
+        raise ApiError(422, f"invalid_{name}", f"{name} must not contain control characters.", name)
     return value
 
 
@@ -204,23 +234,29 @@ def _url(body: dict, name: str) -> str | None:
         host = parts.hostname
     except ValueError:
         host = parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not host:
-        raise ApiError(422, f"invalid_{name}", f"{name} must be an absolute http(s) URL.", name)
-    if name == "callback_url" and not services().settings.webhook_allow_private and _internal(host):
-        raise ApiError(422, "invalid_callback_url",
-                       "callback_url must not point at a loopback or private address.", name)
+    if (parts is None or parts.scheme not in ("http", "https") or not host
+            or _has(value, URL_UNSAFE)):
+        raise ApiError(422, f"invalid_{name}",
+                       f"{name} must be an absolute http(s) URL (no spaces or control characters).", name)
+    if name == "callback_url":
+        _callback_target(value)
     return value
 
 
-def _internal(host: str) -> bool:
-    """A host we must not POST webhooks to: localhost or a loopback/private/link-local IP."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def _callback_target(url: str) -> None:
+    """A callback_url the webhook sender could never reach, or, outside sandbox (unless
+    WEBHOOK_ALLOW_PRIVATE), one whose host resolves to any internal address, is a 422. The
+    dispatcher checks again at every try, on the address it then connects to."""
+    allow_private = services().settings.webhook_allow_private
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+        if allow_private:
+            targets.split(url)  # no lookup: any address will do, but requests must be able to send it
+        else:
+            targets.check(url, allow_private=False, resolver=services().dispatcher.resolver)
+    except targets.TargetRefused as refused:
+        rule = "be a URL webhooks can be sent to" if allow_private else "resolve to public addresses only"
+        raise ApiError(422, "invalid_callback_url", f"callback_url must {rule}: {refused.reason}.",
+                       "callback_url") from None
 
 
 def _embed_origin(value, allowed: tuple[str, ...]) -> str | None:

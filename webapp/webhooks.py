@@ -20,6 +20,7 @@ import requests
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from . import targets
 from .storage import Base, Store, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,27 @@ def enqueue(db, session_id: str, url: str, payload: dict) -> Delivery:
 
 class Dispatcher:
     """Sends due deliveries: `deliver_due()` does one pass (the app's background thread calls
-    it, between `wait()`s that `wake()` cuts short when a session has just ended)."""
+    it, between `wait()`s that `wake()` cuts short when a session has just ended).
 
-    def __init__(self, store: Store, secret: str | None, http: requests.Session | None = None):
+    Every try resolves the callback host afresh and connects to the address it checked
+    (`targets.PinnedAdapter`, mounted on `http`): unless `allow_private`, a host that resolves to
+    a loopback, private or other internal address is refused and logged as a failed try, retried
+    on the usual back-off. `resolver` (host, port) -> addresses replaces DNS, for tests."""
+
+    def __init__(self, store: Store, secret: str | None, http: requests.Session | None = None, *,
+                 allow_private: bool = False, resolver: targets.Resolver | None = None):
         self.store, self.secret = store, secret
+        self.allow_private = allow_private
+        self.resolver = resolver or targets.system_resolver
         self.http = http or requests.Session()
+        adapter = targets.PinnedAdapter(self.target)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
         self._wake = threading.Event()
+
+    def target(self, url: str) -> targets.Target:
+        """Where a try to `url` connects now: resolved and checked (raises targets.TargetRefused)."""
+        return targets.check(url, allow_private=self.allow_private, resolver=self.resolver)
 
     def wake(self) -> None:
         """A session just ended: deliver now rather than at the next tick."""
@@ -147,6 +163,8 @@ class Dispatcher:
                                       allow_redirects=False)
             status = response.status_code
             response.close()
+        except targets.RefusedTarget as exc:
+            error = f"refused: {exc.reason}"[:300]
         except requests.RequestException as exc:
             error = type(exc).__name__
         ok = status is not None and 200 <= status < 300
