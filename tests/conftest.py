@@ -72,13 +72,58 @@ def media(media_dir):
     return lambda kind: make_fixture(kind, media_dir)
 
 
+# The database engine the suite runs against: `TEST_DATABASE=postgresql` runs it on a real
+# PostgreSQL server (scripts/test.sh does both runs).
+ENGINE = os.environ.get("TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from .pg import PostgresServer
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def new_database(request, folder: Path) -> str:
+    """A fresh database: a SQLite file in `folder`, or a new database on the PostgreSQL server."""
+    if ENGINE == "postgresql":
+        return request.getfixturevalue("postgres").new_database()
+    return f"sqlite:///{folder / 'test.sqlite3'}"
+
+
 @pytest.fixture
-def make_app(tmp_path, juhe):
+def database_url(request, tmp_path) -> str:
+    """A fresh database for this test."""
+    return new_database(request, tmp_path)
+
+
+def rows(database_url: str, sql: str, **params) -> list[tuple]:
+    """What the database itself holds (not what the app says): `rows(url, "select …", id=…)`."""
+    import sqlalchemy
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sqlalchemy.text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL, tests of SQLite's own behaviour (marked `sqlite_only`) are deselected."""
+    if ENGINE == "postgresql":
+        keep = [i for i in items if not i.get_closest_marker("sqlite_only")]
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("sqlite_only")])
+        items[:] = keep
+
+
+@pytest.fixture
+def make_app(database_url, juhe, tmp_path):
     """Build an app talking to the stand-in; keyword arguments override settings/config."""
     def build(**overrides):
         from webapp import create_app
         config = {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+            "DATABASE_URL": database_url, "UPLOAD_DIR": str(tmp_path / "uploads"),
             "SECRET_KEY": "test-secret-key-0123456789",
             "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": juhe.url,
             "JUHE_READ_TIMEOUT": 20.0,

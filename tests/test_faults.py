@@ -17,7 +17,7 @@ import pytest
 from webapp import sessions
 from webapp.storage import Attempt, lock_session
 
-from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, Person, idcard
+from .conftest import AUTH, ENGINE, OPERATOR_KEY, STANDIN_KEY, Person, idcard, new_database
 from .servers import Gunicorn, address, request
 
 INTERRUPTED_ZH = "网络或服务中断"
@@ -82,11 +82,12 @@ def upload_owner(folder: Path) -> int | None:
 
 
 @pytest.fixture
-def server(tmp_path, standin):
+def server(tmp_path, standin, database_url):
     started: list[Gunicorn] = []
 
     def start(workers: int = 2, **extra) -> Gunicorn:
-        service = Gunicorn(tmp_path / f"instance{len(started)}", live_env(standin, **extra), workers).start()
+        env = live_env(standin, DATABASE_URL=database_url, **extra)
+        service = Gunicorn(tmp_path / f"instance{len(started)}", env, workers).start()
         started.append(service)
         return service
     yield start
@@ -207,12 +208,14 @@ def test_a_call_whose_attempt_was_released_is_cut_at_once(client, juhe, new_sess
     assert person.state()["attempts_left"] == 3 and len(juhe.requests) == 1
 
 
-def test_a_fresh_instance_boots_with_three_workers_twenty_times(tmp_path):
+def test_a_fresh_instance_boots_with_three_workers_twenty_times(request, tmp_path):
     """`docker run` on an empty volume, twice at once, ten times over: every worker of both
-    instances comes up (schema and secret made once, whoever is first)."""
+    instances comes up (schema and secret made once, whoever is first), on an empty database."""
     for round_ in range(10):
         instance = tmp_path / f"boot{round_}"
-        pair = [Gunicorn(instance, {}, workers=3) for _ in range(2)]
+        instance.mkdir()
+        database = {"DATABASE_URL": new_database(request, instance)} if ENGINE == "postgresql" else {}
+        pair = [Gunicorn(instance, database, workers=3) for _ in range(2)]
         try:
             for service in pair:
                 service.start(wait=False)

@@ -1,10 +1,9 @@
 """One video's whole path against the loopback Juhe stand-in, with real ffmpeg and real SQLite:
 what Juhe receives, what the person is told, what the operator reads, what counts."""
-import sqlite3
 
 import pytest
 
-from .conftest import AUTH, idcard
+from .conftest import AUTH, idcard, rows
 
 
 def operator_view(client, session_id):
@@ -188,12 +187,11 @@ def test_the_page_can_ask_for_the_result_again(juhe, new_session, media):
     assert state["status"] == "passed" and state["last"]["result"] == "passed" and not state["processing"]
 
 
-def test_identity_is_forgotten_once_the_session_ends(app, juhe, new_session, media, tmp_path):
+def test_identity_is_forgotten_once_the_session_ends(app, juhe, new_session, media, database_url):
     created, person = new_session(idcard=idcard(10))
     person.upload(media("safari_fmp4"))
-    with sqlite3.connect(tmp_path / "test.sqlite3") as db:
-        row = db.execute("select realname, idcard, realname_masked, idcard_masked from sessions where id = ?",
-                         (created["id"],)).fetchone()
+    [row] = rows(database_url, "select realname, idcard, realname_masked, idcard_masked from sessions "
+                 "where id = :id", id=created["id"])
     assert row[0] is None and row[1] is None
     assert row[2] == "张*" and row[3].startswith("1101****")
 

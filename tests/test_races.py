@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import OPERATOR_KEY, STANDIN_KEY, idcard
+from .conftest import OPERATOR_KEY, STANDIN_KEY, idcard, new_database
 from .loopback import Receiver
 from .servers import Gunicorn, address, request
 
@@ -24,9 +24,10 @@ def hook():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, standin):
+def server(request, tmp_path_factory, standin):
     folder = tmp_path_factory.mktemp("races")
     service = Gunicorn(folder / "instance", {
+        "DATABASE_URL": new_database(request, folder),
         "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "race-secret-0123456789",
         "OPERATOR_API_KEYS": OPERATOR_KEY, "WEBHOOK_SECRET": "race-hook-secret",
         "WEBHOOK_ALLOW_PRIVATE": "true", "GUNICORN_THREADS": "8",

@@ -3,37 +3,68 @@ previous release, and uploads left behind by processes that died."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import time
 
-from webapp import uploads
+import datetime as dt
 
-from .conftest import AUTH, Person, idcard
+import pytest
+from sqlalchemy import inspect, text
+
+from webapp import migrate, uploads
+from webapp.storage import Store
+
+from .conftest import AUTH, Person, idcard, rows
 
 
-def test_a_database_of_the_previous_release_is_extended_and_its_stuck_upload_released(make_app, tmp_path):
-    path = tmp_path / "test.sqlite3"  # make_app's database
-    client = make_app().test_client()
-    created = client.post("/api/v1/sessions", headers=AUTH,
-                          json={"realname": "张三", "idcard": idcard(21)}).get_json()
-    person = Person(client, created["url"])
-    challenge = person.challenge()
-    client.application.extensions["liveness"].store.engine.dispose()
-    # The previous release's attempts table: no lease, an upload stuck in "processing".
-    with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE attempts DROP COLUMN lease_until")
-        db.execute("ALTER TABLE attempts DROP COLUMN owner")
-        db.execute("INSERT INTO attempts (session_id, challenge_id, state, started_at, counts) "
-                   "VALUES (?, ?, 'processing', '2026-01-01 00:00:00', 1)", (created["id"], challenge["id"]))
+def release_0_1_database(url: str, tmp_path, *, stamped: bool) -> dict:
+    """A database as release 0.1 left it: its schema (revision 0001), a pending session and an
+    upload stuck in "processing" (its worker died). `stamped=False`: made by 0.1's create_all,
+    before migrations existed."""
+    store = Store(url)
+    migrate.upgrade(store, tmp_path, revision="0001")
+    ids = {"session": "ses_old", "challenge": "ch_old", "token": "tok-old"}
+    with store.engine.begin() as db:
+        db.execute(text(
+            "INSERT INTO sessions (id, page_token, operator, realname, idcard, realname_masked, "
+            "idcard_masked, mode, status, best_frames, max_attempts, pass_score, sandbox, created_at, "
+            "expires_at) VALUES (:session, :token, 'op', '张三', :idcard, '张*', :masked, 'silent', "
+            "'pending', 0, 3, 70, false, :now, :later)"),
+            {**ids, "idcard": idcard(23), "masked": idcard(23)[:4] + "*" * 10 + idcard(23)[-4:],
+             "now": dt.datetime.utcnow().replace(microsecond=0) - dt.timedelta(minutes=5),
+             "later": dt.datetime.utcnow() + dt.timedelta(minutes=10)})
+        db.execute(text("INSERT INTO challenges (id, session_id, mode, issued_at, expires_at, used_at) "
+                        "VALUES (:challenge, :session, 'silent', :at, :at, :at)"),
+                   {**ids, "at": dt.datetime.utcnow() - dt.timedelta(minutes=4)})
+        db.execute(text("INSERT INTO attempts (session_id, challenge_id, state, started_at, counts) "
+                        "VALUES (:session, :challenge, 'processing', :at, true)"),
+                   {**ids, "at": dt.datetime.utcnow() - dt.timedelta(minutes=4)})
+        if not stamped:
+            db.execute(text("DROP TABLE alembic_version"))
+    store.engine.dispose()
+    return ids
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["revision-0001", "made-before-migrations"])
+def test_a_database_of_the_previous_release_is_upgraded_and_its_stuck_upload_released(
+        make_app, database_url, tmp_path, stamped):
+    ids = release_0_1_database(database_url, tmp_path, stamped=stamped)
     client = make_app().test_client()  # the new release starts on it
-    with sqlite3.connect(path) as db:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
-    assert {"lease_until", "owner"} <= columns
-    state = Person(client, created["url"]).state()
-    assert not state["processing"] and state["attempts_left"] == 3
-    [attempt] = client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()["attempts"]
-    assert attempt["charged"] is None
+    engine = client.application.extensions["liveness"].store.engine
+    assert migrate.current(client.application.extensions["liveness"].store) == migrate.head()
+    assert {"lease_until", "owner"} <= {c["name"] for c in inspect(engine).get_columns("attempts")}
+    state = client.get(f"/v/{ids['token']}/state").get_json()
+    assert not state["processing"] and state["attempts_left"] == 3 and state["status"] == "pending"
+    # The old session is the operator "op"'s; read what the database holds.
+    [(charged, listed_state)] = rows(database_url, "select charged, state from attempts")
+    assert charged is None and listed_state == "done"
+
+
+def test_flask_db_upgrade_and_current(make_app):
+    app = make_app()
+    runner = app.test_cli_runner()
+    assert f"database at revision {migrate.head()}" in runner.invoke(args=["db", "upgrade"]).output
+    assert f"newest {migrate.head()}" in runner.invoke(args=["db", "current"]).output
 
 
 def test_the_sweep_removes_what_no_live_request_holds(tmp_path):

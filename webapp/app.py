@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, Request, current_app, request
 
-from . import logs, sessions, uploads, video, webhooks
+from . import logs, migrate, sessions, uploads, video, webhooks
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
 from .storage import Store
@@ -108,7 +108,7 @@ def _request_class(folder: Path) -> type[Request]:
 def build_services(app: Flask, settings: Settings) -> Services:
     """Database, ffmpeg and the Juhe client; in sandbox mode the client talks to the simulator."""
     store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
-    store.create_all(lock_dir=app.instance_path)  # webhooks' tables: registered by the import above
+    migrate.upgrade(store, lock_dir=app.instance_path)
     folder = uploads.prepare_dir(settings.UPLOAD_DIR or Path(app.instance_path) / "uploads")
     uploads.sweep(folder, max_upload_age(settings))
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,

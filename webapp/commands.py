@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from . import sessions, uploads
@@ -10,9 +10,31 @@ from .app import services
 
 
 def init_app(app: Flask) -> None:
+    app.cli.add_command(db)
     app.cli.add_command(sandbox_ids)
     app.cli.add_command(purge)
     app.cli.add_command(deliver_webhooks)
+
+
+@click.group("db")
+def db() -> None:
+    """The database schema (Alembic migrations in webapp/migrations)."""
+
+
+@db.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Bring the schema to the newest revision (the app also does this when it starts)."""
+    from . import migrate
+    click.echo(f"database at revision {migrate.upgrade(services().store, current_app.instance_path)}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the revision the database is at, and the newest one."""
+    from . import migrate
+    click.echo(f"database at revision {migrate.current(services().store)}; newest {migrate.head()}")
 
 
 @click.command("purge")

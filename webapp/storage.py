@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
-                        event, inspect, select, text)
+                        event, select, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from .challenges import LIVENESS_TYPE
@@ -170,16 +170,18 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_all(self, lock_dir: str | Path | None = None) -> None:
-        """Bring the schema up once, however many workers and instances start together: under
-        an advisory lock on PostgreSQL, a file lock (in `lock_dir`) on SQLite."""
+    @contextmanager
+    def schema_lock(self, lock_dir: str | Path | None = None) -> Iterator:
+        """A connection in a transaction that no other process's schema_lock runs beside: an
+        advisory lock on PostgreSQL, a file lock (in `lock_dir`) on SQLite. webapp.migrate
+        brings the schema up under it, once, however many workers start together."""
         if self.engine.dialect.name == "postgresql":
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-                _create_and_extend(conn)
+                yield conn
             return
         with file_lock(Path(lock_dir or ".") / "schema.lock"), self.engine.begin() as conn:
-            _create_and_extend(conn)
+            yield conn
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -216,19 +218,6 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _create_and_extend(conn) -> None:
-    """Create missing tables, and add the nullable columns a newer release brought to tables
-    an older one made (until migrations arrive, the schema only ever grows this way)."""
-    Base.metadata.create_all(conn)
-    existing = inspect(conn)
-    for table in Base.metadata.sorted_tables:
-        have = {c["name"] for c in existing.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in have and column.nullable:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:

@@ -1,0 +1,48 @@
+"""The schema's migrations (Alembic; the revisions are in webapp/migrations/versions).
+
+`upgrade(store)` brings a database to the newest revision once, however many workers and
+instances start together: it runs under the store's schema lock (an advisory lock on
+PostgreSQL, a file lock on SQLite). A database made before migrations existed (release 0.1,
+whose schema is revision 0001) is adopted: stamped 0001, then upgraded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from .storage import Store
+
+FOLDER = Path(__file__).with_name("migrations")
+FIRST = "0001"
+
+
+def config(connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(FOLDER))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(config()).get_current_head()
+
+
+def current(store: Store) -> str | None:
+    with store.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(store: Store, lock_dir: str | Path | None = None, revision: str = "head") -> str | None:
+    """Upgrade to `revision` under the schema lock; return the revision the database is at."""
+    with store.schema_lock(lock_dir) as conn:
+        cfg = config(conn)
+        at = MigrationContext.configure(conn).get_current_revision()
+        if at is None and inspect(conn).has_table("sessions"):
+            command.stamp(cfg, FIRST)  # made by release 0.1's create_all
+        command.upgrade(cfg, revision)
+        return MigrationContext.configure(conn).get_current_revision()
