@@ -20,7 +20,7 @@ from .limits import limiter
 from .app import services
 from .challenges import MODES
 from .identity import Identity, IdentityError
-from .storage import VerificationSession, find_session, isoformat
+from .storage import VerificationSession, find_session, isoformat, lock_session
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 limiter.limit(limits.API, key_func=limits.operator_key)(bp)
@@ -129,7 +129,7 @@ def create_session():
 def get_session(session_id: str):
     """The trusted state of a session."""
     with services().store.session() as db:
-        session = _own_session(db, session_id)
+        session = _own_session(db, session_id, lock=True)
         sessions.refresh(db, services().settings, session)
         db.commit()
         return jsonify(sessions.session_json(session))
@@ -158,7 +158,8 @@ def list_sessions():
                            "reference")
         query = query.where(VerificationSession.reference == reference)
     with services().store.session() as db:
-        found = [sessions.refresh(db, services().settings, s) for s in db.scalars(query)]
+        found = [sessions.refresh(db, services().settings, lock_session(db, id=s.id))
+                 for s in db.scalars(query).all()]
         db.commit()
         return jsonify({"sessions": [sessions.session_json(s) for s in found]})
 
@@ -177,9 +178,10 @@ def page_url(token: str) -> str:
     return url_for("pages.capture", token=token, _external=True)
 
 
-def _own_session(db, session_id: str) -> VerificationSession:
-    """The session with this id if this operator may see it; else a 404."""
-    session = find_session(db, id=session_id)
+def _own_session(db, session_id: str, lock: bool = False) -> VerificationSession:
+    """The session with this id if this operator may see it; else a 404. `lock`: locked for
+    this request (before it is refreshed, which may change it)."""
+    session = (lock_session if lock else find_session)(db, id=session_id)
     if session is None or not _visible(session):
         raise ApiError(404, "not_found", "No such session.")
     return session

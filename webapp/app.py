@@ -123,8 +123,9 @@ def build_services(app: Flask, settings: Settings) -> Services:
     if settings.sandbox:
         logging.getLogger(__name__).warning(
             "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
-    return Services(settings, store, client, tools, webhooks.Dispatcher(store, settings.WEBHOOK_SECRET),
-                    folder)
+    dispatcher = webhooks.Dispatcher(store, settings.WEBHOOK_SECRET,
+                                     allow_private=settings.webhook_allow_private)
+    return Services(settings, store, client, tools, dispatcher, folder)
 
 
 def register_extensions(app: Flask) -> None:

@@ -7,6 +7,7 @@ whose schema is revision 0001) is adopted: stamped 0001, then upgraded.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -19,6 +20,8 @@ from .storage import Store
 
 FOLDER = Path(__file__).with_name("migrations")
 FIRST = "0001"
+log = logging.getLogger(__name__)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # its chatter at every start; we say what ran
 
 
 def config(connection=None) -> Config:
@@ -45,4 +48,7 @@ def upgrade(store: Store, lock_dir: str | Path | None = None, revision: str = "h
         if at is None and inspect(conn).has_table("sessions"):
             command.stamp(cfg, FIRST)  # made by release 0.1's create_all
         command.upgrade(cfg, revision)
-        return MigrationContext.configure(conn).get_current_revision()
+        now = MigrationContext.configure(conn).get_current_revision()
+    if now != at:
+        log.info("database schema upgraded from revision %s to %s", at or "(empty)", now)
+    return now
