@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,25 @@ def build_services(app: Flask, settings: Settings) -> Services:
     return Services(settings, store, client, tools, dispatcher, folder)
 
 
+def _request_ids(app: Flask) -> None:
+    """Every request has an id (the caller's X-Request-Id if it is sane, else a new one): in
+    each log line of its work, and in the answer's X-Request-Id."""
+    @app.before_request
+    def _start():
+        given = request.headers.get("X-Request-Id", "")
+        logs.request_id.set(given if logs.REQUEST_ID.fullmatch(given) else uuid.uuid4().hex)
+
+    @app.after_request
+    def _tag(response):
+        response.headers["X-Request-Id"] = logs.request_id.get() or ""
+        return response
+
+
 def register_extensions(app: Flask) -> None:
     from . import limits, security
     from .pages import csrf
     settings = app.extensions["liveness"].settings
+    _request_ids(app)
     csrf.init_app(app)
     limits.init_app(app, settings)
     security.init_app(app, settings.PROXY_HOPS,

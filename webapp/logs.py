@@ -6,6 +6,9 @@ every handler sees the redacted text, including handlers added later (gunicorn's
 """
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
+import json
 import logging
 import re
 
@@ -16,6 +19,9 @@ _IDCARD = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _PAGE_TOKEN = re.compile(r"(/v/)[A-Za-z0-9_-]{16,}")   # a capture page's token is a credential
 _secrets: set[str] = set()
 _installed = False
+# The id of the request (or task) being worked on: every log line carries it.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def redact(text: str) -> str:
@@ -50,14 +56,37 @@ def _install_factory() -> None:
     _installed = True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id (and the traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+                "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+                "request_id": getattr(record, "request_id", None)}
+        if record.exc_info or record.exc_text:
+            line["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
 def configure(settings: Settings) -> None:
-    """Install the redaction and a plain handler on the root logger if it has none."""
+    """Install the redaction and a handler (plain text, or JSON lines when LOG_FORMAT=json) on
+    the root logger if it has none."""
     _secrets.update(s for s in (settings.JUHE_KEY, settings.WEBHOOK_SECRET, settings.SECRET_KEY,
                                 *settings.OPERATOR_API_KEYS) if s and len(s) >= 6)
     _install_factory()
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_RequestIdFilter())
+        if settings.LOG_FORMAT == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(settings.LOG_LEVEL.upper())

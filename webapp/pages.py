@@ -7,16 +7,18 @@ blocked. Only the standalone form uses a cookie (Flask-WTF's CSRF protection).
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import logging
 
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request,
+                   url_for)
 from flask_wtf import CSRFProtect, FlaskForm
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import limits, security, sessions, uploads, verification, video
+from . import limits, metrics, security, sessions, uploads, verification, video
 from .app import services
 from .challenges import MODES, describe
 from .guidance import guidance_for
@@ -179,6 +181,17 @@ def readyz():
     if problems:
         return jsonify({"status": "unavailable", "reason": "; ".join(problems)}), 503
     return jsonify({"status": "ready", "sandbox": s.settings.sandbox})
+
+
+@bp.get("/metrics")
+@limiter.exempt
+def metrics_page():
+    """Prometheus metrics, for a scraper holding an operator key (Authorization: Bearer)."""
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
+    if not any(hmac.compare_digest(presented, key.encode()) for key in services().settings.operator_keys):
+        return _page_error(401, "unauthorized", "An operator key is needed.", "需要运营方密钥。")
+    body, content_type = metrics.exposition()
+    return current_app.response_class(body, mimetype=None, content_type=content_type)
 
 
 # -- JSON shapes the page reads ------------------------------------------------------------------

@@ -5,6 +5,7 @@ when a session is over, what the operator reads.
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import logging
@@ -181,7 +182,8 @@ class Lease:
         self.seconds, self.every = LEASE_SECONDS, HEARTBEAT_SECONDS
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{attempt_id}", daemon=True)
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"lease-{attempt_id}", daemon=True)  # logs keep the request id
 
     def __enter__(self) -> "Lease":
         self._thread.start()

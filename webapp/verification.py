@@ -23,7 +23,7 @@ from typing import Callable
 
 from sqlalchemy import delete
 
-from . import sessions, video
+from . import metrics, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .settings import Settings
@@ -68,7 +68,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         db.commit()
         attempt_id = attempt.id
 
-    with sessions.Lease(store, attempt_id) as lease:
+    with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
         # 2. Prepare the video. What Juhe would reject anyway is answered here, without an attempt.
         try:
             prepared = video.prepare(upload, keep_audio=mode == "number",
@@ -82,12 +82,15 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             else:
                 log.error("session %s: video processing failed: %s", session_id, problem.reason)
                 key = "video_processing_failed"
+            metrics.VERIFICATIONS.labels(str(key), mode).inc()
             with store.session() as db:
                 session = _lock(db, settings, page_token, refresh=False)
                 db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == "preparing"))
                 db.commit()
                 return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
                                challenge_id)
+
+        metrics.FFMPEG_SECONDS.observe(prepared.timings["total"])
 
         # 3. The attempt is about to be paid for: only while it is still ours.
         with store.session() as db:
@@ -99,6 +102,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 attempt.video_json = json.dumps(_video_summary(prepared))
             db.commit()
             if not still_ours:
+                metrics.VERIFICATIONS.labels(sessions.INTERRUPTED, mode).inc()
                 log.warning("session %s attempt %s: lease lost before sending; nothing sent",
                             session_id, attempt_id)
                 return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
@@ -114,6 +118,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         except JuheError as error:
             answer = error
         juhe_seconds = time.monotonic() - juhe_started
+        metrics.JUHE_SECONDS.observe(juhe_seconds)
 
     # 5. Record what came back (on this attempt, even if it was given up meanwhile) and decide
     # the session's fate, once.
@@ -133,6 +138,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             ended = sessions.finish(db, session, "failed")
         db.commit()
         status, left = session.status, session.attempts_left
+    metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
+    metrics.JUHE_CALLS.labels(metrics.charge_label(attempt.charged)).inc()
     log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
              session_id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
              " (answer arrived after the attempt was released)" if late else "")

@@ -21,6 +21,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, upda
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import targets
+from . import metrics
 from .storage import Base, Store, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,9 @@ class Dispatcher:
             db.commit()
             log.info("webhook %s for %s: try %s -> %s", row.event_id, row.session_id, row.tries,
                      status or error)
+        result = ("delivered" if ok else "refused" if error and error.startswith("refused")
+                  else "failed" if row.state == "failed" else "retry")
+        metrics.WEBHOOKS.labels(result).inc()
 
 
 def deliveries_json(deliveries: list[Delivery]) -> list[dict]:

@@ -1,0 +1,43 @@
+"""Prometheus metrics: what the service did, never who it did it for.
+
+Counters and histograms live in this process; under gunicorn (PROMETHEUS_MULTIPROC_DIR set, as
+scripts/serve.sh and the image do) every worker writes its own files and `/metrics` adds them
+up (prometheus-client's multiprocess mode). Labels are closed sets (modes, guidance keys,
+charge, delivery results), so no label can carry an ID number, a name or a URL.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+
+_SECONDS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
+
+VERIFICATIONS = Counter("liveness_verifications_total",
+                        "Uploads run through the path, by outcome (guidance key; rejected ones too) and mode",
+                        ["outcome", "mode"])
+JUHE_CALLS = Counter("liveness_juhe_calls_total", "Requests sent to Juhe, by charge: true, false or unknown",
+                     ["charged"])
+FFMPEG_SECONDS = Histogram("liveness_ffmpeg_seconds", "Probe, checks and normalisation of one upload",
+                           buckets=_SECONDS)
+JUHE_SECONDS = Histogram("liveness_juhe_seconds", "One request to Juhe, from sending to its answer",
+                         buckets=_SECONDS)
+IN_FLIGHT = Gauge("liveness_attempts_in_flight", "Uploads being prepared or waiting for Juhe (the queue)",
+                  multiprocess_mode="livesum")
+WEBHOOKS = Counter("liveness_webhook_deliveries_total",
+                   "Webhook tries, by result: delivered, retry, failed (gave up) or refused (target)",
+                   ["result"])
+
+
+def charge_label(charged: bool | None) -> str:
+    return "unknown" if charged is None else str(charged).lower()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page: this process's, or every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
