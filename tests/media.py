@@ -30,7 +30,9 @@ Edge cases: ``small_360p`` (480x360, must not be upscaled), ``too_short`` (1 s),
 ``silent`` (no audio track), ``mute_audio`` (audio track of digital silence),
 ``broken`` (MP4 truncated mid-file: no moov), ``empty`` (0 bytes),
 ``not_video`` (a PNG), ``text_file``, ``audio_only`` (M4A), ``tiny`` (160x120),
-``long`` (15 s).
+``long`` (15 s), ``uhd_4k_mp4`` (H.264 3840x2160, 3 s: a phone camera's 4K, still accepted),
+``anamorphic_mp4`` (H.264 coded 2000x1200 with 1:2 pixels: displayed 1000x1200,
+but remuxing it would send 1200p).
 
 Hostile files (``HOSTILE_KINDS``; they name ``http://127.0.0.1:<port>``, pass
 ``port=`` the port of a loopback server that records requests):
@@ -43,6 +45,15 @@ carries such an HLS playlist, the classic ffmpeg SSRF/file-read trick);
 GAB2 chunk is well-formed, since ffmpeg then exposes a subrip stream);
 ``mov_dref`` (a MOV whose video track's data reference is a Macintosh alias to
 ``DREF_TARGET`` in the same directory: what ``-enable_drefs`` guards).
+
+Media bombs (``BOMB_KINDS``; small files that are expensive to decode or probe):
+``bomb_16k_mov`` (~4 MB QuickTime, 10 frames of 16000x16000 baseline JPEG at
+1 fps, all ten samples pointing at one hand-written flat JPEG);
+``bomb_hour_mp4`` (~2 MB MP4, an hour of black 640x480 H.264 and AAC digital
+silence: a 10 s clip looped with ``-c copy``); ``bomb_packets_mkv`` (~30 MB
+Matroska without a duration, like a MediaRecorder stream: 6 s of VP8 640x480
+and 4.3 million one-byte PCM audio packets, 500 a second, so for 2.4 hours);
+``bomb_dense_mkv`` (the same with 400,000 packets, 8,000 a second).
 """
 
 from __future__ import annotations
@@ -75,13 +86,16 @@ EDGE_KINDS = (
     "audio_only",
     "tiny",
     "long",
+    "uhd_4k_mp4",
+    "anamorphic_mp4",
 )
 HOSTILE_KINDS = ("hls_m3u8", "hls_as_mp4", "ffconcat", "avi_gab2_hls", "avi_gab2_srt", "mov_dref")
+BOMB_KINDS = ("bomb_16k_mov", "bomb_hour_mp4", "bomb_packets_mkv", "bomb_dense_mkv")
 
 #: The file name a ``mov_dref`` fixture's external data reference points at,
 #: resolved in the fixture's own directory (ffmpeg only follows relative aliases).
 DREF_TARGET = "dref-target.dat"
-KINDS = UPLOAD_KINDS + EDGE_KINDS + HOSTILE_KINDS
+KINDS = UPLOAD_KINDS + EDGE_KINDS + HOSTILE_KINDS + BOMB_KINDS
 
 #: The four kinds the benchmark times.
 BENCH_KINDS = ("chrome_webm", "safari_fmp4", "iphone_hevc_mov", "android_1080p_mp4")
@@ -113,12 +127,18 @@ _EXT = {
     "audio_only": ".m4a",
     "tiny": ".mp4",
     "long": ".mp4",
+    "uhd_4k_mp4": ".mp4",
+    "anamorphic_mp4": ".mp4",
     "hls_m3u8": ".m3u8",
     "hls_as_mp4": ".mp4",
     "ffconcat": ".mp4",
     "avi_gab2_hls": ".avi",
     "avi_gab2_srt": ".avi",
     "mov_dref": ".mov",
+    "bomb_16k_mov": ".mov",
+    "bomb_hour_mp4": ".mp4",
+    "bomb_packets_mkv": ".mkv",
+    "bomb_dense_mkv": ".mkv",
 }
 
 # A voiced, speech-like tone: 140 Hz fundamental (slightly wobbling) with
@@ -377,6 +397,17 @@ def _make_long(path: Path, directory: Path) -> None:
     _h264_mp4(path, directory, 640, 480, 15)
 
 
+def _make_uhd_4k_mp4(path: Path, directory: Path) -> None:
+    _h264_mp4(path, directory, 3840, 2160, 3)
+
+
+def _make_anamorphic_mp4(path: Path, directory: Path) -> None:
+    inputs, vf = _camera(directory, 2000, 1200, 30)
+    _ffmpeg(*inputs, *_voice(3), "-filter_complex", vf + ",setsar=1/2,format=yuv420p[v]", "-map", "[v]", "-map", "1:a",
+            "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-c:a", "aac", "-b:a", "96k",
+            "-movflags", "+faststart", "-f", "mp4", str(path))
+
+
 def _make_broken(path: Path, directory: Path) -> None:
     # An upload cut off mid-transfer: moov comes last, so it is missing.
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
@@ -565,6 +596,133 @@ def _make_mov_dref(path: Path, directory: Path, port: int) -> None:
         data = plain.read_bytes()
     dref = _alias_dref(DREF_TARGET)
     path.write_bytes(_rebuild(data, (b"moov", b"trak", b"mdia", b"minf", b"dinf", b"dref"), lambda _old: dref))
+
+
+# --------------------------------------------------------------------------- media bombs
+
+
+def _flat_jpeg(width: int, height: int) -> bytes:
+    """A baseline 4:2:0 JPEG of one flat grey, written by hand (nothing decodes it here).
+
+    No DHT: MJPEG decoders use the standard Huffman tables (T.81 Annex K).
+    Every block is "DC difference 0, end of block": Y ``00`` + ``1010``, Cb
+    and Cr ``00`` + ``00``, so one 16x16 MCU is exactly 32 bits.
+    """
+    assert width % 16 == 0 and height % 16 == 0
+    def segment(marker: int, payload: bytes) -> bytes:
+        return struct.pack(">HH", marker, len(payload) + 2) + payload
+    dqt = segment(0xFFDB, b"\0" + b"\1" * 64)
+    sof = segment(0xFFC0, struct.pack(">BHHB", 8, height, width, 3) + bytes([1, 0x22, 0, 2, 0x11, 0, 3, 0x11, 0]))
+    sos = segment(0xFFDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]))
+    scan = b"\x28\xa2\x8a\x00" * (width // 16 * height // 16)
+    return b"\xff\xd8" + dqt + sof + sos + scan + b"\xff\xd9"
+
+
+def _full_box(kind: bytes, version_flags: int, payload: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", version_flags) + payload)
+
+
+def _make_bomb_16k_mov(path: Path, directory: Path, *, side: int = 16000, frames: int = 10) -> None:
+    """A QuickTime file of ``frames`` ``side``x``side`` JPEG frames at 1 fps, sharing one sample."""
+    jpeg = _flat_jpeg(side, side)
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    scale, duration = 1000, 1000 * frames
+    entry = (b"\0" * 6 + struct.pack(">H", 1) + b"\0" * 16 + struct.pack(">HHIIIH", side, side, 0x480000, 0x480000, 0, 1)
+             + bytes([10]) + b"Photo JPEG".ljust(31, b"\0") + struct.pack(">hh", 24, -1))
+
+    def moov(offset: int) -> bytes:
+        stbl = _box(b"stbl", b"".join([
+            _full_box(b"stsd", 0, struct.pack(">I", 1) + _box(b"jpeg", entry)),
+            _full_box(b"stts", 0, struct.pack(">III", 1, frames, scale)),
+            _full_box(b"stsc", 0, struct.pack(">IIII", 1, 1, 1, 1)),
+            _full_box(b"stsz", 0, struct.pack(">II", len(jpeg), frames)),
+            _full_box(b"stco", 0, struct.pack(f">I{frames}I", frames, *[offset] * frames)),
+        ]))
+        dinf = _box(b"dinf", _full_box(b"dref", 0, struct.pack(">I", 1) + _full_box(b"url ", 1, b"")))
+        minf = _box(b"minf", _full_box(b"vmhd", 1, b"\0" * 8) + dinf + stbl)
+        hdlr = _full_box(b"hdlr", 0, b"mhlrvideappl" + b"\0" * 8 + b"\0")
+        mdia = _box(b"mdia", _full_box(b"mdhd", 0, struct.pack(">IIIIHH", 0, 0, scale, duration, 0, 0)) + hdlr + minf)
+        tkhd = _full_box(b"tkhd", 3, struct.pack(">IIIII8xHHHH", 0, 0, 1, 0, duration, 0, 0, 0, 0)
+                         + matrix + struct.pack(">II", side << 16, side << 16))
+        mvhd = _full_box(b"mvhd", 0, struct.pack(">IIIIIH10x", 0, 0, scale, duration, 0x10000, 0x100)
+                         + matrix + b"\0" * 24 + struct.pack(">I", 2))
+        return _box(b"moov", mvhd + _box(b"trak", tkhd + mdia))
+
+    ftyp = _box(b"ftyp", b"qt  " + struct.pack(">I", 0x200) + b"qt  ")
+    offset = len(ftyp) + len(moov(0)) + 8
+    path.write_bytes(ftyp + moov(offset) + _box(b"mdat", jpeg))
+
+
+def _make_bomb_hour_mp4(path: Path, directory: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        ten = Path(tmp) / "ten.mp4"
+        _ffmpeg("-f", "lavfi", "-i", "color=black:s=640x480:r=10", *_silence(10, rate=16000), "-t", "10",
+                "-c:v", "libx264", "-preset", "ultrafast", "-g", "100", "-c:a", "aac", "-b:a", "16k",
+                "-f", "mp4", str(ten))
+        _ffmpeg("-stream_loop", "359", "-i", str(ten), "-c", "copy", "-f", "mp4", str(path))
+
+
+def _ebml(element_id: int, payload: bytes | int | str) -> bytes:
+    """One EBML element (unsigned integers in 8 bytes, strings as ASCII)."""
+    if isinstance(payload, int):
+        payload = struct.pack(">Q", payload)
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    head = element_id.to_bytes((element_id.bit_length() + 7) // 8, "big")
+    return head + (len(payload) | 1 << 56).to_bytes(8, "big") + payload
+
+
+def _vp8_ivf(directory: Path) -> bytes:
+    """6 s of VP8 640x480 30 fps in IVF (cached)."""
+    ivf = directory / "_bomb_vp8.ivf"
+    if not ivf.exists():
+        partial = ivf.with_name(f".partial-{os.getpid()}-{ivf.name}")
+        inputs, vf = _camera(directory, 640, 480, 30)
+        _ffmpeg(*inputs, "-filter_complex", vf + ",format=yuv420p[v]", "-map", "[v]", "-t", "6", "-c:v", "libvpx",
+                "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1000k", "-f", "ivf", str(partial))
+        os.replace(partial, ivf)
+    return ivf.read_bytes()
+
+
+def _make_bomb_packets_mkv(path: Path, directory: Path, *, audio_packets: int = 4_300_000,
+                           per_second: int = 500) -> None:
+    """Matroska, no duration, no cues: 6 s of VP8 and ``audio_packets`` one-byte
+    pcm_u8 packets (8 kHz: each lasts 1/8 ms), ``per_second`` of them a second."""
+    data = _vp8_ivf(directory)
+    frames, offset = [], struct.unpack_from("<H", data, 6)[0]
+    while offset + 12 <= len(data):
+        size = struct.unpack_from("<I", data, offset)[0]
+        frames.append(data[offset + 12 : offset + 12 + size])
+        offset += 12 + size
+    header = _ebml(0x1A45DFA3, _ebml(0x4286, 1) + _ebml(0x42F7, 1) + _ebml(0x42F2, 4) + _ebml(0x42F3, 8)
+                   + _ebml(0x4282, "matroska") + _ebml(0x4287, 4) + _ebml(0x4285, 2))
+    info = _ebml(0x1549A966, _ebml(0x2AD7B1, 1_000_000) + _ebml(0x4D80, "bomb") + _ebml(0x5741, "bomb"))
+    tracks = _ebml(0x1654AE6B, _ebml(0xAE, _ebml(0xD7, 1) + _ebml(0x73C5, 1) + _ebml(0x83, 1) + _ebml(0x86, "V_VP8")
+                                     + _ebml(0xE0, _ebml(0xB0, 640) + _ebml(0xBA, 480)))
+                   + _ebml(0xAE, _ebml(0xD7, 2) + _ebml(0x73C5, 2) + _ebml(0x83, 2) + _ebml(0x86, "A_PCM/INT/LIT")
+                           + _ebml(0xE1, _ebml(0xB5, struct.pack(">d", 8000.0)) + _ebml(0x9F, 1) + _ebml(0x6264, 8))))
+    # One cluster per second: its video frames, then ``per_second`` audio blocks
+    # (A3 size=6, track 2, int16 relative ms timestamp, keyframe flag, one sample).
+    millis = (np.arange(per_second) * 1000 // per_second).astype(">i2")
+    audio = np.zeros((per_second, 7), np.uint8)
+    audio[:, 0], audio[:, 1], audio[:, 2] = 0xA3, 0x86, 0x82
+    audio[:, 3:5] = millis.view(np.uint8).reshape(-1, 2)
+    audio[:, 5], audio[:, 6] = 0x80, 0x80
+    audio = audio.tobytes()
+    with open(path, "wb") as out:
+        out.write(header + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + info + tracks)
+        for second in range(-(-audio_packets // per_second)):
+            blocks = []
+            for n, frame in enumerate(frames[second * 30 : second * 30 + 30]):
+                key = 0x80 if frame[0] & 1 == 0 else 0
+                blocks.append(_ebml(0xA3, b"\x81" + struct.pack(">hB", n * 1000 // 30, key) + frame))
+            count = min(per_second, audio_packets - second * per_second)
+            cluster = _ebml(0xE7, second * 1000) + b"".join(blocks) + audio[: count * 7]
+            out.write(_ebml(0x1F43B675, cluster))
+
+
+def _make_bomb_dense_mkv(path: Path, directory: Path) -> None:
+    _make_bomb_packets_mkv(path, directory, audio_packets=400_000, per_second=8000)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m tests.media DIR [KIND...]

@@ -30,14 +30,24 @@ so nothing here lets ffmpeg guess:
    which nested demuxers inherit, so a GAB2 subtitle can never become HLS);
 3. MP4/MOV is read as ``file:<absolute path>`` with ``-protocol_whitelist file``
    and ``-enable_drefs 0`` (MOV needs seeking; it then has no way to name
-   another file);  Matroska, AVI and FLV are fed on **stdin** with
-   ``-protocol_whitelist pipe``: the process is given an open file descriptor
-   and may not open any URL, file or network, at all.
+   another file);  Matroska, AVI and FLV are fed on **stdin** (and, for the
+   sound, a second descriptor of the same file) with ``-protocol_whitelist
+   pipe``: the process is given open file descriptors and may not open any
+   URL, file or network, at all.
 
 Every ffmpeg/ffprobe call runs under ``subprocess`` with a timeout taken from one
 deadline (``Tools.timeout`` is the budget of a whole ``probe``/``prepare`` call);
 temporary files live in one private directory that is removed on every path,
 after every child process has been killed and reaped.
+
+Media bombs.  No upload may cost more than a few CPU-seconds or a few hundred MB:
+coded pictures beyond 4K are refused from the probe (``-max_pixels`` keeps every
+decoder from even allocating one); every decode reads at most ``MAX_SECONDS`` of
+the input (input-side ``-t``); ffprobe lists at most ``PROBE_PACKETS`` packets;
+every child runs under ``prlimit`` (address space, CPU seconds, no core) with
+``CHILD_THREADS`` threads; at most ``MAX_CHILDREN`` children run at once in this
+process (a burst queues, within its deadline).  A child stopped by a limit is a
+rejection (267537), never a video sent to Juhe.
 
 Command lines are built with ffmpeg-python (``import ffmpeg``), which only
 compiles argument lists here; running them is ours.
@@ -54,9 +64,11 @@ import math
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -93,6 +105,8 @@ MAX_SHORT_SIDE = 1080
 MAX_LONG_SIDE = 1920
 TARGET_SHORT_SIDE = 540  # what we send when we re-encode (480 lost 0.015 SSIM; see bench/benchmark.py)
 MAX_FPS = 30
+MAX_CODED_LONG_SIDE = 4096  # a phone camera's 4K (UHD 3840x2160, DCI 4096x2160) is the most we decode
+MAX_CODED_PIXELS = 9_500_000
 SILENCE_DB = -60.0  # volumedetect max_volume below this is digital silence
 
 # x264 settings for re-encoding (tuned with bench/benchmark.py against the
@@ -102,6 +116,17 @@ X264_CRF = 23
 VIDEO_MAXRATE = 1_500_000  # bit/s cap: 10 s never exceed ~2 MB
 AUDIO_BITRATE = 64_000  # AAC mono, speech
 
+# Limits of every ffmpeg/ffprobe child.  Measured with 2 threads: a 1080p phone upload
+# needs ~500 MiB of address space and ~2 CPU-s, 6 s of 4K HEVC 10-bit ~770 MiB and ~7 CPU-s.
+PROBE_PACKETS = 4000  # packets ffprobe lists at most: ~40 s of a phone's video and audio
+MAX_PACKET_RATE = 1000  # per second, all streams (240 fps slow motion and its sound: ~300)
+CHILD_THREADS = 2
+CHILD_MEMORY = 1 << 30  # RLIMIT_AS, bytes
+CHILD_CPU_SECONDS = 30  # RLIMIT_CPU: ffmpeg stops at the soft limit, SIGKILL 2 s later
+MAX_CHILDREN = 2  # children running at once in this process; more wait for a slot
+_SLOTS = threading.BoundedSemaphore(MAX_CHILDREN)
+_PRLIMIT = shutil.which("prlimit")  # util-linux; without it the children run unlimited
+
 _DEMUXERS = {  # our container name -> (-f demuxer, -format_whitelist)
     "mov": ("mov", "mov,mp4,m4a,3gp,3g2,mj2"),
     "matroska": ("matroska", "matroska,webm"),
@@ -109,6 +134,7 @@ _DEMUXERS = {  # our container name -> (-f demuxer, -format_whitelist)
     "flv": ("flv", "flv"),
 }
 _PIPED = {"matroska", "avi", "flv"}  # read from stdin, no protocol but pipe
+_SOUND_PIPE = "pipe:{sound}"  # _Job.start puts the number of a second descriptor of the upload here
 _REMUXABLE_CONTAINERS = {"mov", "matroska", "flv"}  # AVI H.264 often lacks sane timestamps
 
 
@@ -212,11 +238,9 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         # row.  It is used only if the plan made from the probe is the very same
         # command line; otherwise it is killed.
         guess = _guess_remux(source_path, container, keep_audio, require_audio, tools, out)
-        if guess is not None:
-            jobs.append(_Job.start(guess, None, deadline))
 
         # 2. probe
-        info = _probe(source_path, container, tools, deadline, jobs)
+        info = _probe(source_path, container, tools, deadline, jobs, guess)
         probed = time.perf_counter()
 
         # 3. check what Juhe would reject
@@ -225,27 +249,26 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         # 4. decide: remux or encode, and run it
         plan = _plan(info, keep_audio, require_audio)
         command = _command(plan, source_path, container, tools, out)
-        job = next((j for j in jobs if j.argv == command), None)
+        stdin = source_path if container in _PIPED else None
+        job = next((j for j in jobs if j.argv == command and not j.killed), None)
         for other in jobs:
             if other is not job:
                 other.kill()
         if job is None:
-            job = _Job.start(command, source_path if container in _PIPED else None, deadline)
-            jobs.append(job)
+            job = _Job.start(command, stdin, deadline, jobs)
         stderr = _finish_ffmpeg(job, "normalise")
         if plan.volumedetect:
             _check_loudness(stderr)
 
-        # 5. verify the output (and squeeze it if it is too big)
+        # 5. verify the output (and squeeze it if it is too big, encode it if a
+        #    remux kept a coded picture over 1080p: non-square pixels)
         data, output = _verify_output(out, plan, info)
-        while len(data) > MAX_BYTES:
+        while len(data) > MAX_BYTES or _over_1080p(output.width, output.height):
             if not plan.remux and plan.crf is None and plan.maxrate <= 100_000:
                 raise VideoRejected(EMPTY, "video cannot be made small enough")
             plan = plan.smaller(info, output.duration or info.duration or MAX_SECONDS)
             command = _command(plan, source_path, container, tools, out)
-            job = _Job.start(command, source_path if container in _PIPED else None, deadline)
-            jobs.append(job)
-            _finish_ffmpeg(job, "re-encode")
+            _finish_ffmpeg(_Job.start(command, stdin, deadline, jobs), "re-encode")
             data, output = _verify_output(out, plan, info)
 
         finished = time.perf_counter()
@@ -340,19 +363,28 @@ def _sniff_file(path: Path) -> str:
     return container
 
 
-def _input_stream(path: Path, container: str, *, autorotate: bool = True):
+def _input_stream(path: Path, container: str, *, autorotate: bool = True, seconds: float | None = None,
+                  sound: bool = False):
     """The ffmpeg-python input for ``path``, locked to its sniffed demuxer.
 
     MOV: ``file:`` + ``-protocol_whitelist file`` + ``-enable_drefs 0``.
     Others: ``pipe:0`` (the caller feeds the file on stdin) + ``-protocol_whitelist pipe``.
     ``autorotate=False`` adds ``-noautorotate`` (we then turn the picture ourselves).
+    Decoders get ``CHILD_THREADS`` threads and refuse pictures over ``MAX_CODED_PIXELS``;
+    ``seconds`` (ffmpeg only) stops reading the input there.  ``sound``: the
+    same file opened a second time for its sound alone (``-vn``; not on stdin
+    but on ``_SOUND_PIPE``, a second descriptor ``_Job.start`` hands over).
     """
     demuxer, whitelist = _DEMUXERS[container]
-    options = {"f": demuxer, "format_whitelist": whitelist}
+    options = {"f": demuxer, "format_whitelist": whitelist, "threads": CHILD_THREADS, "max_pixels": MAX_CODED_PIXELS}
+    if seconds is not None:
+        options["t"] = f"{seconds:g}"
     if not autorotate:
         options["noautorotate"] = None  # ffmpeg-python: a bare flag
+    if sound:
+        options["vn"] = None
     if container in _PIPED:
-        return ffmpeg.input("pipe:0", protocol_whitelist="pipe", **options)
+        return ffmpeg.input(_SOUND_PIPE if sound else "pipe:0", protocol_whitelist="pipe", **options)
     return ffmpeg.input(f"file:{path}", protocol_whitelist="file", enable_drefs=0, **options)
 
 
@@ -366,6 +398,7 @@ _PACKET_ENTRIES = "stream_index,pts_time,dts_time,duration_time"
 
 
 def _probe_argv(path: Path, container: str, tools: Tools, *, packets: bool) -> list[str]:
+    """ffprobe's argv: streams and format, and with ``packets`` the first ``PROBE_PACKETS`` packets."""
     entries = (
         f"format=duration:stream={_STREAM_ENTRIES}:stream_disposition=attached_pic"
         ":stream_side_data=rotation:stream_tags=rotate"
@@ -376,33 +409,34 @@ def _probe_argv(path: Path, container: str, tools: Tools, *, packets: bool) -> l
     # input with ffmpeg-python and keep its part of the command line.
     argv = ffmpeg.output(_input_stream(path, container), "-", f="null").compile(cmd=tools.ffprobe)
     inputs = argv[1 : argv.index("-i") + 2]  # the input options and "-i URL"
-    return [tools.ffprobe, "-hide_banner", "-v", "error", "-of", "json", "-show_entries", entries, *inputs]
+    options = ["-read_intervals", f"%+#{PROBE_PACKETS}"] if packets else []
+    return [tools.ffprobe, "-hide_banner", "-v", "error", "-of", "json", "-show_entries", entries, *options, *inputs]
 
 
-def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job]) -> ProbeInfo:
-    size = path.stat().st_size
-    piped = container in _PIPED
+def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job],
+           guess: list[str] | None = None) -> ProbeInfo:
+    """ffprobe the upload; ``guess`` (an ffmpeg argv) starts alongside it if a slot is free."""
     # Streamed WebM (Chrome's MediaRecorder) has no duration in its header and
-    # a pipe cannot seek to the end: list the packet timestamps in the same pass.
-    argv = _probe_argv(path, container, tools, packets=piped)
-    doc = _run_probe(argv, path if piped else None, deadline, jobs)
-    info = _probe_info(doc, container, size)
-    if info.duration is None and not piped:
-        doc = _run_probe(_probe_argv(path, container, tools, packets=True), None, deadline, jobs)
-        info = _probe_info(doc, container, size)
-    return info
+    # a pipe cannot seek to the end: list the first packets in the same pass
+    # (their timestamps, and how densely they come).
+    argv = _probe_argv(path, container, tools, packets=True)
+    doc = _run_probe(argv, path if container in _PIPED else None, deadline, jobs, guess)
+    return _probe_info(doc, container, path.stat().st_size)
 
 
-def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job]) -> dict:
-    job = _Job.start(argv, stdin_path, deadline)
-    jobs.append(job)
-    returncode, stdout, _stderr = job.wait("probe")
+def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job],
+               guess: list[str] | None = None) -> dict:
+    job = _Job.start(argv, stdin_path, deadline, jobs)
+    if guess is not None:
+        _Job.start(guess, None, deadline, jobs, speculative=True)
+    returncode, stdout, stderr = job.wait("probe")
     try:
         doc = json.loads(stdout or b"{}")
     except ValueError:
         doc = {}
     if returncode != 0 or not doc.get("streams"):
-        raise VideoRejected(BAD_FORMAT, "ffprobe cannot read a video from the upload (broken or truncated?)")
+        hint = _limit_hint(stderr.decode("utf-8", "replace"), returncode)
+        raise VideoRejected(BAD_FORMAT, f"ffprobe cannot read a video from the upload (broken or truncated?){hint}")
     return doc
 
 
@@ -419,8 +453,10 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
     if video is None:
         raise VideoRejected(BAD_FORMAT, "no video stream")
     width, height = _int(video.get("width")), _int(video.get("height"))
-    if not width or not height:
-        raise VideoRejected(BAD_FORMAT, "video stream without picture size")
+    if not width or not height:  # also what -max_pixels leaves of a picture over 4K
+        raise VideoRejected(BAD_FORMAT, f"video stream without picture size (or over {MAX_CODED_PIXELS:,} pixels)")
+    if max(width, height) > MAX_CODED_LONG_SIDE or width * height > MAX_CODED_PIXELS:
+        raise VideoRejected(BAD_FORMAT, f"video is coded {width}x{height}, larger than a phone camera's 4K")
     sar = _ratio(video.get("sample_aspect_ratio"))
     if sar and sar != 1 and 0.25 < sar < 4:
         width = _even(width * sar) or width  # square pixels, as displayed
@@ -431,8 +467,12 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
 
     fps = _ratio(video.get("avg_frame_rate")) or _ratio(video.get("r_frame_rate"))
     duration = _float(doc.get("format", {}).get("duration")) or _float(video.get("duration"))
-    packets = [p for p in doc.get("packets") or [] if p.get("stream_index") == video.get("index")]
-    if packets:
+    packets = doc.get("packets") or []
+    if len(packets) >= PROBE_PACKETS and (_packet_span(packets)[0] or 0) * MAX_PACKET_RATE < len(packets):
+        # thousands of packets a second: no camera; decoding them would cost minutes
+        raise VideoRejected(BAD_FORMAT, f"over {MAX_PACKET_RATE} packets per second")
+    packets = [p for p in packets if p.get("stream_index") == video.get("index")]
+    if packets and (container in _PIPED or duration is None):
         # Streamed WebM has no duration in its header; ffprobe then *estimates*
         # one (from the bitrate, for bigger files).  The packets are the truth.
         span, count = _packet_span(packets)
@@ -524,7 +564,6 @@ class _Plan:
     height: int = 0
     rotation: int = 0
     fps: Fraction | None = None
-    trim: float | None = None
     crf: int | None = X264_CRF
     maxrate: int = VIDEO_MAXRATE
 
@@ -573,8 +612,11 @@ def _encode_plan(info: ProbeInfo, audio: str | None, volumedetect: bool) -> _Pla
         height=height,
         rotation=info.rotation,
         fps=_output_fps(info.fps),
-        trim=MAX_SECONDS if info.duration is None or info.duration > MAX_SECONDS else None,
     )
+
+
+def _over_1080p(width: int, height: int) -> bool:
+    return min(width, height) > MAX_SHORT_SIDE or max(width, height) > MAX_LONG_SIDE
 
 
 def _output_size(width: int, height: int) -> tuple[int, int]:
@@ -599,11 +641,17 @@ def _output_fps(fps: float | None) -> Fraction:
 
 def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -> list[str]:
     """The ffmpeg argv for a plan (one process: the MP4, plus volumedetect when asked)."""
-    # -noautorotate when encoding: we turn the picture after shrinking it (cheaper)
-    source = _input_stream(path, container, autorotate=plan.remux)
+    # -noautorotate when encoding: we turn the picture after shrinking it (cheaper);
+    # input-side -t: ffmpeg reads (and volumedetect hears) only what we send.  The
+    # sound comes from a second input: the first one, waiting for its video to
+    # end, may have to read to the end of the file (when the picture stops
+    # before MAX_SECONDS), but it then only skips the audio, never decodes it.
+    source = _input_stream(path, container, autorotate=plan.remux, seconds=MAX_SECONDS)
+    sound = _input_stream(path, container, seconds=MAX_SECONDS, sound=True)
     streams = []
     options: dict = {
         "f": "mp4",
+        "threads": CHILD_THREADS,
         "movflags": "+faststart",
         "map_metadata": -1,
         "map_chapters": -1,
@@ -630,10 +678,8 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
             options.update({"crf": plan.crf, "maxrate": plan.maxrate, "bufsize": plan.maxrate * 2})
         else:
             options.update({"b:v": plan.maxrate, "maxrate": plan.maxrate, "bufsize": plan.maxrate})
-        if plan.trim is not None:
-            options["t"] = f"{plan.trim:g}"
     if plan.audio:
-        streams.append(source["a:0"])
+        streams.append(sound["a:0"])
         if plan.audio == "copy":
             options["c:a"] = "copy"
         else:
@@ -641,13 +687,14 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
             options.update({"c:a": "aac", "aac_coder": "fast", "b:a": AUDIO_BITRATE, "ac": 1})
     outputs = [ffmpeg.output(*streams, f"file:{out}", **options)]
     if plan.volumedetect:
-        loudness = source["a:0"].filter("volumedetect")
+        loudness = sound["a:0"].filter("volumedetect")
         outputs.append(ffmpeg.output(loudness, "-", f="null"))
     # volumedetect reports at "info" level; everything else only reports errors
     level = "info" if plan.volumedetect else "error"
     node = ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
     argv = node.compile(cmd=tools.ffmpeg)
-    return [argv[0], "-nostdin", "-hide_banner", "-nostats", "-y", "-v", level, *argv[1:]]
+    return [argv[0], "-nostdin", "-hide_banner", "-nostats", "-y", "-v", level,
+            "-filter_complex_threads", str(CHILD_THREADS), *argv[1:]]
 
 
 def _guess_remux(path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
@@ -867,37 +914,67 @@ class _Deadline:
 
 
 class _Job:
-    """A running ffmpeg/ffprobe process, its stdin file, and the means to kill it."""
+    """A running ffmpeg/ffprobe process, its input files, its slot, and the means to kill it."""
 
-    def __init__(self, argv: list[str], proc: subprocess.Popen | None, stdin: IO[bytes] | None,
-                 deadline: _Deadline):
-        self.argv = argv
+    def __init__(self, argv: list[str], proc: subprocess.Popen, files: list[IO[bytes]], deadline: _Deadline):
+        self.argv = argv  # as built, without the prlimit wrapper
         self.proc = proc
-        self.stdin = stdin
+        self.files = files  # the upload as stdin (and as _SOUND_PIPE)
         self.deadline = deadline
         self.result: tuple[int, bytes, bytes] | None = None
+        self.killed = False  # killed before its result was read
+        self.slot = True  # holds one of _SLOTS until reaped
 
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline) -> _Job:
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
+              speculative: bool = False) -> _Job | None:
+        """Start ``argv`` under the child limits once a slot is free, and add it to ``jobs``.
+
+        ``speculative``: only if a slot is free right now (else ``None``).  A call
+        never waits for a slot while holding one (two calls could wait on each
+        other): its running jobs are killed first.
+        """
         deadline.left()
-        stdin = open(stdin_path, "rb") if stdin_path is not None else None
+        if not _SLOTS.acquire(blocking=False):
+            if speculative:
+                return None
+            for job in jobs:
+                job.kill()
+            if not _SLOTS.acquire(timeout=deadline.left()):
+                raise VideoToolError(f"video processing exceeded its {deadline.seconds:g} s budget "
+                                     f"waiting for one of {MAX_CHILDREN} ffmpeg slots")
+        files: list[IO[bytes]] = []
         try:
+            binary = shutil.which(argv[0])
+            if binary is None:
+                raise VideoToolError(f"{argv[0]} not found")
+            limits = [f"--as={CHILD_MEMORY}", f"--cpu={CHILD_CPU_SECONDS}:{CHILD_CPU_SECONDS + 2}", "--core=0"]
+            command = [*([_PRLIMIT, *limits, "--"] if _PRLIMIT else []), binary, *argv[1:]]
+            if stdin_path is not None:
+                files.append(open(stdin_path, "rb"))
+                if _SOUND_PIPE in command:
+                    files.append(open(stdin_path, "rb"))
+                    command[command.index(_SOUND_PIPE)] = _SOUND_PIPE.format(sound=files[1].fileno())
             proc = subprocess.Popen(
-                argv,
-                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                command,
+                stdin=files[0] if files else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 close_fds=True,
+                pass_fds=[f.fileno() for f in files[1:]],
+                # glibc reserves 64 MiB of address space per malloc arena (one a thread)
+                env={**os.environ, "MALLOC_ARENA_MAX": "2"},
             )
-        except FileNotFoundError:
-            if stdin is not None:
-                stdin.close()
-            raise VideoToolError(f"{argv[0]} not found") from None
-        except OSError as exc:
-            if stdin is not None:
-                stdin.close()
-            raise VideoToolError(f"{argv[0]} cannot run: {exc.strerror or exc}") from None
-        return cls(argv, proc, stdin, deadline)
+        except BaseException as exc:
+            _SLOTS.release()
+            for file in files:
+                file.close()
+            if isinstance(exc, OSError):
+                raise VideoToolError(f"{argv[0]} cannot run: {exc.strerror or exc}") from None
+            raise
+        job = cls(argv, proc, files, deadline)
+        jobs.append(job)
+        return job
 
     def wait(self, what: str) -> tuple[int, bytes, bytes]:
         """(returncode, stdout, stderr); kills the process when the deadline passes."""
@@ -917,6 +994,7 @@ class _Job:
 
     def kill(self) -> None:
         """Kill (if still running) and reap; idempotent."""
+        self.killed = self.killed or self.result is None
         if self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -926,21 +1004,35 @@ class _Job:
         self._close()
 
     def _close(self) -> None:
-        if self.stdin is not None:
-            self.stdin.close()
-            self.stdin = None
+        while self.files:
+            self.files.pop().close()
+        if self.slot and self.proc.poll() is not None:
+            self.slot = False
+            _SLOTS.release()
 
 
 def _finish_ffmpeg(job: _Job, what: str) -> str:
     returncode, _stdout, stderr = job.wait(what)
     text = stderr.decode("utf-8", "replace")
     if returncode != 0:
-        raise VideoRejected(BAD_FORMAT, f"ffmpeg could not {what} the video (exit {returncode}{_error_hint(text)})")
+        raise VideoRejected(BAD_FORMAT, f"ffmpeg could not {what} the video (exit {returncode})"
+                                        f"{_error_hint(text, returncode)}")
     return text
 
 
-def _error_hint(stderr: str) -> str:
-    """A short, metadata-free hint from ffmpeg's error lines."""
+def _limit_hint(stderr: str, returncode: int) -> str:
+    """": stopped at its limit of ..." when a child limit (or a crash) ended the process, else ""."""
+    if returncode in (255, -signal.SIGXCPU, -signal.SIGKILL):  # 255: ffmpeg stopping on SIGXCPU
+        return f": stopped at its limit of {CHILD_CPU_SECONDS} CPU seconds"
+    if returncode < 0 or re.search(r"Cannot allocate memory|malloc of size|failed to map|bad_alloc", stderr):
+        return f": out of its {CHILD_MEMORY >> 20} MiB memory limit, or crashed"
+    return ""
+
+
+def _error_hint(stderr: str, returncode: int) -> str:
+    """A short, metadata-free hint from ffmpeg's error lines (or the limit that stopped it)."""
+    if limit := _limit_hint(stderr, returncode):
+        return limit
     for line in reversed(stderr.splitlines()):
         if re.search(r"error|invalid|fail|not found|exist|unsupported|cannot|could not", line, re.I):
             return ": " + line.strip()[:160]
