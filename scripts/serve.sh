@@ -83,13 +83,16 @@ if [ -n "$stopping" ] || ! kill -0 "$gunicorn_pid" 2>/dev/null; then
   wait "$gunicorn_pid" || status=$?
   exit "$status"
 fi
-"$nginx" -p "$run" -c "$run/nginx.conf" -e stderr -g 'daemon off;' &
+# nginx's error lines quote the request line, and a page URL carries a credential (/v/<token>):
+# its stderr passes through the same redaction as the app's logs (webapp/logs.py).
+redact() { sed -u -E 's#(/v/)[A-Za-z0-9_-]{16,}#\1***#g'; }
+"$nginx" -p "$run" -c "$run/nginx.conf" -e stderr -g 'daemon off;' 2> >(redact >&2) &
 nginx_pid=$!
 
 status=0
-wait -n || status=$?
+wait -n "$gunicorn_pid" "$nginx_pid" || status=$?
 while [ -z "$stopping" ] && kill -0 "$gunicorn_pid" 2>/dev/null && kill -0 "$nginx_pid" 2>/dev/null; do
-  wait -n || status=$?   # woken by something else (a signal already handled): wait on
+  wait -n "$gunicorn_pid" "$nginx_pid" || status=$?   # woken by a signal already handled: wait on
 done
 if [ -n "$stopping" ]; then
   # Asked to stop: gunicorn first (nginx relays its last answers), then nginx.

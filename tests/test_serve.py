@@ -243,6 +243,13 @@ def test_nginx_buffers_the_body_and_refuses_what_is_too_large(serve):
     status, headers, body = served.request("POST", f"{path}/upload", body=b"x" * 1000,
                                            headers={"Content-Type": "application/octet-stream"})
     assert 400 <= status < 500 and headers["Content-Type"].startswith("application/json"), body
+    # nginx logged the refusal with the request line; the page token is redacted from it.
+    token = path.rsplit("/", 1)[1]
+    deadline = time.monotonic() + 5
+    while "too large body" not in served.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "too large body" in served.output() and "/v/***" in served.output()
+    assert token not in served.output()
 
 
 def children(pid: int) -> list[tuple[int, str]]:
