@@ -130,3 +130,80 @@ def request(method: str, url: str, *, json_body=None, fields: dict | None = None
 def address(n: int) -> str:
     """The n-th distinct loopback address (n ≥ 0): 127.1.x.y."""
     return f"127.1.{n // 250}.{n % 250 + 1}"
+
+
+class RedisServer:
+    """A real redis-server (Debian's package, which scripts/test.sh installs) on a loopback port."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port = Path(folder), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class CeleryWorker:
+    """The README's worker command: `celery -A webapp.tasks worker …`, with the web's environment."""
+
+    def __init__(self, folder: Path, env: dict[str, str], concurrency: int = 8, name: str = "w1"):
+        self.log_path = Path(folder) / f"celery-{name}.log"
+        base = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+        self.env, self.name, self.concurrency = {**base, **env}, name, concurrency
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CeleryWorker":
+        self.log = open(self.log_path, "ab")
+        celery = Path(sys.executable).with_name("celery")
+        self.proc = subprocess.Popen([str(celery), "-A", "webapp.tasks", "worker", "--pool", "threads",
+                                      "--concurrency", str(self.concurrency), "--loglevel", "INFO",
+                                      "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle"],
+                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "ready." not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost machine would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc is not None:
+            self.log.close()

@@ -50,6 +50,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
+    if settings.CELERY_BROKER_URL:
+        from . import tasks
+        tasks.configure(settings.CELERY_BROKER_URL)
     if app.config.get("BACKGROUND_TASKS", True):
         start_background(app.extensions["liveness"])
     return app

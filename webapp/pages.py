@@ -146,16 +146,24 @@ def upload(token: str):
         try:
             outcome = verification.verify_upload(s.store, s.settings, s.client, tools, token,
                                                  challenge_id, path,
-                                                 on_finished=lambda _id: s.dispatcher.wake())
+                                                 on_finished=lambda _id: s.dispatcher.wake(),
+                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None)
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)
                 return _state_error(error, session)
     with s.store.session() as db:
         session = find_session(db, token=token)
+        if outcome is None:  # a worker has it: the page follows the state
+            return jsonify({"state": state_json(session)}), 202
         body = {"outcome": outcome_json(outcome), "state": state_json(session)}
         db.commit()
     return jsonify(body)
+
+
+def _enqueue(attempt_id: int) -> None:
+    from . import logs, tasks
+    tasks.verify.delay(attempt_id, logs.request_id.get())
 
 
 @bp.app_errorhandler(RequestEntityTooLarge)

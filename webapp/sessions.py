@@ -23,16 +23,23 @@ from sqlalchemy.orm import Session
 from . import challenges, webhooks
 from .identity import Identity
 from .settings import Settings
-from .storage import (IN_FLIGHT, Attempt, Challenge, Store, VerificationSession, isoformat, lock_session,
-                      utcnow)
+from .storage import (IN_FLIGHT, Attempt, Challenge, QueuedVideo, Store, VerificationSession, isoformat,
+                      lock_session, utcnow)
 
 log = logging.getLogger(__name__)
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner() -> str:
+    """This process, as an attempt's owner (asked each time: a forked child is another process)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 # An attempt in flight carries a lease that its process renews every HEARTBEAT seconds; one whose
 # lease lapsed belongs to a process that died (or lost the database), and is released.
 LEASE_SECONDS = 20.0
 HEARTBEAT_SECONDS = 5.0
+# A queued attempt (waiting for a Celery worker) that no worker took in this long is released:
+# longer than the broker's redelivery of a dead worker's tasks (tasks.VISIBILITY_SECONDS).
+QUEUE_SECONDS = 180.0
 INTERRUPTED = "service_interrupted"  # the guidance key a released attempt is given
 
 
@@ -86,6 +93,7 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
     for attempt in session.attempts:
         if attempt.in_flight and (attempt.lease_until is None or attempt.lease_until < now):
             release(attempt, now)
+            db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt.id))
     if session.status == "pending" and session.is_expired(now) and not upload_in_progress(session):
         finish(db, session, "expired")
     return session
@@ -163,10 +171,23 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str) 
                                 "本次动作/数字已失效，请重新录制。")
     challenge.used_at = now
     attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
-                      counts=True, owner=OWNER,
+                      counts=True, owner=owner(),
                       lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
     db.add(attempt)
     return challenge, attempt
+
+
+def queue(attempt: Attempt) -> None:
+    """Hand a prepared attempt to the queue: no process owns it until a worker takes it; if no
+    worker does within QUEUE_SECONDS (broker lost), it is released (nothing was sent)."""
+    attempt.state, attempt.owner = "queued", None
+    attempt.lease_until = utcnow() + dt.timedelta(seconds=QUEUE_SECONDS)
+
+
+def take(attempt: Attempt) -> None:
+    """A worker takes a queued attempt: it is this process's now, under a fresh lease."""
+    attempt.owner = owner()
+    attempt.lease_until = utcnow() + dt.timedelta(seconds=LEASE_SECONDS)
 
 
 class Lease:
@@ -199,7 +220,8 @@ class Lease:
             try:
                 with self.store.session() as db:
                     kept = db.execute(
-                        update(Attempt).where(Attempt.id == self.attempt_id, Attempt.state.in_(IN_FLIGHT))
+                        update(Attempt).where(Attempt.id == self.attempt_id, Attempt.owner == owner(),
+                                              Attempt.state.in_(IN_FLIGHT))
                         .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
                         .execution_options(synchronize_session=False)).rowcount
                     db.commit()
@@ -281,6 +303,9 @@ def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None
         session = lock_session(db, id=session_id)
         if session is not None:
             expired += refresh(db, settings, session, now).status == "expired"
+    # A stored video whose attempt is over (its process died before deleting it) goes too.
+    db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id.in_(
+        select(Attempt.id).where(Attempt.state.not_in(IN_FLIGHT)))))
     # Any session no longer pending keeps only the masked identity, whatever path ended it.
     db.execute(update(VerificationSession).where(
         VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))

@@ -67,13 +67,14 @@ class Settings(BaseSettings):
     JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
     CHALLENGE_TTL: int = Field(300, ge=30)
     RETENTION_DAYS: int = Field(30, ge=1)
+    CELERY_BROKER_URL: str | None = None   # e.g. redis://…: verifications and webhooks run in Celery workers
     RATELIMIT_STORAGE_URI: str | None = None   # unset: SQLite file in the instance folder (limits.py)
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
-                     "UPLOAD_DIR", mode="before")
+                     "UPLOAD_DIR", "CELERY_BROKER_URL", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

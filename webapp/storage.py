@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine,
                         event, select, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -109,7 +109,7 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     challenge_id: Mapped[str] = mapped_column(String(40))
-    # preparing → sending → done; preparing → abandoned (nothing sent). See sessions.py.
+    # See IN_FLIGHT below and sessions.py.
     state: Mapped[str] = mapped_column(String(12), default="preparing", index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # While in flight, the process working on the attempt renews this lease; a lapsed lease
@@ -147,7 +147,20 @@ class Attempt(Base):
         return json.loads(self.best_frames_json or "[]")
 
 
-IN_FLIGHT = ("preparing", "sending", "processing")  # "processing": an older release's sending
+class QueuedVideo(Base):
+    """The normalised video of an attempt waiting for a Celery worker (≤ 6 MB, deleted once
+    sent, or with its attempt): where every machine of the deployment can read it."""
+
+    __tablename__ = "queued_videos"
+
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# preparing (this process normalises) → [queued (waiting for a worker) →] sending (paid call) →
+# done; an attempt released before sending is abandoned. "processing": an older release's sending.
+IN_FLIGHT = ("preparing", "queued", "sending", "processing")
 
 
 class Store:

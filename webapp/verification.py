@@ -27,7 +27,7 @@ from . import metrics, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .settings import Settings
-from .storage import Attempt, Store, lock_session, utcnow
+from .storage import Attempt, Challenge, QueuedVideo, Store, lock_session, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,15 @@ class Outcome:
 
 def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: video.Tools,
                   page_token: str, challenge_id: str, upload: Path,
-                  on_finished: Callable[[str], None] | None = None) -> Outcome:
+                  on_finished: Callable[[str], None] | None = None,
+                  enqueue: Callable[[int], None] | None = None) -> Outcome | None:
     """Run one uploaded video through the whole path. Raises sessions.SessionStateError when the
     session cannot take an upload (closed, expired, busy, challenge used or expired).
 
     `on_finished(session_id)` is called once the session reached passed or failed (webhooks).
+    With `enqueue` (a Celery broker is configured), the prepared video is stored and
+    `enqueue(attempt_id)` hands the rest to a worker (`run_queued`); None is returned and the
+    page follows the session's state.
     """
     started = time.monotonic()
 
@@ -58,12 +62,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with store.session() as db:
         session = _lock(db, settings, page_token)
         sessions.require_open(session)
-        challenge, attempt = sessions.start_attempt(db, session, challenge_id)
-        request_fields = dict(idcard=session.idcard, realname=session.realname,
-                              liveness_type=challenge.liveness_type,
-                              validate_data=challenge.validate_data,
-                              best_frame=session.best_frames == 1,
-                              best_frame_num=session.best_frames if session.best_frames >= 2 else None)
+        _challenge, attempt = sessions.start_attempt(db, session, challenge_id)
         session_id, mode = session.id, session.mode
         db.commit()
         attempt_id = attempt.id
@@ -89,47 +88,105 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 db.commit()
                 return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
                                challenge_id)
-
         metrics.FFMPEG_SECONDS.observe(prepared.timings["total"])
+        summary = _video_summary(prepared)
 
-        # 3. The attempt is about to be paid for: only while it is still ours.
-        with store.session() as db:
-            session = _lock(db, settings, page_token, refresh=False)
-            attempt = db.get(Attempt, attempt_id)
-            still_ours = attempt.state == "preparing" and not lease.lost.is_set()
-            if still_ours:
-                attempt.state = "sending"
-                attempt.video_json = json.dumps(_video_summary(prepared))
+        # 3. With a broker: store the video where every worker can read it, and hand over.
+        if enqueue is not None:
+            with store.session() as db:
+                _lock(db, settings, page_token, refresh=False)
+                attempt = db.get(Attempt, attempt_id)
+                ours = attempt.state == "preparing" and not lease.lost.is_set()
+                if ours:
+                    sessions.queue(attempt)
+                    attempt.video_json = json.dumps(summary)
+                    attempt.timings_json = json.dumps({**prepared.timings, "queued_at": time.time()})
+                    db.add(QueuedVideo(attempt_id=attempt_id, data=prepared.data))
+                db.commit()
+            if ours:
+                enqueue(attempt_id)
+                return None
+            return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+
+        return _send(store, settings, client, page_token, attempt_id, prepared.data, lease,
+                     expected="preparing", summary=summary, timings=prepared.timings,
+                     started=started, on_finished=on_finished)
+
+
+def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
+               on_finished: Callable[[str], None] | None = None) -> Outcome | None:
+    """A Celery worker's half of a queued attempt: steps 4-6 of verify_upload. A task delivered
+    again after its attempt was sent (its worker died) finds it no longer queued and does
+    nothing: the attempt's lease settles it as "charge unknown", never a second call."""
+    with store.session() as db:
+        attempt = db.get(Attempt, attempt_id)
+        session = lock_session(db, id=attempt.session_id) if attempt is not None else None
+        if session is None:
+            return None
+        sessions.refresh(db, settings, session)
+        db.refresh(attempt)
+        queued = db.get(QueuedVideo, attempt_id)
+        if attempt.state != "queued" or queued is None:
+            log.warning("attempt %s delivered again while %s: nothing sent", attempt_id, attempt.state)
             db.commit()
-            if not still_ours:
-                metrics.VERIFICATIONS.labels(sessions.INTERRUPTED, mode).inc()
-                log.warning("session %s attempt %s: lease lost before sending; nothing sent",
-                            session_id, attempt_id)
-                return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
-                               session.attempts_left, challenge_id)
+            return None
+        sessions.take(attempt)
+        page_token, data = session.page_token, queued.data
+        timings = attempt.timings
+        db.commit()
+    queued_at = timings.pop("queued_at", None)
+    if queued_at is not None:
+        timings["queue"] = round(time.time() - queued_at, 3)
+    with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
+        return _send(store, settings, client, page_token, attempt_id, data, lease, expected="queued",
+                     summary=None, timings=timings, started=time.monotonic(), on_finished=on_finished)
 
-        # 4. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body,
-        # and gives up (closing the connection) at its deadline or when the lease is lost.
-        juhe_started = time.monotonic()
-        answer: JuheResult | JuheError
-        try:
-            answer = client.verify(VerifyRequest(video=prepared.data, **request_fields),
-                                   abort=lease.lost)
-        except JuheError as error:
-            answer = error
-        juhe_seconds = time.monotonic() - juhe_started
-        metrics.JUHE_SECONDS.observe(juhe_seconds)
 
-    # 5. Record what came back (on this attempt, even if it was given up meanwhile) and decide
-    # the session's fate, once.
+def _send(store: Store, settings: Settings, client: JuheClient, page_token: str, attempt_id: int,
+          data: bytes, lease: sessions.Lease, *, expected: str, summary: dict | None,
+          timings: dict, started: float, on_finished: Callable[[str], None] | None) -> Outcome:
+    # 4. The attempt is about to be paid for: only while it is still ours.
+    with store.session() as db:
+        session = _lock(db, settings, page_token, refresh=False)
+        attempt = db.get(Attempt, attempt_id)
+        mode, challenge_id = session.mode, attempt.challenge_id
+        ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
+        if ours:
+            attempt.state = "sending"
+            if summary is not None:
+                attempt.video_json = json.dumps(summary)
+            challenge = db.get(Challenge, attempt.challenge_id)
+            request = VerifyRequest(video=data, idcard=session.idcard, realname=session.realname,
+                                    liveness_type=challenge.liveness_type,
+                                    validate_data=challenge.validate_data,
+                                    best_frame=session.best_frames == 1,
+                                    best_frame_num=session.best_frames if session.best_frames >= 2 else None)
+        db.commit()
+    if not ours:
+        return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+
+    # 5. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body,
+    # and gives up (closing the connection) at its deadline or when the lease is lost.
+    juhe_started = time.monotonic()
+    answer: JuheResult | JuheError
+    try:
+        answer = client.verify(request, abort=lease.lost)
+    except JuheError as error:
+        answer = error
+    juhe_seconds = time.monotonic() - juhe_started
+    metrics.JUHE_SECONDS.observe(juhe_seconds)
+
+    # 6. Record what came back (on this attempt, even if it was given up meanwhile) and decide
+    # the session's fate, once. The stored video, if any, is used: gone.
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
         attempt = db.get(Attempt, attempt_id)
         late = attempt.state != "sending"
         guidance = _record(attempt, answer, session.pass_score)
-        attempt.timings_json = json.dumps({**prepared.timings, "juhe": round(juhe_seconds, 3),
+        attempt.timings_json = json.dumps({**timings, "juhe": round(juhe_seconds, 3),
                                            "total": round(time.monotonic() - started, 3),
                                            **({"late": True} if late else {})})
+        db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
         db.flush()
         ended = False
         if attempt.outcome == "0":
@@ -141,15 +198,26 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
     metrics.JUHE_CALLS.labels(metrics.charge_label(attempt.charged)).inc()
     log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
-             session_id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
+             session.id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
              " (answer arrived after the attempt was released)" if late else "")
     if ended and on_finished:
-        on_finished(session_id)
+        on_finished(session.id)
 
-    # 6. Tell the person.
+    # 7. Tell the person.
     result = {"passed": "passed", "failed": "failed"}.get(status, "retry")
     return Outcome(result, guidance, status, left if status == "pending" else 0, challenge_id,
                    score=attempt.score)
+
+
+def _interrupted(store: Store, page_token: str, attempt_id: int, mode: str, challenge_id: str) -> Outcome:
+    """This process lost the attempt before paying for it (its lease lapsed): nothing was sent."""
+    metrics.VERIFICATIONS.labels(sessions.INTERRUPTED, mode).inc()
+    log.warning("attempt %s: lease lost before sending; nothing sent", attempt_id)
+    with store.session() as db:
+        session = lock_session(db, token=page_token)
+        db.commit()
+        return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
+                       session.attempts_left, challenge_id)
 
 
 def _lock(db, settings: Settings, page_token: str, refresh: bool = True):

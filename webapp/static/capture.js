@@ -365,6 +365,10 @@ async function send(next, before = resultKey(state)) {
     return recoverLostUpload();
   }
   if (answer.status >= 500 || answer.body === null) return recoverLostUpload();
+  if (answer.status === 202 && answer.body.state) {  // queued for a worker: follow the state
+    state = answer.body.state;
+    return waitForVerdict();
+  }
   upload = null;
   if (answer.ok && answer.body.outcome) {
     state = answer.body.state;

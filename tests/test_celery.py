@@ -1,0 +1,95 @@
+"""With a broker (CELERY_BROKER_URL, a real redis-server): the upload answers at once, a Celery
+worker (the README's worker command) pays for the attempt and records it, and a worker killed
+mid-call costs neither a second paid call nor more than 30 s of the person's time."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, idcard, rows
+from .loopback import Receiver
+from .servers import CeleryWorker, Gunicorn, RedisServer, address, request
+from .test_faults import INTERRUPTED_ZH, until
+
+
+@pytest.fixture
+def deployment(tmp_path, standin, database_url):
+    """Redis, two gunicorn workers and a Celery worker sharing one database."""
+    redis = RedisServer(tmp_path / "redis").start()
+    hook = Receiver()
+    env = {"JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "celery-secret-0123456789",
+           "OPERATOR_API_KEYS": OPERATOR_KEY, "WEBHOOK_SECRET": "celery-hook-secret",
+           "WEBHOOK_ALLOW_PRIVATE": "true", "DATABASE_URL": database_url,
+           "CELERY_BROKER_URL": redis.url, "CELERY_VISIBILITY_SECONDS": "5",
+           "INSTANCE_PATH": str(tmp_path / "instance")}
+    web = Gunicorn(tmp_path / "instance", env, workers=2).start()
+    workers = [CeleryWorker(tmp_path, env).start()]
+
+    class Deployment:
+        def __init__(self):
+            self.web, self.workers, self.hook, self.env = web, workers, hook, env
+
+        def new_worker(self, name: str) -> CeleryWorker:
+            worker = CeleryWorker(tmp_path, env, name=name).start()
+            workers.append(worker)
+            return worker
+
+        def person(self, n: int, **body) -> tuple[dict, str]:
+            created = request("POST", web.url + "/api/v1/sessions", headers=AUTH,
+                              json_body={"realname": "张三", "idcard": idcard(60 + n), "mode": "silent",
+                                         **body}).json()
+            return created, created["url"].split(str(web.port), 1)[1]
+
+        def upload(self, path: str, video: bytes, source: str):
+            challenge = request("POST", f"{web.url}{path}/challenge", source=source).json()["challenge"]
+            return request("POST", f"{web.url}{path}/upload", source=source,
+                           fields={"challenge": challenge["id"], "video": ("v.mp4", video, "video/mp4")})
+
+        def state(self, path: str) -> dict:
+            return request("GET", f"{web.url}{path}/state").json()
+
+    yield Deployment()
+    for worker in workers:
+        worker.stop()
+    web.stop()
+    hook.stop()
+    redis.stop()
+
+
+def test_with_a_broker_the_upload_answers_at_once_and_a_worker_gives_the_verdict(deployment, juhe, media,
+                                                                                database_url):
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 2.0
+    created, path = deployment.person(1, callback_url=deployment.hook.url)
+    answer = deployment.upload(path, media("safari_fmp4").read_bytes(), address(1))
+    assert answer.status == 202 and answer.json()["state"]["processing"] and "outcome" not in answer.json()
+    state = until(lambda: (s := deployment.state(path)) and not s["processing"] and s, 30)
+    assert state and state["status"] == "passed" and state["last"]["result"] == "passed"
+    assert len(juhe.requests) == 1
+    view = request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}", headers=AUTH).json()
+    assert [a["charged"] for a in view["attempts"]] == [True]
+    assert rows(database_url, "select count(*) from queued_videos") == [(0,)]  # used: gone
+    assert until(lambda: len(deployment.hook.received) == 1, 20)
+    assert "liveness.verify" in deployment.workers[0].output()
+
+
+def test_a_worker_killed_mid_call_never_pays_twice_and_frees_the_person(deployment, juhe, media):
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 60.0
+    created, path = deployment.person(2)
+    assert deployment.upload(path, media("safari_fmp4").read_bytes(), address(2)).status == 202
+    assert until(lambda: juhe.requests, 30), "the worker never called Juhe"
+    deployment.workers[0].kill()
+    killed = time.monotonic()
+    replacement = deployment.new_worker("w2")  # the dead worker's task comes to it again
+    state = until(lambda: (s := deployment.state(path)) and not s["processing"] and s, 40, every=1.0)
+    assert state is not None and time.monotonic() - killed <= 30
+    assert INTERRUPTED_ZH in state["last"]["message"] and state["attempts_left"] == 3
+    assert until(lambda: "delivered again" in replacement.output(), 30), replacement.output()[-2000:]
+    assert len(juhe.requests) == 1
+    view = request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}", headers=AUTH).json()
+    assert [a["charged"] for a in view["attempts"]] == [None]
+
+    juhe.mode = None  # the person goes on
+    assert deployment.upload(path, media("safari_fmp4").read_bytes(), address(2)).status == 202
+    assert until(lambda: deployment.state(path)["status"] == "passed", 30)
+    assert len(juhe.requests) == 2
