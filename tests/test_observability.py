@@ -42,7 +42,7 @@ def test_a_verification_is_counted_by_outcome_mode_and_charge(client, juhe, new_
     rejected = [line for line in after.splitlines()
                 if line.startswith("liveness_verifications_total{") and 'outcome="0"' not in line]
     assert rejected, "the rejected upload is counted under its own outcome"
-    assert sample(after, "liveness_attempts_in_flight") == 0
+    assert sample(after, "liveness_attempts_in_flight") == 0 and "liveness_attempts_queued 0.0" in after
     assert idcard(31) not in after and "张三" not in after
 
 

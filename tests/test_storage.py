@@ -60,6 +60,16 @@ def test_a_database_of_the_previous_release_is_upgraded_and_its_stuck_upload_rel
     assert charged is None and listed_state == "done"
 
 
+def test_the_migrations_make_exactly_the_models_schema(make_app):
+    """A model changed without a revision would be missed by every upgraded database."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from webapp.storage import Base
+    engine = make_app().extensions["liveness"].store.engine
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
 def test_flask_db_upgrade_and_current(make_app):
     app = make_app()
     runner = app.test_cli_runner()

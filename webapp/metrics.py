@@ -8,9 +8,11 @@ charge, delivery results), so no label can carry an ID number, a name or a URL.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
+from prometheus_client.core import GaugeMetricFamily
 
 _SECONDS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
 
@@ -34,10 +36,28 @@ def charge_label(charged: bool | None) -> str:
     return "unknown" if charged is None else str(charged).lower()
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics page: this process's, or every worker's in multiprocess mode."""
+class _Queue:
+    """Attempts waiting for a Celery worker, read from the database when scraped."""
+
+    def __init__(self, count: Callable[[], int]):
+        self.count = count
+
+    def collect(self):
+        yield GaugeMetricFamily("liveness_attempts_queued", "Attempts waiting for a Celery worker",
+                                value=self.count())
+
+
+def exposition(queued: Callable[[], int] | None = None) -> tuple[bytes, str]:
+    """The metrics page: this process's, or every worker's in multiprocess mode; with
+    `queued`, the queue's depth too."""
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry)
+    if queued is not None:
+        extra = CollectorRegistry()
+        extra.register(_Queue(queued))
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST

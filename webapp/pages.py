@@ -13,6 +13,7 @@ import logging
 from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request,
                    url_for)
 from flask_wtf import CSRFProtect, FlaskForm
+from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -24,7 +25,7 @@ from .challenges import MODES, describe
 from .guidance import guidance_for
 from .limits import limiter
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .storage import Challenge, VerificationSession, find_session, isoformat, lock_session
+from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
 
 bp = Blueprint("pages", __name__)
 csrf = CSRFProtect()
@@ -198,8 +199,13 @@ def metrics_page():
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
     if not any(hmac.compare_digest(presented, key.encode()) for key in services().settings.operator_keys):
         return _page_error(401, "unauthorized", "An operator key is needed.", "需要运营方密钥。")
-    body, content_type = metrics.exposition()
+    body, content_type = metrics.exposition(queued=_queued)
     return current_app.response_class(body, mimetype=None, content_type=content_type)
+
+
+def _queued() -> int:
+    with services().store.session() as db:
+        return db.scalar(select(func.count()).select_from(Attempt).where(Attempt.state == "queued"))
 
 
 # -- JSON shapes the page reads ------------------------------------------------------------------
