@@ -48,7 +48,8 @@ GAB2 chunk is well-formed, since ffmpeg then exposes a subrip stream);
 
 Media bombs (``BOMB_KINDS``; small files that are expensive to decode or probe):
 ``bomb_16k_mov`` (~4 MB QuickTime, 10 frames of 16000x16000 baseline JPEG at
-1 fps, all ten samples pointing at one hand-written flat JPEG);
+1 fps, all ten samples pointing at one hand-written flat JPEG); ``bomb_wide_mp4``
+(H.264 8000x1000, 3 s: 8 Mpx, but a long side no camera has);
 ``bomb_hour_mp4`` (~2 MB MP4, an hour of black 640x480 H.264 and AAC digital
 silence: a 10 s clip looped with ``-c copy``); ``bomb_packets_mkv`` (~30 MB
 Matroska without a duration, like a MediaRecorder stream: 6 s of VP8 640x480
@@ -90,7 +91,7 @@ EDGE_KINDS = (
     "anamorphic_mp4",
 )
 HOSTILE_KINDS = ("hls_m3u8", "hls_as_mp4", "ffconcat", "avi_gab2_hls", "avi_gab2_srt", "mov_dref")
-BOMB_KINDS = ("bomb_16k_mov", "bomb_hour_mp4", "bomb_packets_mkv", "bomb_dense_mkv")
+BOMB_KINDS = ("bomb_16k_mov", "bomb_wide_mp4", "bomb_hour_mp4", "bomb_packets_mkv", "bomb_dense_mkv")
 
 #: The file name a ``mov_dref`` fixture's external data reference points at,
 #: resolved in the fixture's own directory (ffmpeg only follows relative aliases).
@@ -136,6 +137,7 @@ _EXT = {
     "avi_gab2_srt": ".avi",
     "mov_dref": ".mov",
     "bomb_16k_mov": ".mov",
+    "bomb_wide_mp4": ".mp4",
     "bomb_hour_mp4": ".mp4",
     "bomb_packets_mkv": ".mkv",
     "bomb_dense_mkv": ".mkv",
@@ -651,6 +653,11 @@ def _make_bomb_16k_mov(path: Path, directory: Path, *, side: int = 16000, frames
     ftyp = _box(b"ftyp", b"qt  " + struct.pack(">I", 0x200) + b"qt  ")
     offset = len(ftyp) + len(moov(0)) + 8
     path.write_bytes(ftyp + moov(offset) + _box(b"mdat", jpeg))
+
+
+def _make_bomb_wide_mp4(path: Path, directory: Path) -> None:
+    _ffmpeg("-f", "lavfi", "-i", "color=gray:s=8000x1000:r=10", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast",
+            "-f", "mp4", str(path))
 
 
 def _make_bomb_hour_mp4(path: Path, directory: Path) -> None:

@@ -92,11 +92,13 @@ def _refused(path: Path, tools: Tools, *, number: bool) -> VideoRejected:
 # --------------------------------------------------------------------------- the bombs
 
 
-def test_a_16000x16000_picture_is_refused_from_the_probe(bomb, tools):
-    """Before: decoded, 300 frames scaled from 256 Mpx, 6.8 CPU-s, 821 MB, and sent."""
+@pytest.mark.parametrize("kind", ["bomb_16k_mov", "bomb_wide_mp4"])
+def test_pictures_beyond_4k_are_refused_from_the_probe(bomb, tools, kind):
+    """16000x16000 JPEG frames; 8000x1000 H.264.  Before: both decoded and sent
+    (the 16k one: 300 frames scaled from 256 Mpx, 6.8 CPU-s, a 821 MB child)."""
     with Cost() as cost:
-        rejected = _refused(bomb("bomb_16k_mov"), tools, number=False)
-    assert rejected.code == video.BAD_FORMAT
+        rejected = _refused(bomb(kind), tools, number=False)
+    assert rejected.code == video.BAD_FORMAT and "4K" in rejected.detail
     assert cost.cpu < 3 and cost.child_rss < CHILD_RSS_LIMIT
 
 

@@ -430,6 +430,8 @@ def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jo
     if guess is not None:
         _Job.start(guess, None, deadline, jobs, speculative=True)
     returncode, stdout, stderr = job.wait("probe")
+    if b"exceeds specified max pixel count" in stderr:  # -max_pixels: the decoder allocated nothing
+        raise VideoRejected(BAD_FORMAT, f"video picture over {MAX_CODED_PIXELS:,} pixels, larger than a phone camera's 4K")
     try:
         doc = json.loads(stdout or b"{}")
     except ValueError:
@@ -453,8 +455,8 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
     if video is None:
         raise VideoRejected(BAD_FORMAT, "no video stream")
     width, height = _int(video.get("width")), _int(video.get("height"))
-    if not width or not height:  # also what -max_pixels leaves of a picture over 4K
-        raise VideoRejected(BAD_FORMAT, f"video stream without picture size (or over {MAX_CODED_PIXELS:,} pixels)")
+    if not width or not height:
+        raise VideoRejected(BAD_FORMAT, "video stream without picture size")
     if max(width, height) > MAX_CODED_LONG_SIDE or width * height > MAX_CODED_PIXELS:
         raise VideoRejected(BAD_FORMAT, f"video is coded {width}x{height}, larger than a phone camera's 4K")
     sar = _ratio(video.get("sample_aspect_ratio"))
