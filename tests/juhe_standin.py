@@ -93,6 +93,7 @@ class JuheStandIn:
         self.key = key
         self.slow_seconds = slow_seconds
         self.trickle_seconds = 0.5  # TRICKLE: the pause between two bytes of the answer
+        self.inspect = True  # ffprobe each video as Juhe's engine would
         self.ffprobe, self.ffmpeg = ffprobe, ffmpeg
         self.score = score
         self.mode: str | int | float | dict | None = None
@@ -259,7 +260,10 @@ class JuheStandIn:
         return self._default(fields, record, video)
 
     def _check_video(self, video: bytes, liveness: str, record: dict) -> int | None:
-        """ffprobe the video like Juhe's engine would; the rejecting code or None."""
+        """ffprobe the video like Juhe's engine would; the rejecting code or None. With
+        `inspect` off (load benchmarks: Juhe's work is not this machine's) nothing is checked."""
+        if not self.inspect:
+            return None
         info = self._probe(video)
         record["probe"] = info
         if info is None or "mp4" not in info["format"].split(",") or info["video_codec"] != "h264":

@@ -44,6 +44,7 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> "Gunicorn":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT,

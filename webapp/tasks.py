@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 
-from celery import Celery
+from celery import Celery, signals
 
 from . import logs, verification
 
@@ -54,6 +54,12 @@ def _services():
             from .app import create_app
             _app = create_app({"BACKGROUND_TASKS": False})
     return _app.extensions["liveness"]
+
+
+@signals.worker_ready.connect
+def _warm(**_kwargs) -> None:
+    """Build the services (and check the schema) before the first task arrives, not during it."""
+    _services()
 
 
 @celery.task(name="liveness.verify")

@@ -1,0 +1,230 @@
+"""Load: many people verifying at once against the deployment operators run (not a test).
+
+    python -m bench.load [--people 144] [--clients 48] [--kind safari_fmp4] [--latency 2]
+                         [--kill-worker] [--skip-baseline]
+
+Starts, on this machine: PostgreSQL, Redis, two gunicorn instances on different ports (one
+database, one broker, rate limits in Redis), two Celery workers, and a loopback Juhe stand-in
+answering after `--latency` seconds. Then `--people` simulated people, `--clients` at a time,
+each from its own loopback address: create a session through the operator API (instances taken
+in turn), draw a challenge, upload a real fixture file (`--kind`: safari_fmp4 is remuxed,
+chrome_webm re-encoded), and wait for the verdict (the upload's answer, or the state the page
+polls). In the same run, the baseline: today's single machine (one gunicorn, SQLite, no broker).
+
+Prints, for each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx
+answers, lost attempts (accepted uploads without a recorded attempt, or Juhe's log and the
+API disagreeing), and paid calls per passed session. `--kill-worker` SIGKILLs one Celery
+worker a third of the way through (a replacement starts) and reports how long the people it
+held waited before they could go on, and that they then passed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.juhe_standin import JuheStandIn, make_idcard
+from tests.media import make_fixture
+from tests.pg import PostgresServer
+from tests.servers import CeleryWorker, Gunicorn, RedisServer, address, request
+
+KEY = "bench-juhe-key-0123456789"
+OPERATORS = [f"bench-operator-{n}" for n in range(8)]  # 300 sessions/min each (limits.API)
+
+
+def idcard(n: int) -> str:
+    birth = dt.date(1980, 1, 1) + dt.timedelta(days=n // 900)
+    return make_idcard(f"110101{birth:%Y%m%d}{n % 900 + 100:03d}")
+
+
+class Deployment:
+    def __init__(self, root: Path, standin: JuheStandIn, *, scaled: bool, pg: PostgresServer | None = None,
+                 redis: RedisServer | None = None):
+        env = {"JUHE_KEY": KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "bench-secret-0123456789",
+               "OPERATOR_API_KEYS": ",".join(OPERATORS), "LOG_LEVEL": "WARNING", "GUNICORN_THREADS": "16"}
+        self.workers: list[CeleryWorker] = []
+        if scaled:
+            env.update(DATABASE_URL=pg.new_database(), CELERY_BROKER_URL=redis.url,
+                       RATELIMIT_STORAGE_URI=redis.url.replace("/0", "/1"))
+            self.webs = [Gunicorn(root / f"web{n}", {**env, "INSTANCE_PATH": str(root / f"web{n}")}, workers=2)
+                         for n in range(2)]
+            for web in self.webs:
+                web.start()
+            self.workers = [CeleryWorker(root, env, concurrency=16, name=f"w{n}").start() for n in range(2)]
+        else:
+            self.webs = [Gunicorn(root / "single", env, workers=3).start()]
+        self.env, self.root = env, root
+
+    def replace_worker(self, index: int) -> None:
+        self.workers[index].kill()
+        self.workers.append(CeleryWorker(self.root, self.env, concurrency=16, name=f"r{index}").start())
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for web in self.webs:
+            web.stop()
+
+
+class Person:
+    def __init__(self, n: int, deployment: Deployment, video: bytes):
+        self.n, self.web = n, deployment.webs[n % len(deployment.webs)]
+        self.source, self.video, self.idcard = address(n), video, idcard(n)
+        self.statuses: list[int] = []
+        self.seconds: list[float] = []   # upload → verdict, per upload
+        self.results: list[str] = []
+
+    def call(self, method: str, path: str, **kwargs):
+        reply = request(method, self.web.url + path, source=self.source, timeout=180, **kwargs)
+        self.statuses.append(reply.status)
+        return reply
+
+    def run(self) -> None:
+        auth = {"Authorization": f"Bearer {OPERATORS[self.n % len(OPERATORS)]}"}
+        created = self.call("POST", "/api/v1/sessions", headers=auth,
+                            json_body={"realname": "张三", "idcard": self.idcard, "mode": "silent"})
+        if created.status != 201:
+            return
+        self.id = created.json()["id"]
+        self.path = created.json()["url"].split(str(self.web.port), 1)[1]
+        for _ in range(2):  # a person whose attempt was interrupted goes on once
+            result = self.verify()
+            if result != "retry":
+                return
+
+    def verify(self) -> str | None:
+        challenge = self.call("POST", f"{self.path}/challenge")
+        if challenge.status != 201:
+            return None
+        started = time.monotonic()
+        answer = self.call("POST", f"{self.path}/upload", fields={
+            "challenge": challenge.json()["challenge"]["id"], "video": ("v.mp4", self.video, "video/mp4")})
+        if answer.status == 200:
+            result = answer.json()["outcome"]["result"]
+        elif answer.status == 202:
+            while True:
+                time.sleep(0.25)
+                state = self.call("GET", f"{self.path}/state")
+                if state.status == 200 and not state.json()["processing"]:
+                    last = state.json()["last"] or {}
+                    result = last.get("result") or "lost"
+                    break
+        else:
+            return None
+        self.seconds.append(time.monotonic() - started)
+        self.results.append(result)
+        return result
+
+
+def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: int, video: bytes,
+          kill_worker: bool) -> dict:
+    standin.requests.clear()
+    crowd = [Person(n, deployment, video) for n in range(people)]
+    done = Counter()
+    killed_at: list[float] = []
+
+    def one(person: Person) -> None:
+        person.run()
+        done["people"] += 1
+        if kill_worker and deployment.workers and done["people"] == people // 3 and not killed_at:
+            killed_at.append(time.monotonic())
+            threading.Thread(target=deployment.replace_worker, args=(0,), daemon=True).start()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, crowd))
+    elapsed = time.monotonic() - started
+
+    seconds = sorted(s for p in crowd for s in p.seconds)
+    verdicts = [r for p in crowd for r in p.results]
+    calls = Counter(r["form"].get("idcard") for r in standin.requests)
+    lost = paid_passed = passed = 0
+    for person in crowd:
+        if not hasattr(person, "id"):
+            lost += 1
+            continue
+        view = request("GET", f"{person.web.url}/api/v1/sessions/{person.id}",
+                       headers={"Authorization": f"Bearer {OPERATORS[person.n % len(OPERATORS)]}"}).json()
+        if len(view["attempts"]) != calls[person.idcard] or "lost" in person.results \
+                or len(person.results) != len(person.seconds) or not person.results:
+            lost += 1
+        if view["status"] == "passed":
+            passed += 1
+            paid_passed += calls[person.idcard]
+    interrupted = [p for p in crowd if "retry" in p.results]
+    return {
+        "per_second": len(verdicts) / elapsed, "p50": statistics.median(seconds) if seconds else None,
+        "p95": seconds[int(len(seconds) * 0.95) - 1] if seconds else None,
+        "errors": sum(1 for p in crowd for s in p.statuses if s >= 500),
+        "refused": sum(1 for p in crowd for s in p.statuses if 400 <= s < 500),
+        "lost": lost, "passed": passed, "people": people,
+        "paid_per_pass": paid_passed / passed if passed else None,
+        "interrupted": len(interrupted),
+        "interrupted_wait": max((p.seconds[0] for p in interrupted), default=None),
+        "interrupted_then_passed": sum(p.results[-1] == "passed" for p in interrupted),
+    }
+
+
+def row(name: str, r: dict, baseline: dict | None) -> str:
+    ratio = f"{r['per_second'] / baseline['per_second']:.2f}×" if baseline else "1.00×"
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    paid = "-" if r["paid_per_pass"] is None else f"{r['paid_per_pass']:.2f}"
+    line = (f"| {name} | {r['per_second']:.2f} | {ratio} | {fmt(r['p50'])} | {fmt(r['p95'])} | {r['errors']} "
+            f"| {r['refused']} | {r['lost']} | {r['passed']}/{r['people']} | {paid} |")
+    if r["interrupted"]:
+        line += (f"\n|   (worker killed: {r['interrupted']} interrupted, waited ≤ {fmt(r['interrupted_wait'])} s, "
+                 f"{r['interrupted_then_passed']} passed on their retry) | | | | | | | | | |")
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=144)
+    parser.add_argument("--clients", type=int, default=48)
+    parser.add_argument("--kind", default="safari_fmp4")
+    parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--kill-worker", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="liveness-load-"))
+    video = make_fixture(args.kind, root / "media").read_bytes()
+    standin = JuheStandIn(key=KEY, slow_seconds=args.latency).start()
+    standin.mode, standin.inspect = JuheStandIn.SLOW, False
+    pg, redis = PostgresServer().start(), RedisServer(root / "redis").start()
+    results = {}
+    try:
+        if not args.skip_baseline:
+            single = Deployment(root / "baseline", standin, scaled=False)
+            try:
+                results["one machine, in-process (SQLite)"] = drive(single, standin, args.people, args.clients,
+                                                                    video, kill_worker=False)
+            finally:
+                single.stop()
+        scaled = Deployment(root / "scaled", standin, scaled=True, pg=pg, redis=redis)
+        try:
+            results["2 web + 2 Celery workers (PostgreSQL, Redis)"] = drive(
+                scaled, standin, args.people, args.clients, video, kill_worker=args.kill_worker)
+        finally:
+            scaled.stop()
+    finally:
+        redis.stop()
+        pg.stop()
+        standin.stop()
+
+    print(f"\n{args.people} people, {args.clients} at a time, {args.kind}, Juhe answering in {args.latency:g} s\n")
+    print("| deployment | verifications/s | vs baseline | p50 s | p95 s | 5xx | 4xx | lost | passed | paid calls per pass |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    baseline = next(iter(results.values())) if not args.skip_baseline else None
+    for name, r in results.items():
+        print(row(name, r, baseline))
+
+
+if __name__ == "__main__":
+    main()
