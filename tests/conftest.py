@@ -110,11 +110,15 @@ def rows(database_url: str, sql: str, **params) -> list[tuple]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, tests of SQLite's own behaviour (marked `sqlite_only`) are deselected."""
+    """The PostgreSQL run (TEST_DATABASE=postgresql) takes the tests that store something:
+    those using the `database_url` fixture (directly or through make_app, app, client) or
+    marked `database`; the rest were run on SQLite already."""
     if ENGINE == "postgresql":
-        keep = [i for i in items if not i.get_closest_marker("sqlite_only")]
-        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("sqlite_only")])
-        items[:] = keep
+        def stores(item) -> bool:
+            return ("database_url" in item.fixturenames or item.get_closest_marker("database") is not None) \
+                and item.get_closest_marker("sqlite_only") is None
+        config.hook.pytest_deselected(items=[i for i in items if not stores(i)])
+        items[:] = [i for i in items if stores(i)]
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ def test_a_call_whose_attempt_was_released_is_cut_at_once(client, juhe, new_sess
     assert person.state()["attempts_left"] == 3 and len(juhe.requests) == 1
 
 
+@pytest.mark.database
 def test_a_fresh_instance_boots_with_three_workers_twenty_times(request, tmp_path):
     """`docker run` on an empty volume, twice at once, ten times over: every worker of both
     instances comes up (schema and secret made once, whoever is first), on an empty database."""

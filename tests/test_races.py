@@ -14,6 +14,7 @@ from .servers import Gunicorn, address, request
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 TABS = 10
+pytestmark = pytest.mark.database
 
 
 @pytest.fixture(scope="module")
