@@ -3,7 +3,8 @@
 #   bash scripts/setup.sh        ffmpeg, nginx (scripts/serve.sh puts it in front of gunicorn),
 #                                and a virtualenv (.venv) with the service's packages
 #   bash scripts/setup.sh test   the same, plus Chromium, CJK fonts, the libraries Playwright's
-#                                own node needs (libatomic1) and the test packages
+#                                own node needs (libatomic1), redis-server and PostgreSQL (the
+#                                tests run real ones on loopback) and the test packages
 # System packages are installed only where missing (with sudo when not root). Python packages
 # are installed again only when pyproject.toml changed since the last install (.venv/.installed).
 set -euo pipefail
@@ -28,6 +29,9 @@ if [ "$extra" = test ]; then
   { has fc-list && fc-list | grep -qi 'noto.*cjk'; } || missing+=(fonts-noto-cjk)
   # Playwright's bundled node (its driver) links libatomic, which a bare Debian lacks.
   has_lib libatomic.so.1 || missing+=(libatomic1)
+  # Real servers the tests start on loopback ports: Redis (Celery's broker) and PostgreSQL.
+  has redis-server || missing+=(redis-server)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
