@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import re
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -247,9 +248,14 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what session ids and page tokens are made of
+
+
 def lock_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
     """The session, locked for the rest of this transaction against every other unit of work
     that locks it, and read afresh (not from this unit's cache)."""
+    if not _KEY.fullmatch(id if id is not None else token or ""):
+        return None  # no such session (and nothing a database could choke on, such as NUL)
     column = VerificationSession.id if id is not None else VerificationSession.page_token
     query = (select(VerificationSession).where(column == (id if id is not None else token))
              .with_for_update().execution_options(populate_existing=True))
@@ -258,5 +264,7 @@ def lock_session(db: Session, *, id: str | None = None, token: str | None = None
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
     """The session with this public id or page token, or None."""
+    if not _KEY.fullmatch(id if id is not None else token or ""):
+        return None
     column = VerificationSession.id if id is not None else VerificationSession.page_token
     return db.scalar(select(VerificationSession).where(column == (id if id is not None else token)))
