@@ -166,8 +166,14 @@ class RedisServer:
             self.proc.wait(10)
 
 
+def worker_command() -> list[str]:
+    """The worker service's command in compose.yaml (the README's worker command)."""
+    import yaml
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["worker"]["command"]
+
+
 class CeleryWorker:
-    """The README's worker command: `celery -A webapp.tasks worker …`, with the web's environment."""
+    """The README's worker command (compose.yaml's worker service), with the web's environment."""
 
     def __init__(self, folder: Path, env: dict[str, str], concurrency: int = 8, name: str = "w1"):
         self.log_path = Path(folder) / f"celery-{name}.log"
@@ -177,10 +183,10 @@ class CeleryWorker:
 
     def start(self) -> "CeleryWorker":
         self.log = open(self.log_path, "ab")
-        celery = Path(sys.executable).with_name("celery")
-        self.proc = subprocess.Popen([str(celery), "-A", "webapp.tasks", "worker", "--pool", "threads",
-                                      "--concurrency", str(self.concurrency), "--loglevel", "INFO",
-                                      "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle"],
+        argv = worker_command()
+        argv[0] = str(Path(sys.executable).with_name(argv[0]))
+        argv[argv.index("--concurrency") + 1] = str(self.concurrency)
+        self.proc = subprocess.Popen([*argv, "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle"],
                                      cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
