@@ -75,8 +75,9 @@ def test_shell_scripts_parse():
         subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
 
 
-def test_gunicorn_timeout_outlasts_ffmpeg_and_juhe():
+def test_gunicorn_timeout_outlasts_ffmpeg_and_juhe(monkeypatch):
     from webapp.settings import Settings
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the config sets PROMETHEUS_MULTIPROC_DIR
     namespace: dict = {}
     exec((ROOT / "gunicorn.conf.py").read_text(), namespace)
     defaults = Settings.model_fields

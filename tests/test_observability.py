@@ -51,12 +51,9 @@ def test_under_gunicorn_every_worker_counts_and_logs_are_json_lines(tmp_path, st
     LOG_FORMAT=json the app's lines are JSON objects carrying the request's id, naming no one."""
     from .conftest import OPERATOR_KEY, STANDIN_KEY
     from .servers import Gunicorn, address, request
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    service = Gunicorn(tmp_path / "instance", {
+    service = Gunicorn(tmp_path / "instance", {  # metrics in <instance>/metrics (gunicorn.conf.py)
         "JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "obs-secret-0123456789",
-        "OPERATOR_API_KEYS": OPERATOR_KEY, "LOG_FORMAT": "json",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=3).start()
+        "OPERATOR_API_KEYS": OPERATOR_KEY, "LOG_FORMAT": "json"}, workers=3).start()
     try:
         video = media("safari_fmp4").read_bytes()
         for n in range(4):
@@ -71,6 +68,7 @@ def test_under_gunicorn_every_worker_counts_and_logs_are_json_lines(tmp_path, st
         text = request("GET", service.url + "/metrics", headers=AUTH).body.decode()
         assert sample(text, "liveness_verifications_total", outcome="0", mode="silent") == 4
         assert sample(text, "liveness_juhe_calls_total", charged="true") == 4
+        assert any((service.instance / "metrics").iterdir())
         output = service.output()
     finally:
         service.stop()
