@@ -44,3 +44,7 @@ def on_starting(server):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
+
+# gunicorn 25+ opens a control socket in ~/.gunicorn, one path for every gunicorn the user runs;
+# several instances on one machine would fight over it, and nothing here uses it.
+control_socket_disable = True

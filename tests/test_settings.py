@@ -63,3 +63,13 @@ def test_bad_configuration_fails_at_start_naming_the_variable(monkeypatch, tmp_p
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigurationError, match=names):
         load_settings(tmp_path)
+
+
+def test_env_example_copied_as_dotenv_gives_a_sandbox(tmp_path, monkeypatch):
+    """The README's first step: `cp .env.example .env` (blank values mean unset, bools too)."""
+    import shutil
+    from pathlib import Path
+    shutil.copy(Path(__file__).resolve().parent.parent / ".env.example", tmp_path / ".env")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(tmp_path / "instance")
+    assert settings.sandbox and settings.standalone and settings.webhook_allow_private

@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
-                     "UPLOAD_DIR", "CELERY_BROKER_URL", mode="before")
+                     "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
