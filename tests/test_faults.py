@@ -173,15 +173,21 @@ def release_from_elsewhere(client, session_id: str) -> None:
         db.commit()
 
 
-def test_an_answer_after_release_is_recorded_on_its_own_attempt(client, juhe, new_session, media, monkeypatch):
-    monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 60.0)  # this process does not notice in time
-    juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
-    created, person = new_session(idcard=idcard(13))
-    answers = []
+def released_while_sending(client, juhe, created, person, media) -> tuple[threading.Thread, list]:
+    """Upload in a thread; once Juhe has the video, another process releases the attempt."""
+    answers: list = []
     call = threading.Thread(target=lambda: answers.append(person.upload(media("safari_fmp4"))), daemon=True)
     call.start()
     assert until(lambda: juhe.requests, 20)
     release_from_elsewhere(client, created["id"])
+    return call, answers
+
+
+def test_an_answer_after_release_is_recorded_on_its_own_attempt(client, juhe, new_session, media, monkeypatch):
+    monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 60.0)  # this process does not notice in time
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
+    created, person = new_session(idcard=idcard(13))
+    call, answers = released_while_sending(client, juhe, created, person, media)
     assert person.state()["last"]["message"].startswith(INTERRUPTED_ZH)
     call.join(30)
     view = client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()
@@ -196,11 +202,7 @@ def test_a_call_whose_attempt_was_released_is_cut_at_once(client, juhe, new_sess
     monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 0.5)
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 60.0
     created, person = new_session(idcard=idcard(14))
-    answers = []
-    call = threading.Thread(target=lambda: answers.append(person.upload(media("safari_fmp4"))), daemon=True)
-    call.start()
-    assert until(lambda: juhe.requests, 20)
-    release_from_elsewhere(client, created["id"])
+    call, answers = released_while_sending(client, juhe, created, person, media)
     call.join(15)
     assert answers, "the call went on after its attempt was released"
     [attempt] = client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()["attempts"]
