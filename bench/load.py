@@ -47,19 +47,30 @@ class Deployment:
     def __init__(self, root: Path, standin: JuheStandIn, *, scaled: bool, pg: PostgresServer | None = None,
                  redis: RedisServer | None = None):
         env = {"JUHE_KEY": KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "bench-secret-0123456789",
-               "OPERATOR_API_KEYS": ",".join(OPERATORS), "LOG_LEVEL": "WARNING", "GUNICORN_THREADS": "16"}
+               "OPERATOR_API_KEYS": ",".join(OPERATORS), "GUNICORN_THREADS": "16"}
         self.workers: list[CeleryWorker] = []
+        self.webs: list[Gunicorn] = []
+        try:
+            self._start(root, standin, env, scaled, pg, redis)
+        except BaseException:
+            self.stop()
+            raise
+        self.env, self.root = env, root
+
+    def _start(self, root, standin, env, scaled, pg, redis) -> None:
         if scaled:
             env.update(DATABASE_URL=pg.new_database(), CELERY_BROKER_URL=redis.url,
                        RATELIMIT_STORAGE_URI=redis.url.replace("/0", "/1"))
-            self.webs = [Gunicorn(root / f"web{n}", {**env, "INSTANCE_PATH": str(root / f"web{n}")}, workers=2)
-                         for n in range(2)]
-            for web in self.webs:
-                web.start()
-            self.workers = [CeleryWorker(root, env, concurrency=16, name=f"w{n}").start() for n in range(2)]
+            for n in range(2):
+                self.webs.append(Gunicorn(root / f"web{n}", {**env, "INSTANCE_PATH": str(root / f"web{n}")},
+                                          workers=2))
+                self.webs[-1].start()
+            for n in range(2):
+                self.workers.append(CeleryWorker(root, env, concurrency=16, name=f"w{n}"))
+                self.workers[-1].start()
         else:
-            self.webs = [Gunicorn(root / "single", env, workers=3).start()]
-        self.env, self.root = env, root
+            self.webs.append(Gunicorn(root / "single", env, workers=3))
+            self.webs[-1].start()
 
     def replace_worker(self, index: int) -> None:
         self.workers[index].kill()

@@ -87,7 +87,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         stop_group(self.proc)
-        if self.proc is not None:
+        if self.proc is not None and not self.log.closed:
             self.log.close()
 
 
@@ -212,5 +212,5 @@ class CeleryWorker:
 
     def stop(self) -> None:
         stop_group(self.proc)
-        if self.proc is not None:
+        if self.proc is not None and not self.log.closed:
             self.log.close()
