@@ -223,3 +223,30 @@ def test_the_default_storage_is_the_instance_folders_sqlite_file(tmp_path, monke
     app = create_app({"BACKGROUND_TASKS": False, "RATELIMIT_STORAGE_URI": "memory://"})
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
+
+
+def test_two_instances_share_one_budget_in_redis(tmp_path):
+    """RATELIMIT_STORAGE_URI=redis://… (a real redis-server): one person's challenges are counted
+    once whichever of two instances (3 workers each) answers."""
+    from .servers import Gunicorn as Instance
+    from .servers import RedisServer, request
+    redis = RedisServer(tmp_path / "redis").start()
+    env = {"RATELIMIT_STORAGE_URI": redis.url, "RATELIMIT_ENABLED": "true",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}"}
+    instances = [Instance(tmp_path / f"instance{n}", env, workers=WORKERS) for n in range(2)]
+    try:
+        for instance in instances:
+            instance.start()
+        created = request("POST", instances[0].url + "/api/v1/sessions",
+                          headers={"Authorization": "Bearer sandbox-operator-key"},
+                          json_body={"realname": "张三", "idcard": idcard(1)}).json()
+        path = "/v/" + created["url"].split("/v/", 1)[1]
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(
+                lambda n: request("POST", f"{instances[n % 2].url}{path}/challenge", source="127.0.9.9").status,
+                range(40)))
+        assert statuses.count(201) == PER_MINUTE and statuses.count(429) == 40 - PER_MINUTE, statuses
+    finally:
+        for instance in instances:
+            instance.stop()
+        redis.stop()
