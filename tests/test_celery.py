@@ -93,3 +93,19 @@ def test_a_worker_killed_mid_call_never_pays_twice_and_frees_the_person(deployme
     assert deployment.upload(path, media("safari_fmp4").read_bytes(), address(2)).status == 202
     assert until(lambda: deployment.state(path)["status"] == "passed", 30)
     assert len(juhe.requests) == 2
+
+
+def test_a_broker_that_is_down_gives_the_session_back_at_once(make_app, juhe, media, database_url):
+    """CELERY_BROKER_URL set, nothing listening: the upload is answered with words to act on,
+    nothing is sent, nothing is counted, and the person can record again at once."""
+    from .conftest import Person
+    from .servers import free_port
+    client = make_app(CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH,
+                          json={"realname": "张三", "idcard": idcard(70)}).get_json()
+    person = Person(client, created["url"])
+    answer = person.upload(media("safari_fmp4"))
+    assert answer.status_code == 200 and INTERRUPTED_ZH in answer.get_json()["outcome"]["message"]
+    state = person.state()
+    assert not state["processing"] and state["attempts_left"] == 3 and juhe.requests == []
+    assert rows(database_url, "select count(*) from queued_videos") == [(0,)]

@@ -103,10 +103,21 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                     attempt.timings_json = json.dumps({**prepared.timings, "queued_at": time.time()})
                     db.add(QueuedVideo(attempt_id=attempt_id, data=prepared.data))
                 db.commit()
-            if ours:
+            if not ours:
+                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+            try:
                 enqueue(attempt_id)
-                return None
-            return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+            except Exception:  # noqa: BLE001 - the broker is down: give the session back now
+                log.exception("attempt %s: could not be queued; nothing sent", attempt_id)
+                with store.session() as db:
+                    _lock(db, settings, page_token, refresh=False)
+                    attempt = db.get(Attempt, attempt_id)
+                    if attempt.state == "queued":
+                        sessions.release(attempt, utcnow())
+                        db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
+                    db.commit()
+                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+            return None
 
         return _send(store, settings, client, page_token, attempt_id, prepared.data, lease,
                      expected="preparing", summary=summary, timings=prepared.timings,
@@ -115,7 +126,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
 
 def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
                on_finished: Callable[[str], None] | None = None) -> Outcome | None:
-    """A Celery worker's half of a queued attempt: steps 4-6 of verify_upload. A task delivered
+    """A Celery worker's half of a queued attempt: steps 4-7 of verify_upload. A task delivered
     again after its attempt was sent (its worker died) finds it no longer queued and does
     nothing: the attempt's lease settles it as "charge unknown", never a second call."""
     with store.session() as db:
