@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from flask import Flask, Request, current_app, request
 
@@ -54,18 +55,20 @@ def create_app(test_config: dict | None = None) -> Flask:
         from . import tasks
         tasks.configure(settings.CELERY_BROKER_URL)
     if app.config.get("BACKGROUND_TASKS", True):
-        start_background(app.extensions["liveness"])
+        app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"])
     return app
 
 
 def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0,
-                     sweep_every: float = 30.0) -> None:
+                     sweep_every: float = 30.0) -> Callable[[], None]:
     """One daemon thread per process: deliver due webhooks, sweep leftover uploads, and now and
     then release dead attempts, expire overdue sessions and purge old ones. Several processes
-    may run it: deliveries are leased, sessions locked."""
+    may run it: deliveries are leased, sessions locked. Returns what stops it."""
+    stopping = threading.Event()
+
     def run() -> None:
         last_housekeeping = last_sweep = 0.0
-        while True:
+        while not stopping.is_set():
             try:
                 s.dispatcher.deliver_due()
                 if time.monotonic() - last_sweep > sweep_every:
@@ -79,7 +82,14 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                 logging.getLogger(__name__).exception("background pass failed")
             s.dispatcher.wait(interval)
 
-    threading.Thread(target=run, name="liveness-background", daemon=True).start()
+    thread = threading.Thread(target=run, name="liveness-background", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        s.dispatcher.wake()
+        thread.join(10)
+    return stop
 
 
 def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
