@@ -14,8 +14,8 @@ polls). In the same run, the baseline: today's single machine (one gunicorn, SQL
 Prints, for each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx
 answers, lost attempts (accepted uploads without a recorded attempt, or Juhe's log and the
 API disagreeing), and paid calls per passed session. `--kill-worker` SIGKILLs one Celery
-worker a third of the way through (a replacement starts) and reports how long the people it
-held waited before they could go on, and that they then passed.
+worker a third of the way through (a replacement starts) and reports how long after the kill
+the people it held could go on, and that they then passed.
 """
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ class Person:
         self.source, self.video, self.idcard = address(n), video, idcard(n)
         self.statuses: list[int] = []
         self.seconds: list[float] = []   # upload → verdict, per upload
+        self.verdict_at: list[float] = []  # when each verdict came (monotonic)
         self.results: list[str] = []
 
     def call(self, method: str, path: str, **kwargs):
@@ -129,6 +130,7 @@ class Person:
         else:
             return None
         self.seconds.append(time.monotonic() - started)
+        self.verdict_at.append(time.monotonic())
         self.results.append(result)
         return result
 
@@ -177,7 +179,8 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
         "lost": lost, "passed": passed, "people": people,
         "paid_per_pass": paid_passed / passed if passed else None,
         "interrupted": len(interrupted),
-        "interrupted_wait": max((p.seconds[0] for p in interrupted), default=None),
+        # from the kill to the moment the person could go on (the interrupted verdict)
+        "interrupted_wait": max((p.verdict_at[0] - killed_at[0] for p in interrupted), default=None),
         "interrupted_then_passed": sum(p.results[-1] == "passed" for p in interrupted),
     }
 
@@ -189,7 +192,8 @@ def row(name: str, r: dict, baseline: dict | None) -> str:
     line = (f"| {name} | {r['per_second']:.2f} | {ratio} | {fmt(r['p50'])} | {fmt(r['p95'])} | {r['errors']} "
             f"| {r['refused']} | {r['lost']} | {r['passed']}/{r['people']} | {paid} |")
     if r["interrupted"]:
-        line += (f"\n|   (worker killed: {r['interrupted']} interrupted, waited ≤ {fmt(r['interrupted_wait'])} s, "
+        line += (f"\n|   (worker killed: {r['interrupted']} interrupted, free ≤ {fmt(r['interrupted_wait'])} s "
+                 f"after the kill, "
                  f"{r['interrupted_then_passed']} passed on their retry) | | | | | | | | | |")
     return line
 
