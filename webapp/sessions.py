@@ -99,15 +99,16 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
     return session
 
 
-def release(attempt: Attempt, now: dt.datetime) -> None:
-    """An attempt whose process stopped: nothing was sent (abandoned, not listed), or it was
-    sent and its answer never recorded (listed, charge unknown). Neither counts."""
+def release(attempt: Attempt, now: dt.datetime, why: str | None = None) -> None:
+    """An attempt whose process stopped (or `why` else it ends): nothing was sent (abandoned,
+    not listed), or it was sent and its answer never recorded (listed, charge unknown).
+    Neither counts."""
     sent = attempt.state in ("sending", "processing")
     attempt.state, attempt.finished_at = ("done" if sent else "abandoned"), now
     attempt.outcome, attempt.counts, attempt.charged = INTERRUPTED, False, (None if sent else False)
-    attempt.reason = ("the process handling this attempt stopped after sending it to Juhe; "
-                      "Juhe's answer was never recorded" if sent else
-                      "the process handling this upload stopped before anything was sent to Juhe")
+    attempt.reason = why or ("the process handling this attempt stopped after sending it to Juhe; "
+                             "Juhe's answer was never recorded" if sent else
+                             "the process handling this upload stopped before anything was sent to Juhe")
     if attempt.owner:
         log.warning("attempt %s of session %s released: its process %s stopped (%s)",
                     attempt.id, attempt.session_id, attempt.owner, attempt.state)

@@ -174,12 +174,11 @@ class Store:
 
     def __init__(self, url: str):
         kwargs: dict = {"pool_pre_ping": True}
-        self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
+        sqlite = url.startswith("sqlite")
+        if sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.url = url
         self.engine = create_engine(url, **kwargs)
-        if self.sqlite:
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
@@ -254,17 +253,23 @@ _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what session ids and page tokens ar
 def lock_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
     """The session, locked for the rest of this transaction against every other unit of work
     that locks it, and read afresh (not from this unit's cache)."""
-    if not _KEY.fullmatch(id if id is not None else token or ""):
-        return None  # no such session (and nothing a database could choke on, such as NUL)
-    column = VerificationSession.id if id is not None else VerificationSession.page_token
-    query = (select(VerificationSession).where(column == (id if id is not None else token))
-             .with_for_update().execution_options(populate_existing=True))
-    return db.scalar(query)
+    query = _session_query(id, token)
+    if query is None:
+        return None
+    return db.scalar(query.with_for_update().execution_options(populate_existing=True))
 
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
     """The session with this public id or page token, or None."""
-    if not _KEY.fullmatch(id if id is not None else token or ""):
+    query = _session_query(id, token)
+    return None if query is None else db.scalar(query)
+
+
+def _session_query(id: str | None, token: str | None):
+    """The query for the session with this id (or page token); None for a value outside their
+    alphabet: no such session, and nothing a database could choke on (such as NUL)."""
+    value = id if id is not None else token or ""
+    if not _KEY.fullmatch(value):
         return None
     column = VerificationSession.id if id is not None else VerificationSession.page_token
-    return db.scalar(select(VerificationSession).where(column == (id if id is not None else token)))
+    return select(VerificationSession).where(column == value)

@@ -113,7 +113,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                     _lock(db, settings, page_token, refresh=False)
                     attempt = db.get(Attempt, attempt_id)
                     if attempt.state == "queued":
-                        sessions.release(attempt, utcnow())
+                        sessions.release(attempt, utcnow(),
+                                         "the broker could not be reached; nothing was sent")
                         db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
                     db.commit()
                 return _interrupted(store, page_token, attempt_id, mode, challenge_id)
