@@ -20,6 +20,8 @@ the people it held could go on, and that they then passed.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import datetime as dt
 import statistics
 import tempfile
@@ -36,6 +38,7 @@ from tests.servers import CeleryWorker, Gunicorn, RedisServer, address, request
 
 KEY = "bench-juhe-key-0123456789"
 OPERATORS = [f"bench-operator-{n}" for n in range(8)]  # 300 sessions/min each (limits.API)
+EXTRA: dict[str, str] = {}  # settings for every process of both deployments (--ffmpeg)
 
 
 def idcard(n: int) -> str:
@@ -47,7 +50,7 @@ class Deployment:
     def __init__(self, root: Path, standin: JuheStandIn, *, scaled: bool, pg: PostgresServer | None = None,
                  redis: RedisServer | None = None):
         env = {"JUHE_KEY": KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "bench-secret-0123456789",
-               "OPERATOR_API_KEYS": ",".join(OPERATORS), "GUNICORN_THREADS": "16"}
+               "OPERATOR_API_KEYS": ",".join(OPERATORS), "GUNICORN_THREADS": "16", **EXTRA}
         self.workers: list[CeleryWorker] = []
         self.webs: list[Gunicorn] = []
         try:
@@ -81,6 +84,18 @@ class Deployment:
             worker.stop()
         for web in self.webs:
             web.stop()
+
+
+def page_polls():
+    """The capture page's own schedule for polling the state (capture.js's POLL_MS)."""
+    script = (Path(__file__).resolve().parent.parent / "webapp/static/capture.js").read_text()
+    found = re.search(r"POLL_MS = \{ first: (\d+), max: (\d+) \}", script)
+    if not found:
+        raise SystemExit("capture.js no longer says POLL_MS = { first: …, max: … }: update bench/load.py")
+    delay, most = int(found[1]) / 1000, int(found[2]) / 1000
+    while True:
+        yield delay
+        delay = min(delay * 1.5, most)
 
 
 class Person:
@@ -120,8 +135,8 @@ class Person:
         if answer.status == 200:
             result = answer.json()["outcome"]["result"]
         elif answer.status == 202:
-            while True:
-                time.sleep(0.25)
+            for delay in page_polls():
+                time.sleep(delay)
                 state = self.call("GET", f"{self.path}/state")
                 if state.status == 200 and not state.json()["processing"]:
                     last = state.json()["last"] or {}
@@ -135,9 +150,43 @@ class Person:
         return result
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> Counter:
+    """CPU seconds used so far by each kind of process on the machine (ffmpeg counted in the
+    process that waited for it)."""
+    used: Counter = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        own, children = int(stat[11]) + int(stat[12]), int(stat[13]) + int(stat[14])
+        if int(entry.name) == os.getpid():
+            kind = "driver + Juhe stand-in"
+        elif "gunicorn" in cmd:
+            kind = "gunicorn"
+        elif "celery" in cmd:
+            kind = "celery"
+        elif "postgres" in cmd:
+            kind = "postgresql"
+        elif "redis-server" in cmd:
+            kind = "redis"
+        else:
+            continue
+        used[kind] += own / TICK
+        used["ffmpeg (children)"] += children / TICK
+    return used
+
+
 def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: int, video: bytes,
           kill_worker: bool) -> dict:
     standin.requests.clear()
+    cpu_before = cpu_seconds()
     crowd = [Person(n, deployment, video) for n in range(people)]
     done = Counter()
     killed_at: list[float] = []
@@ -153,6 +202,8 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(one, crowd))
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds()
+    cpu.subtract(cpu_before)
 
     seconds = sorted(s for p in crowd for s in p.seconds)
     verdicts = [r for p in crowd for r in p.results]
@@ -182,6 +233,7 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
         # from the kill to the moment the person could go on (the interrupted verdict)
         "interrupted_wait": max((p.verdict_at[0] - killed_at[0] for p in interrupted), default=None),
         "interrupted_then_passed": sum(p.results[-1] == "passed" for p in interrupted),
+        "cpu_ms": {kind: 1000 * seconds / max(len(verdicts), 1) for kind, seconds in cpu.items()},
     }
 
 
@@ -206,10 +258,13 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--kill-worker", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--ffmpeg", help="FFMPEG_BINARY for both deployments (default: ffmpeg on PATH)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="liveness-load-"))
     video = make_fixture(args.kind, root / "media").read_bytes()
+    if args.ffmpeg:
+        EXTRA["FFMPEG_BINARY"] = args.ffmpeg
     standin = JuheStandIn(key=KEY, slow_seconds=args.latency).start()
     standin.mode, standin.inspect = JuheStandIn.SLOW, False
     pg, redis = PostgresServer().start(), RedisServer(root / "redis").start()
@@ -239,6 +294,13 @@ def main() -> None:
     baseline = next(iter(results.values())) if not args.skip_baseline else None
     for name, r in results.items():
         print(row(name, r, baseline))
+    print("\nCPU milliseconds per verification, by process (2 cores = 2000 ms per second)\n")
+    kinds = sorted({kind for r in results.values() for kind in r["cpu_ms"]})
+    print("| deployment | " + " | ".join(kinds) + " | all |")
+    print("| --- " * (len(kinds) + 2) + "|")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r['cpu_ms'].get(k, 0):.0f}" for k in kinds)
+              + f" | {sum(r['cpu_ms'].values()):.0f} |")
 
 
 if __name__ == "__main__":

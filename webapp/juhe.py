@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import quote_plus
 
 import requests
 from requests import exceptions as rex
@@ -223,6 +224,26 @@ def _chain(exc: BaseException):
         stack.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
 
 
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+def form_body(form: Mapping[str, str]) -> bytes:
+    """``form`` as application/x-www-form-urlencoded bytes, exactly as ``urlencode`` writes them.
+
+    ``urlencode`` quotes a 2 MB video byte by byte in Python (~110 ms of CPU per call, most of a
+    worker's work); base64 needs only its three punctuation marks quoted, which ``str.replace``
+    does in C.
+    """
+    parts = []
+    for key, value in form.items():
+        if len(value) > 1024 and value.isascii() and not value.encode().translate(None, _BASE64):
+            quoted = value.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+        else:
+            quoted = quote_plus(value)
+        parts.append(f"{quote_plus(key)}={quoted}")
+    return "&".join(parts).encode("ascii")
+
+
 def _never_connected(exc: BaseException) -> bool:
     """True when a requests ConnectionError happened before any byte of the request was sent.
 
@@ -306,7 +327,7 @@ class JuheClient:
                 with watch:
                     # allow_redirects=False: a redirect would turn the POST into a body-less GET.
                     # Not streamed: the body is read here, inside the watch.
-                    return self._session.post(self.url, data=form, headers=headers,
+                    return self._session.post(self.url, data=form_body(form), headers=headers,
                                               timeout=self.timeout, allow_redirects=False)
             except rex.RequestException as exc:
                 if watch.fired:
