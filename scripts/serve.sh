@@ -22,19 +22,36 @@ run=$instance/run
 mkdir -p "$run"
 chmod 700 "$run"
 
+# BIND from the environment, else from .env (the app reads its other settings from .env itself).
+if [ -z "${BIND:-}" ] && [ -f .env ]; then
+  BIND=$(sed -n 's/^BIND=//p' .env | tail -n 1)
+fi
 cert=
 if [ "${1:-}" = --https ]; then
-  ips=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -v ':' | grep . || echo 127.0.0.1)
-  cert=$instance/tls-cert.pem key=$instance/tls-key.pem
-  if [ ! -f "$cert" ]; then
-    san="DNS:localhost$(printf ',IP:%s' $ips)"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=liveness-dev" \
-      -addext "subjectAltName=$san" -keyout "$key" -out "$cert" 2>/dev/null
-  fi
   BIND=${BIND:-0.0.0.0:8443}
-  port=${BIND##*:}
+  host=${BIND%:*} port=${BIND##*:}
+  case $host in
+    0.0.0.0|'*'|'') ips=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -v ':' | grep . || echo 127.0.0.1) ;;
+    *) ips=$host ;;   # bound to one address: only that one is reachable
+  esac
+  cert=$instance/tls-cert.pem key=$instance/tls-key.pem
+  want_san="DNS:localhost$(printf ',IP:%s' $ips)"
+  # A new certificate when there is none, when it expires within a day, or when it does not
+  # name every address it is served on (the machine moved to another network).
+  have_san=$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | tr -d ' ' \
+             | sed 's/IPAddress:/IP:/g' || true)
+  if [ ! -f "$key" ] || ! openssl x509 -in "$cert" -noout -checkend 86400 >/dev/null 2>&1 \
+      || [ "$have_san" != "$want_san" ]; then
+    echo "making a self-signed certificate for $want_san (30 days)"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=liveness-dev" \
+      -addext "subjectAltName=$want_san" -keyout "$key" -out "$cert" 2>/dev/null
+    chmod 600 "$key"
+  fi
   for ip in $ips; do
-    echo "Open on a phone on the same network: https://$ip:$port/ (accept the certificate warning once)"
+    case $ip in
+      127.*) echo "Open https://$ip:$port/ on this machine (bound to loopback: a phone cannot reach it; BIND=0.0.0.0:$port for the LAN)" ;;
+      *) echo "Open on a phone on the same network: https://$ip:$port/ (accept the certificate warning once)" ;;
+    esac
   done
 else
   BIND=${BIND:-127.0.0.1:8000}

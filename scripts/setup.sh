@@ -31,6 +31,7 @@ if [ "$extra" = test ]; then
   has_lib libatomic.so.1 || missing+=(libatomic1)
   # Real servers the tests start on loopback ports: Redis (Celery's broker) and PostgreSQL.
   has redis-server || missing+=(redis-server)
+  has curl || missing+=(curl)   # the README's examples are run as printed (tests/test_docs.py)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 fi
 if [ ${#missing[@]} -gt 0 ]; then

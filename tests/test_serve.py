@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -300,3 +301,41 @@ def test_when_one_process_dies_serve_stops_the_other(serve, victim):
         time.sleep(0.2)
     assert not alive(other)
     assert f"{victim} exited" in served.output()
+
+
+def _served_certificate(served: Served) -> dict:
+    """The certificate the served port presents: its subject, serial, days valid and IP names."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as raw:
+        with ssl._create_unverified_context().wrap_socket(raw, server_hostname="localhost") as tls:
+            der = tls.getpeercert(binary_form=True)
+    text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject", "-serial", "-startdate",
+                           "-enddate", "-ext", "subjectAltName"], input=der, capture_output=True,
+                          check=True).stdout.decode()
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and ":" not in line.split("=")[0])
+    dates = [ssl.cert_time_to_seconds(fields[k]) for k in ("notBefore", "notAfter")]
+    return {"subject": fields["subject"], "serial": fields["serial"], "days": (dates[1] - dates[0]) / 86400,
+            "ips": set(re.findall(r"IP Address:([0-9.]+)", text))}
+
+
+@pytest.mark.parametrize("stale", ["another network", "expiring"])
+def test_https_on_loopback_says_so_and_renews_a_stale_certificate(serve, tmp_path, stale):
+    """Bound to 127.0.0.1, --https offers no LAN address a phone could not reach; a certificate
+    made for another network, or about to expire, is made again instead of being served."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    san, days = ("IP:10.9.9.9", "30") if stale == "another network" else ("DNS:localhost,IP:127.0.0.1", "1")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", days,
+                    "-subj", "/CN=old", "-addext", f"subjectAltName={san}",
+                    "-keyout", str(instance / "tls-key.pem"), "-out", str(instance / "tls-cert.pem")],
+                   check=True, capture_output=True)
+    served = serve("--https")
+    out = served.output()
+    assert f"Open https://127.0.0.1:{served.port}/ on this machine" in out
+    assert "phone on the same network" not in out
+    cert = _served_certificate(served)
+    assert cert["ips"] == {"127.0.0.1"} and "liveness-dev" in cert["subject"] and cert["days"] >= 29, cert
+    # A certificate that still fits is kept, not made again at every start.
+    served.stop()
+    again = serve("--https")
+    assert "making a self-signed certificate" not in again.output()
+    assert _served_certificate(again)["serial"] == cert["serial"]

@@ -96,12 +96,12 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
         MAX_CONTENT_LENGTH=settings.MAX_UPLOAD_MB * 1024 * 1024,
-        JSON_AS_ASCII=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https")),
         WTF_CSRF_TIME_LIMIT=3600,
     )
+    app.json.ensure_ascii = False  # names and messages in Chinese as they are (Flask 3 has no JSON_AS_ASCII)
     app.config.update(extra)
 
 
@@ -178,7 +178,9 @@ def register_blueprints(app: Flask) -> None:
     def _routing_error(error):
         """Unknown paths and methods under /api/ answer in the API's JSON error format."""
         if request.path.startswith("/api/"):
-            return api.error_response(error.code, error.name.lower().replace(" ", "_"), error.description)
+            what = "No such endpoint" if error.code == 404 else f"{request.method} is not allowed here"
+            return api.error_response(error.code, error.name.lower().replace(" ", "_"),
+                                      f"{what}: {request.method} {request.path} (see /api/v1/openapi.json).")
         return error
 
 
