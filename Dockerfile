@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md wsgi.py gunicorn.conf.py ./
+COPY pyproject.toml requirements.lock requirements-test.lock README.md wsgi.py gunicorn.conf.py ./
 COPY scripts ./scripts
 COPY deploy ./deploy
 COPY webapp ./webapp

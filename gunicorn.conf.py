@@ -41,6 +41,14 @@ def on_starting(server):
     os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
 
 
+def post_worker_init(worker):
+    """Each serving worker runs the app's background loop: due webhooks, the upload sweep,
+    housekeeping (webapp.app.start_background). Commands and Celery workers do not."""
+    from webapp.app import start_background
+    app = worker.wsgi
+    app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"])
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)

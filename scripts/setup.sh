@@ -6,7 +6,8 @@
 #                                own node needs (libatomic1), redis-server and PostgreSQL (the
 #                                tests run real ones on loopback) and the test packages
 # System packages are installed only where missing (with sudo when not root). Python packages
-# are installed again only when pyproject.toml changed since the last install (.venv/.installed).
+# are installed again only when pyproject.toml or a lock file changed since the last install
+# (.venv/.installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra=${1:-}
@@ -17,7 +18,7 @@ python=${PYTHON:-python3}
 
 sbin_path=$PATH:/usr/sbin:/sbin
 has() { PATH=$sbin_path command -v "$1" >/dev/null; }
-has_lib() { PATH=$sbin_path ldconfig -p 2>/dev/null | grep -q "$1"; }
+has_lib() { PATH=$sbin_path ldconfig -p 2>/dev/null | grep "$1" >/dev/null; }
 
 missing=()
 has ffmpeg && has ffprobe || missing+=(ffmpeg)
@@ -26,7 +27,7 @@ has openssl || missing+=(openssl)   # serve.sh --https makes a certificate
 has nginx || missing+=(nginx)       # serve.sh's buffering proxy (and TLS with --https)
 if [ "$extra" = test ]; then
   has chromium || missing+=(chromium)
-  { has fc-list && fc-list | grep -qi 'noto.*cjk'; } || missing+=(fonts-noto-cjk)
+  { has fc-list && fc-list 2>/dev/null | grep -i 'noto.*cjk' >/dev/null; } || missing+=(fonts-noto-cjk)
   # Playwright's bundled node (its driver) links libatomic, which a bare Debian lacks.
   has_lib libatomic.so.1 || missing+=(libatomic1)
   # Real servers the tests start on loopback ports: Redis (Celery's broker) and PostgreSQL.
@@ -43,7 +44,7 @@ fi
 
 fresh=
 [ -x .venv/bin/python ] || { "$python" -m venv .venv; fresh=1; }
-want="$(sha256sum < pyproject.toml | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
+want="$(cat pyproject.toml requirements.lock requirements-test.lock | sha256sum | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
 stamp=.venv/.installed
 have=$(cat "$stamp" 2>/dev/null || true)
 # The stamp is "<hash of pyproject.toml> <python version>" and a last line "test" when the test
@@ -53,10 +54,14 @@ if [ "$(head -n1 <<<"$have")" = "$want" ] && { [ "$extra" != test ] || grep -qx 
 fi
 rm -f "$stamp"
 [ -z "$fresh" ] || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# The pinned, hash-checked versions of requirements*.lock (scripts/lock.sh writes them from
+# pyproject.toml), then the service itself without resolving anything again.
 if [ "$extra" = test ]; then
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -r requirements-test.lock
+  .venv/bin/python -m pip install -q --no-deps -e .
   printf '%s\ntest\n' "$want" > "$stamp"
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps -e .
   printf '%s\n' "$want" > "$stamp"
 fi

@@ -3,8 +3,15 @@
 # then run every test on SQLite, and again those that store something on PostgreSQL (a real
 # server the tests start on loopback). Extra arguments go to both pytest runs, e.g.
 # `bash scripts/test.sh -k video`.
+#   bash scripts/test.sh fast   the developer's loop: SQLite only, no browser, ffmpeg, fuzzing or
+#                               started services (the markers of tests/conftest.py), under a minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = fast ]; then
+  shift
+  bash scripts/setup.sh test
+  HYPOTHESIS_PROFILE=dev exec .venv/bin/python -m pytest -q -m "not (browser or video or fuzz or service)" "$@"
+fi
 bash scripts/setup.sh test
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from webapp.identity import check_digit
@@ -23,6 +24,13 @@ for _name in Settings.model_fields:
 STANDIN_KEY = "standin-key-0123456789"
 OPERATOR_KEY = "op-key-abcdef"
 AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+
+
+# Hypothesis: "ci" (the full run) tries more and prints how to reproduce a failure; "dev" (the
+# fast tier, HYPOTHESIS_PROFILE=dev) tries fewer. Tests that set max_examples keep their own.
+hypothesis.settings.register_profile("ci", max_examples=100, print_blob=True, deadline=None)
+hypothesis.settings.register_profile("dev", max_examples=15, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def idcard(seq: int, birth: str = "19850412", region: str = "110101") -> str:
@@ -109,14 +117,43 @@ def rows(database_url: str, sql: str, **params) -> list[tuple]:
         engine.dispose()
 
 
+# Modules whose tests start real processes (gunicorn, serve.sh, Celery, Redis, a second Python).
+SERVICE_MODULES = {"test_celery", "test_deploy", "test_docs", "test_faults", "test_races", "test_serve"}
+
+
+def _stores(item) -> bool:
+    return ("database_url" in item.fixturenames or item.get_closest_marker("database") is not None) \
+        and item.get_closest_marker("sqlite_only") is None
+
+
+def _kinds(item) -> set[str]:
+    """The markers a test earns by what it uses (pyproject.toml lists them): `-m "not video"`."""
+    module = item.module.__name__.rpartition(".")[2] if item.module else ""
+    kinds = set()
+    if "browser" in item.path.parts:
+        kinds.add("browser")
+    if {"media", "media_dir"} & set(item.fixturenames) or module in {"test_video", "test_media_bombs"}:
+        kinds.add("video")
+    if module == "test_fuzz" or getattr(item.obj, "is_hypothesis_test", False):
+        kinds.add("fuzz")
+    if module in SERVICE_MODULES or {"serve", "gunicorn", "gunicorn_alone", "postgres", "redis"} & set(item.fixturenames):
+        kinds.add("service")
+    if _stores(item):
+        kinds.add("postgres")
+    return kinds
+
+
 def pytest_collection_modifyitems(config, items):
-    """The PostgreSQL run (TEST_DATABASE=postgresql) takes the tests that store something:
-    those using the `database_url` fixture (directly or through make_app, app, client) or
-    marked `database`; the rest were run on SQLite already."""
+    """Marks each test by what it uses (browser, video, fuzz, service, postgres), so that
+    `bash scripts/test.sh fast` can leave the slow kinds out. The PostgreSQL run
+    (TEST_DATABASE=postgresql) takes the tests that store something: those using the
+    `database_url` fixture (directly or through make_app, app, client) or marked `database`;
+    the rest were run on SQLite already."""
+    for item in items:
+        for kind in _kinds(item):
+            item.add_marker(kind)
     if ENGINE == "postgresql":
-        def stores(item) -> bool:
-            return ("database_url" in item.fixturenames or item.get_closest_marker("database") is not None) \
-                and item.get_closest_marker("sqlite_only") is None
+        stores = _stores
         config.hook.pytest_deselected(items=[i for i in items if not stores(i)])
         items[:] = [i for i in items if stores(i)]
 

@@ -33,4 +33,4 @@ def test_web_runs_the_readme_serve_command_and_the_image_cmd():
 
 def test_worker_runs_the_readme_worker_command():
     command = " ".join(COMPOSE["services"]["worker"]["command"])
-    assert command.startswith("celery -A webapp.tasks worker") and command in README
+    assert command.startswith("celery -A webapp.worker worker") and command in README

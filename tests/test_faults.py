@@ -164,7 +164,7 @@ def test_a_trickled_answer_ends_at_the_deadline(make_app, juhe, new_session, med
 
 def release_from_elsewhere(client, session_id: str) -> None:
     """What another process does when it finds the attempt's lease lapsed."""
-    from webapp.app import services
+    from webapp.extensions import services
     with client.application.app_context(), services().store.session() as db:
         session = lock_session(db, id=session_id)
         for attempt in session.attempts:

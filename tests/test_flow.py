@@ -210,7 +210,7 @@ def test_expired_sessions_refuse_uploads(make_app, juhe, media):
     person = Person(client, created["url"])
     challenge = person.challenge()
     import datetime as dt
-    from webapp.app import services
+    from webapp.extensions import services
     from webapp.storage import VerificationSession
     with client.application.app_context():
         with services().store.session() as db:
@@ -249,7 +249,7 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
     session is then usable again, and the attempt is listed as unknown-charge, not counted.
     (tests/test_faults.py kills a real gunicorn worker.)"""
     import datetime as dt
-    from webapp.app import services
+    from webapp.extensions import services
     from webapp.storage import Attempt, Challenge
     created, person = new_session()
     challenge = person.challenge()

@@ -188,6 +188,7 @@ def test_expired_entries_are_pruned(storage, monkeypatch):
     assert db.execute("SELECT COUNT(*) FROM counters").fetchone() == (0,)
 
 
+@pytest.mark.service
 def test_processes_and_threads_share_one_budget(tmp_path):
     """12 threads in each of 3 processes race for 20 entries: exactly 20 are granted."""
     uri = ratelimit_storage.uri_for(tmp_path / "shared.sqlite3")
@@ -225,6 +226,7 @@ def test_the_default_storage_is_the_instance_folders_sqlite_file(tmp_path, monke
 
 
 
+@pytest.mark.service
 def test_two_instances_share_one_budget_in_redis(tmp_path):
     """RATELIMIT_STORAGE_URI=redis://… (a real redis-server): one person's challenges are counted
     once whichever of two instances (3 workers each) answers."""

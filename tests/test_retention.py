@@ -2,7 +2,7 @@
 finished sessions are deleted with their attempts after RETENTION_DAYS (`flask purge`)."""
 import datetime as dt
 
-from webapp.app import services
+from webapp.extensions import services
 from webapp.storage import VerificationSession
 
 from .conftest import AUTH, Person, idcard, rows

@@ -16,8 +16,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from . import limits, sessions, targets, webhooks
-from .limits import limiter
-from .app import services
+from .extensions import json_error, limiter, services
 from .challenges import MODES
 from .identity import Identity, IdentityError
 from .storage import VerificationSession, find_session, isoformat, lock_session
@@ -43,12 +42,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None):
-    """`{"error": {"code", "message", "field"?}}` with the status."""
-    body = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    response = jsonify({"error": body})
-    response.status_code = status
+    """`{"error": {"code", "message", "field"?}}` with the status (a bearer challenge on 401)."""
+    response = json_error(status, code, message, field=field)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="liveness"'
     return response

@@ -6,33 +6,16 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, request
 
-from . import logs, migrate, sessions, uploads, video, webhooks
+from . import api, commands, limits, logs, migrate, pages, security, sessions, uploads, video, webhooks
+from .extensions import Services, csrf
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
 from .storage import Store
-
-
-@dataclass
-class Services:
-    """What the views use, built once per app: settings, database, Juhe client, ffmpeg."""
-
-    settings: Settings
-    store: Store
-    client: JuheClient
-    tools: video.Tools
-    dispatcher: webhooks.Dispatcher
-    uploads: Path  # the private folder where uploads live while they are verified
-
-
-def services() -> Services:
-    """The current app's services (inside a request or app context)."""
-    return current_app.extensions["liveness"]
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -54,7 +37,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if settings.CELERY_BROKER_URL:
         from . import tasks
         tasks.configure(settings.CELERY_BROKER_URL)
-    if app.config.get("BACKGROUND_TASKS", True):
+    # The background loop runs where the app serves: gunicorn starts it in each worker
+    # (gunicorn.conf.py), not in `flask purge` or a Celery worker. Tests may ask for it.
+    if app.config.get("BACKGROUND_TASKS", False):
         app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"])
     return app
 
@@ -72,7 +57,7 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
             try:
                 s.dispatcher.deliver_due()
                 if time.monotonic() - last_sweep > sweep_every:
-                    uploads.sweep(s.uploads, max_upload_age(s.settings))
+                    uploads.sweep(s.uploads, uploads.max_age(s.settings))
                     last_sweep = time.monotonic()
                 if time.monotonic() - last_housekeeping > housekeeping_every:
                     with s.store.session() as db:
@@ -105,11 +90,6 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
     app.config.update(extra)
 
 
-def max_upload_age(settings: Settings) -> float:
-    """The longest a request can hold its upload: ffmpeg's budget, Juhe's, and a margin."""
-    return settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3 + settings.JUHE_READ_TIMEOUT + 60
-
-
 def _request_class(folder: Path) -> type[Request]:
     """Requests whose uploaded files are spooled into the private upload folder."""
     class UploadRequest(Request):
@@ -124,7 +104,7 @@ def build_services(app: Flask, settings: Settings) -> Services:
     store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
     migrate.upgrade(store, lock_dir=app.instance_path)
     folder = uploads.prepare_dir(settings.UPLOAD_DIR or Path(app.instance_path) / "uploads")
-    uploads.sweep(folder, max_upload_age(settings))
+    uploads.sweep(folder, uploads.max_age(settings))
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
                         timeout=settings.FFMPEG_TIMEOUT, tmpdir=str(folder))
     if settings.sandbox:
@@ -157,8 +137,6 @@ def _request_ids(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import limits, security
-    from .pages import csrf
     settings = app.extensions["liveness"].settings
     _request_ids(app)
     csrf.init_app(app)
@@ -168,10 +146,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, pages
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    pages.csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
+    csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
 
     @app.errorhandler(404)
     @app.errorhandler(405)
@@ -185,5 +162,4 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import commands
     commands.init_app(app)

@@ -6,7 +6,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from . import sessions, uploads
-from .app import services
+from .extensions import services
 
 
 def init_app(app: Flask) -> None:
@@ -42,11 +42,10 @@ def db_current() -> None:
 def purge() -> None:
     """Release dead attempts, expire overdue sessions, delete finished ones older than
     RETENTION_DAYS, and remove uploads no live request holds."""
-    from .app import max_upload_age
     s = services()
     with s.store.session() as db:
         counts = sessions.housekeeping(db, s.settings)
-    swept = uploads.sweep(s.uploads, max_upload_age(s.settings))
+    swept = uploads.sweep(s.uploads, uploads.max_age(s.settings))
     click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}, "
                f"removed {swept} leftover upload(s)")
 

@@ -12,16 +12,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Flask, render_template, request
 from limits.errors import ConfigurationError as LimitsConfigurationError
 
 from . import ratelimit_storage  # registers the sqlite:// storage scheme with `limits`
+from .extensions import json_error, limiter
 from .settings import ConfigurationError, Settings
-
-limiter = Limiter(key_func=get_remote_address, default_limits=["300 per minute"],
-                  headers_enabled=True, strategy="moving-window")
 
 PAGE = "60 per minute"
 CHALLENGE = "20 per minute;120 per hour"
@@ -50,6 +46,9 @@ def storage_uri(app: Flask, settings: Settings) -> str:
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app, settings))
+    # Flask-Limiter keeps `enabled` from the last app it saw as the next one's default: an app
+    # (a test's) that turned limits off would leave them off for the next app in the process.
+    limiter.enabled = True
     try:
         limiter.init_app(app)
     except LimitsConfigurationError as exc:
@@ -60,9 +59,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         # Flask-Limiter adds Retry-After (and the X-RateLimit headers) to this response.
         message_zh = "操作太频繁，请稍等一会儿再试。"
         if request.path.startswith(("/api/", "/v/")):
-            body = {"error": {"code": "rate_limited", "message": "Too many requests; retry later.",
-                              "message_zh": message_zh}}
-            response = jsonify(body)
+            response = json_error(429, "rate_limited", "Too many requests; retry later.", message_zh=message_zh)
         else:
             response = app.make_response(render_template("message.html", title="请稍后再试",
                                                          message=message_zh))

@@ -12,7 +12,7 @@ import logging
 
 from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request,
                    url_for)
-from flask_wtf import CSRFProtect, FlaskForm
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
@@ -20,15 +20,13 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from . import limits, metrics, security, sessions, uploads, verification, video
-from .app import services
 from .challenges import MODES, describe
+from .extensions import csrf, json_error, limiter, services
 from .guidance import guidance_for
-from .limits import limiter
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
 
 bp = Blueprint("pages", __name__)
-csrf = CSRFProtect()
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +168,7 @@ def _enqueue(attempt_id: int) -> None:
 @bp.app_errorhandler(RequestEntityTooLarge)
 def _request_too_large(_error):
     if request.path.startswith("/api/"):
-        return jsonify({"error": {"code": "too_large", "message": "The request body is too large."}}), 413
+        return json_error(413, "too_large", "The request body is too large.", message_zh="上传的内容太大。")
     return _too_large()
 
 
@@ -265,10 +263,7 @@ def _session_or_404(db, token: str) -> VerificationSession:
 
 
 def _page_error(status: int, code: str, message: str, message_zh: str, state: dict | None = None):
-    body = {"error": {"code": code, "message": message, "message_zh": message_zh}}
-    if state is not None:
-        body["state"] = state
-    return jsonify(body), status
+    return json_error(status, code, message, message_zh=message_zh, **({"state": state} if state is not None else {}))
 
 
 def _state_error(error: sessions.SessionStateError, session: VerificationSession | None):

@@ -1,6 +1,6 @@
 """Celery: the work that should not hold a web thread, when CELERY_BROKER_URL is set.
 
-    celery -A webapp.tasks worker --pool threads --concurrency 16
+    celery -A webapp.worker worker --pool threads --concurrency 16   (webapp/worker.py)
 
 `verify` takes a queued attempt (its normalised video stored in the database by the upload
 request) to Juhe and records the answer; `deliver_webhooks` sends due webhook deliveries from
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any, Callable
 
 from celery import Celery, signals
 
@@ -42,18 +43,26 @@ def configure(broker_url: str | None) -> Celery:
 
 
 configure(os.environ.get("CELERY_BROKER_URL") or None)  # the worker's; the web's app sets its own
-_app = None
+_factory: Callable[[], Any] | None = None
+_built: Any = None
 _building = threading.Lock()
+
+
+def build_services_with(factory: Callable[[], Any]) -> None:
+    """How this process makes the services its tasks use (webapp/worker.py: the app's)."""
+    global _factory
+    _factory = factory
 
 
 def _services():
     """The worker's services (database, Juhe client, dispatcher), built once per process."""
-    global _app
+    global _built
     with _building:
-        if _app is None:
-            from .app import create_app
-            _app = create_app({"BACKGROUND_TASKS": False})
-    return _app.extensions["liveness"]
+        if _built is None:
+            if _factory is None:
+                raise RuntimeError("no services for the tasks: start the worker with `celery -A webapp.worker worker`")
+            _built = _factory()
+    return _built
 
 
 @signals.worker_ready.connect

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname().replace("-", "_")[:40]
 
 
+def max_age(settings) -> float:
+    """The longest a request can hold its upload (seconds): ffmpeg's budget, Juhe's, a margin.
+    An upload older than this belongs to no live request. `settings`: a webapp.settings.Settings."""
+    return settings.FFMPEG_TIMEOUT + settings.JUHE_CONNECT_TIMEOUT * 3 + settings.JUHE_READ_TIMEOUT + 60
+
+
 def prepare_dir(path: str | Path) -> Path:
     """Create the upload folder, private to this user."""
     folder = Path(path)

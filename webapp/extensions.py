@@ -1,0 +1,53 @@
+"""What the blueprints share, made before any app exists: the app's services, CSRF protection
+and the rate limiter. Views import these from here, never from the application factory
+(webapp/app.py imports the views), so the import graph has no circle."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Response, current_app, jsonify
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf import CSRFProtect
+
+from . import video, webhooks
+from .juhe import JuheClient
+from .settings import Settings
+from .storage import Store
+
+csrf = CSRFProtect()
+# Rules and storage are set by limits.init_app; the views name their limits (limits.PAGE, ...).
+limiter = Limiter(key_func=get_remote_address, default_limits=["300 per minute"],
+                  headers_enabled=True, strategy="moving-window")
+
+
+@dataclass
+class Services:
+    """What the views use, built once per app: settings, database, Juhe client, ffmpeg."""
+
+    settings: Settings
+    store: Store
+    client: JuheClient
+    tools: video.Tools
+    dispatcher: webhooks.Dispatcher
+    uploads: Path  # the private folder where uploads live while they are verified
+
+
+def json_error(status: int, code: str, message: str, *, message_zh: str | None = None,
+               field: str | None = None, **extra) -> Response:
+    """The one error shape of every JSON answer, API and page alike:
+    `{"error": {"code", "message", "message_zh"?, "field"?}, **extra}` with the status."""
+    error = {"code": code, "message": message}
+    if message_zh:
+        error["message_zh"] = message_zh
+    if field:
+        error["field"] = field
+    response = jsonify({"error": error, **extra})
+    response.status_code = status
+    return response
+
+
+def services() -> Services:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions["liveness"]
