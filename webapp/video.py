@@ -105,6 +105,8 @@ MAX_SHORT_SIDE = 1080
 MAX_LONG_SIDE = 1920
 TARGET_SHORT_SIDE = 540  # what we send when we re-encode (480 lost 0.015 SSIM; see bench/benchmark.py)
 MAX_FPS = 30
+MAX_FPS_VFR = MAX_FPS * 1.02  # a 30 fps recorder's mean rate over jittery (VFR) timestamps
+OUTPUT_FPS = 25  # what we encode at most: the vendor's own recommended rate (fewer frames to encode)
 MAX_CODED_LONG_SIDE = 4096  # a phone camera's 4K (UHD 3840x2160, DCI 4096x2160) is the most we decode
 MAX_CODED_PIXELS = 9_500_000
 SILENCE_DB = -60.0  # volumedetect max_volume below this is digital silence
@@ -233,14 +235,21 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         container = _sniff_file(source_path)
         out = workdir / "out.mp4"
 
-        # While ffprobe runs, start the remux we expect when the file looks like
-        # a plain H.264 MP4 (Safari): two processes in parallel instead of in a
-        # row.  It is used only if the plan made from the probe is the very same
-        # command line; otherwise it is killed.
-        guess = _guess_remux(source_path, container, keep_audio, require_audio, tools, out)
+        # An upload whose header says H.264 (Safari's MP4, Chromium's H.264 WebM/MP4/Matroska)
+        # is copied straight away, in one ffmpeg process that also describes its input: no
+        # ffprobe (each process costs a third of a second of start-up on a busy machine).
+        # Used only when what that process read shows the very upload the full path would
+        # copy; anything else (rotated, too long, odd) takes the full path below.
+        copy = _copy_plan(source_path, container, keep_audio, require_audio)
+        if copy is not None:
+            copied = _try_copy(copy, source_path, container, keep_audio, require_audio, tools, out, deadline, jobs)
+            if copied is not None:
+                finished = time.perf_counter()
+                return replace(copied, timings={"probe": 0.0, "normalise": finished - started,
+                                                "total": finished - started})
 
         # 2. probe
-        info = _probe(source_path, container, tools, deadline, jobs, guess)
+        info = _probe(source_path, container, tools, deadline, jobs)
         probed = time.perf_counter()
 
         # 3. check what Juhe would reject
@@ -250,13 +259,9 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         plan = _plan(info, keep_audio, require_audio)
         command = _command(plan, source_path, container, tools, out)
         stdin = source_path if container in _PIPED else None
-        job = next((j for j in jobs if j.argv == command and not j.killed), None)
         for other in jobs:
-            if other is not job:
-                other.kill()
-        if job is None:
-            job = _Job.start(command, stdin, deadline, jobs)
-        stderr = _finish_ffmpeg(job, "normalise")
+            other.kill()
+        stderr = _finish_ffmpeg(_Job.start(command, stdin, deadline, jobs), "normalise")
         if plan.volumedetect:
             _check_loudness(stderr)
 
@@ -413,22 +418,18 @@ def _probe_argv(path: Path, container: str, tools: Tools, *, packets: bool) -> l
     return [tools.ffprobe, "-hide_banner", "-v", "error", "-of", "json", "-show_entries", entries, *options, *inputs]
 
 
-def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job],
-           guess: list[str] | None = None) -> ProbeInfo:
-    """ffprobe the upload; ``guess`` (an ffmpeg argv) starts alongside it if a slot is free."""
+def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job]) -> ProbeInfo:
+    """ffprobe the upload."""
     # Streamed WebM (Chrome's MediaRecorder) has no duration in its header and
     # a pipe cannot seek to the end: list the first packets in the same pass
     # (their timestamps, and how densely they come).
     argv = _probe_argv(path, container, tools, packets=True)
-    doc = _run_probe(argv, path if container in _PIPED else None, deadline, jobs, guess)
+    doc = _run_probe(argv, path if container in _PIPED else None, deadline, jobs)
     return _probe_info(doc, container, path.stat().st_size)
 
 
-def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job],
-               guess: list[str] | None = None) -> dict:
+def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job]) -> dict:
     job = _Job.start(argv, stdin_path, deadline, jobs)
-    if guess is not None:
-        _Job.start(guess, None, deadline, jobs, speculative=True)
     returncode, stdout, stderr = job.wait("probe")
     if b"exceeds specified max pixel count" in stderr:  # -max_pixels: the decoder allocated nothing
         raise VideoRejected(BAD_FORMAT, f"video picture over {MAX_CODED_PIXELS:,} pixels, larger than a phone camera's 4K")
@@ -594,7 +595,7 @@ def _plan(info: ProbeInfo, keep_audio: bool, require_audio: bool) -> _Plan:
         and short <= MAX_SHORT_SIDE
         and long <= MAX_LONG_SIDE
         and fps is not None
-        and fps <= MAX_FPS + 0.01
+        and fps <= MAX_FPS_VFR
         and info.duration is not None
         and info.duration <= MAX_SECONDS
         and info.size_bytes <= MAX_BYTES
@@ -632,13 +633,13 @@ _COMMON_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(300
 
 
 def _output_fps(fps: float | None) -> Fraction:
-    """The source rate when it is <= 30 fps (snapped to a common rate), else 30."""
-    if fps is None or fps > MAX_FPS + 0.01:
-        return Fraction(MAX_FPS)
+    """The source rate when it is <= 25 fps (snapped to a common rate), else 25."""
+    if fps is None or fps > OUTPUT_FPS + 0.01:
+        return Fraction(OUTPUT_FPS)
     nearest = min(_COMMON_RATES, key=lambda rate: abs(fps - rate))
     if abs(fps - nearest) < nearest * 0.005:
         return nearest
-    return Fraction(round(fps * 100), 100) or Fraction(MAX_FPS)
+    return Fraction(round(fps * 100), 100) or Fraction(OUTPUT_FPS)
 
 
 def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -> list[str]:
@@ -699,28 +700,174 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
             "-filter_complex_threads", str(CHILD_THREADS), *argv[1:]]
 
 
-def _guess_remux(path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
-                 out: Path) -> list[str] | None:
-    """The remux command this upload will probably need, judged from its 'moov' box.
+def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool) -> _Plan | None:
+    """The copy this upload will probably get, judged from its header alone; None if unlikely.
 
-    Only a guess to start work early: the real decision comes from ffprobe.
+    MP4/MOV: the 'moov' box holds one H.264 track, not turned by its matrix.  Matroska/WebM
+    (Chromium asked for H.264): the track list names AVC and no other video codec.  Only a
+    guess, to start the copy without a probe: ``_try_copy`` checks what ffmpeg then read.
     """
-    if container != "mov":
-        return None
     try:
         if path.stat().st_size > MAX_BYTES:
             return None
-        moov = _find_moov(path)
-    except OSError:
+        if container == "mov":
+            sound = _mov_h264_sound(path)
+        elif container == "matroska":
+            sound = _matroska_h264_sound(path)
+        else:
+            return None
+    except (OSError, struct.error, IndexError, ValueError):
         return None
-    if moov is None or b"avc1" not in moov or any(k in moov for k in (b"hvc1", b"hev1", b"vp09", b"av01")):
+    if sound is False:  # not H.264, or not upright
         return None
-    has_audio = b"soun" in moov
+    if require_audio and sound is None:
+        return None  # the full path says "no sound" (267539)
     audio = None
-    if keep_audio and has_audio:
-        audio = "copy" if b"mp4a" in moov else "aac"
-    plan = _Plan(remux=True, audio=audio, volumedetect=require_audio and has_audio)
-    return _command(plan, path, container, tools, out)
+    if keep_audio and sound is not None:
+        audio = "copy" if sound == "aac" else "aac"
+    return _Plan(remux=True, audio=audio, volumedetect=require_audio)
+
+
+def _mov_h264_sound(path: Path) -> str | None | bool:
+    """The sound's codec ("aac", "other", None: no sound) of a MOV holding one upright H.264
+    track; False for anything else."""
+    moov = _find_moov(path)
+    if moov is None:
+        return False
+    tracks = [_read_trak(moov, body, end) for kind, _s, end, body in _boxes(moov, 0, len(moov)) if kind == b"trak"]
+    videos = [t for t in tracks if t.handler == b"vide"]
+    if len(videos) != 1 or videos[0].codec not in (b"avc1", b"avc3") or videos[0].matrix_at is None:
+        return False
+    if moov[videos[0].matrix_at : videos[0].matrix_at + 36] != _Track._IDENTITY:
+        return False
+    sound = next((t for t in tracks if t.handler == b"soun"), None)
+    return None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
+
+
+def _matroska_h264_sound(path: Path) -> str | None | bool:
+    """The same for Matroska/WebM, from the codec IDs in its first 64 KB (the track list of a
+    recorder's stream comes right after its header)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 << 10)
+    if b"V_MPEG4/ISO/AVC" not in head or any(k in head for k in (b"V_VP8", b"V_VP9", b"V_AV1", b"V_MPEGH")):
+        return False
+    if b"A_AAC" in head:
+        return "aac"
+    return "other" if b"A_" in head else None
+
+
+def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
+              out: Path, deadline: _Deadline, jobs: list[_Job]) -> PreparedVideo | None:
+    """Copy the upload in one process and read from that process what ffprobe would have said.
+
+    Returns the prepared video only when the input ffmpeg described is one the full path
+    copies too (H.264 yuv420p, upright, square pixels, <= 1080p, <= 30 fps, 2..10 s, not
+    dense with packets) and the output verifies; otherwise ``None`` (the caller probes).
+    Digital silence in number mode is rejected here, as the full path would.
+    """
+    command = _command(plan, path, container, tools, out)
+    command[command.index("-v") + 1] = "info"  # the input's description, and volumedetect's
+    job = _Job.start(command, path if container in _PIPED else None, deadline, jobs)
+    returncode, _stdout, stderr_bytes = job.wait("copy")
+    if returncode != 0:
+        return None
+    stderr = stderr_bytes.decode("utf-8", "replace")
+    facts = _input_facts(stderr)
+    if facts is None:
+        return None
+    try:
+        data, output = _verify_output(out, plan, _COPY_SOURCE)
+    except (VideoRejected, VideoToolError):
+        return None
+    mp4 = _Mp4.parse(data)
+    packets = sum(t.samples for t in mp4.tracks)
+    duration = facts["duration"] or output.duration
+    info = ProbeInfo(
+        container=container,
+        video_codec=facts["codec"],
+        pix_fmt=facts["pix_fmt"],
+        width=facts["width"],
+        height=facts["height"],
+        rotation=0,
+        fps=output.fps,
+        duration=duration,
+        audio_codec=facts["audio"],
+        size_bytes=path.stat().st_size,
+    )
+    if (
+        (output.width, output.height) != (info.width, info.height)
+        or (facts["duration"] is None and output.duration >= MAX_SECONDS - 0.05)  # streamed: was it longer?
+        or packets > MAX_PACKET_RATE * max(output.duration, 1.0)
+        or _plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
+    ):
+        return None
+    try:
+        _check(info, require_audio)
+    except VideoRejected:
+        return None  # the full path says what is wrong
+    if plan.volumedetect:
+        _check_loudness(stderr)
+    return PreparedVideo(data=data, source=info, output=replace(output, pix_fmt=info.pix_fmt),
+                         remuxed=True, timings={})
+
+
+_COPY_SOURCE = ProbeInfo("mov", "h264", "yuv420p", 0, 0, 0, None, None, None, 0)  # what a copy is made from
+_STREAM_LINE = re.compile(r"^  Stream #0:\d+\S*: (\w+): (.*)$", re.M)
+_INPUT_DURATION = re.compile(r"^  Duration: (?:N/A|(\d+):(\d\d):(\d\d(?:\.\d+)?))", re.M)
+
+
+def _input_facts(stderr: str) -> dict | None:
+    """Codec, pixel format, size, duration and sound of input #0, from ffmpeg's own description
+    of it (``-v info``); None when it is not one plain, upright, square-pixel video stream.
+
+    Only the lines ffmpeg writes itself are read: a metadata value spanning lines is
+    continued under a ``: `` margin, so it can never start a ``  Stream #0:`` line.
+    """
+    begin = stderr.find("Input #0,")
+    if begin < 0:
+        return None
+    ends = [i for i in (stderr.find(m, begin) for m in ("\nInput #1,", "\nOutput #0,", "\nStream mapping:")) if i >= 0]
+    section = stderr[begin : min(ends) if ends else len(stderr)]
+    if "displaymatrix" in section:
+        return None
+    streams = _STREAM_LINE.findall(section)
+    videos = [desc for kind, desc in streams if kind == "Video" and "(attached pic)" not in desc]
+    if len(videos) != 1:
+        return None
+    parts = _top_level_split(videos[0])
+    size = re.match(r"(\d+)x(\d+)(?: \[SAR (\d+):(\d+) DAR \d+:\d+\])?$", parts[2].strip()) if len(parts) > 2 else None
+    if size is None or (size.group(3) and size.group(3) != size.group(4)):
+        return None
+    audio = next((desc.split(None, 1)[0].rstrip(",") for kind, desc in streams if kind == "Audio"), None)
+    match = _INPUT_DURATION.search(section)
+    duration = None
+    if match and match.group(1) is not None:
+        duration = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+    return {
+        "codec": parts[0].split(None, 1)[0],
+        "pix_fmt": re.match(r"\w*", parts[1].strip()).group(0) if len(parts) > 1 else None,
+        "width": int(size.group(1)),
+        "height": int(size.group(2)),
+        "duration": duration,
+        "audio": audio,
+    }
+
+
+def _top_level_split(text: str) -> list[str]:
+    """Split ffmpeg's stream description at the commas outside parentheses."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
 
 
 def _find_moov(path: Path, limit: int = 8 << 20) -> bytes | None:
@@ -928,18 +1075,14 @@ class _Job:
         self.slot = True  # holds one of _SLOTS until reaped
 
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
-              speculative: bool = False) -> _Job | None:
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job]) -> _Job:
         """Start ``argv`` under the child limits once a slot is free, and add it to ``jobs``.
 
-        ``speculative``: only if a slot is free right now (else ``None``).  A call
-        never waits for a slot while holding one (two calls could wait on each
+        A call never waits for a slot while holding one (two calls could wait on each
         other): its running jobs are killed first.
         """
         deadline.left()
         if not _SLOTS.acquire(blocking=False):
-            if speculative:
-                return None
             for job in jobs:
                 job.kill()
             if not _SLOTS.acquire(timeout=deadline.left()):
