@@ -157,10 +157,11 @@ def _request_ids(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import limits, security
+    from . import limits, security, static_files
     from .pages import csrf
     settings = app.extensions["liveness"].settings
     _request_ids(app)
+    static_files.init_app(app)  # versioned, gzipped once, cached for a year
     csrf.init_app(app)
     limits.init_app(app, settings)
     security.init_app(app, settings.PROXY_HOPS,
