@@ -248,8 +248,13 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
                 return replace(copied, timings={"probe": 0.0, "normalise": finished - started,
                                                 "total": finished - started})
 
-        # 2. probe
-        info = _probe(source_path, container, tools, deadline, jobs)
+        # 2. probe; meanwhile (if a slot is free) the encode the header promises, used only
+        #    if the plan made from the probe is the very same command line
+        guess = _header_info(source_path, container)
+        guess_command = None
+        if guess is not None:
+            guess_command = _command(_plan(guess, keep_audio, require_audio), source_path, container, tools, out)
+        info = _probe(source_path, container, tools, deadline, jobs, guess_command)
         probed = time.perf_counter()
 
         # 3. check what Juhe would reject
@@ -259,9 +264,13 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         plan = _plan(info, keep_audio, require_audio)
         command = _command(plan, source_path, container, tools, out)
         stdin = source_path if container in _PIPED else None
+        job = next((j for j in jobs if j.argv == command and not j.killed), None)
         for other in jobs:
-            other.kill()
-        stderr = _finish_ffmpeg(_Job.start(command, stdin, deadline, jobs), "normalise")
+            if other is not job:
+                other.kill()
+        if job is None:
+            job = _Job.start(command, stdin, deadline, jobs)
+        stderr = _finish_ffmpeg(job, "normalise")
         if plan.volumedetect:
             _check_loudness(stderr)
 
@@ -418,18 +427,22 @@ def _probe_argv(path: Path, container: str, tools: Tools, *, packets: bool) -> l
     return [tools.ffprobe, "-hide_banner", "-v", "error", "-of", "json", "-show_entries", entries, *options, *inputs]
 
 
-def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job]) -> ProbeInfo:
-    """ffprobe the upload."""
+def _probe(path: Path, container: str, tools: Tools, deadline: _Deadline, jobs: list[_Job],
+           guess: list[str] | None = None) -> ProbeInfo:
+    """ffprobe the upload; ``guess`` (an ffmpeg argv) starts alongside it if a slot is free."""
     # Streamed WebM (Chrome's MediaRecorder) has no duration in its header and
     # a pipe cannot seek to the end: list the first packets in the same pass
     # (their timestamps, and how densely they come).
     argv = _probe_argv(path, container, tools, packets=True)
-    doc = _run_probe(argv, path if container in _PIPED else None, deadline, jobs)
+    doc = _run_probe(argv, path if container in _PIPED else None, deadline, jobs, guess)
     return _probe_info(doc, container, path.stat().st_size)
 
 
-def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job]) -> dict:
+def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job],
+               guess: list[str] | None = None) -> dict:
     job = _Job.start(argv, stdin_path, deadline, jobs)
+    if guess is not None:
+        _Job.start(guess, stdin_path, deadline, jobs, speculative=True)
     returncode, stdout, stderr = job.wait("probe")
     if b"exceeds specified max pixel count" in stderr:  # -max_pixels: the decoder allocated nothing
         raise VideoRejected(BAD_FORMAT, f"video picture over {MAX_CODED_PIXELS:,} pixels, larger than a phone camera's 4K")
@@ -870,6 +883,107 @@ def _top_level_split(text: str) -> list[str]:
     return parts
 
 
+def _header_info(path: Path, container: str) -> ProbeInfo | None:
+    """What the header says the upload is (MOV: the 'moov' box; Matroska/WebM: its track
+    list), without a process; None when it cannot tell, or when it holds anything a probe
+    might refuse.  Only a guess, to start the encode alongside ffprobe."""
+    try:
+        size = path.stat().st_size
+        found = _mov_header(path) if container == "mov" else _matroska_header(path) if container == "matroska" else None
+    except (OSError, struct.error, IndexError, ValueError, ZeroDivisionError):
+        return None
+    if found is None:
+        return None
+    codec, width, height, rotation, fps, duration, audio = found
+    if not (MIN_SHORT_SIDE <= min(width, height) and max(width, height) <= MAX_CODED_LONG_SIDE
+            and width * height <= MAX_CODED_PIXELS) or (duration is not None and duration < MIN_SECONDS):
+        return None
+    if rotation in (90, 270):
+        width, height = height, width
+    return ProbeInfo(container, codec, None, width, height, rotation, fps, duration, audio, size)
+
+
+def _mov_header(path: Path) -> tuple | None:
+    moov = _find_moov(path)
+    if moov is None or b"pasp" in moov:  # non-square pixels: let the probe say how
+        return None
+    tracks = [_read_trak(moov, body, end) for kind, _s, end, body in _boxes(moov, 0, len(moov)) if kind == b"trak"]
+    videos = [t for t in tracks if t.handler == b"vide"]
+    if len(videos) != 1 or not videos[0].samples or not videos[0].ticks or videos[0].matrix_at is None:
+        return None  # fragmented (no samples in moov), or several pictures
+    video = videos[0]
+    a, b = struct.unpack_from(">2i", moov, video.matrix_at)
+    rotation = _right_angle(math.degrees(math.atan2(b, a)))
+    codec = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}.get(video.codec)
+    if codec is None:
+        return None
+    sound = next((t for t in tracks if t.handler == b"soun"), None)
+    audio = None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
+    fps = video.samples * video.timescale / video.ticks
+    return codec, video.width, video.height, rotation, fps, video.duration, audio
+
+
+_EBML_SEGMENT, _EBML_TRACKS, _EBML_CLUSTER = 0x18538067, 0x1654AE6B, 0x1F43B675
+
+
+def _matroska_header(path: Path) -> tuple | None:
+    """Codec and size of a Matroska/WebM's one video track, from its first 64 KB."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 << 10)
+    tracks = None
+    for element, start, end in _ebml(head, 0, len(head)):
+        if element == _EBML_SEGMENT:
+            for child, cstart, cend in _ebml(head, start, end):
+                if child == _EBML_TRACKS:
+                    tracks = (cstart, cend)
+                    break
+                if child == _EBML_CLUSTER:
+                    break
+    if tracks is None:
+        return None
+    videos, audio = [], None
+    for entry, estart, eend in _ebml(head, *tracks):
+        if entry != 0xAE:  # TrackEntry
+            continue
+        fields = {child: (cstart, cend) for child, cstart, cend in _ebml(head, estart, eend)}
+        codec = head[slice(*fields[0x86])].decode("ascii", "replace") if 0x86 in fields else ""
+        if 0xE0 in fields:  # Video
+            size = {child: int.from_bytes(head[cstart:cend], "big") for child, cstart, cend in _ebml(head, *fields[0xE0])}
+            videos.append((codec, size.get(0xB0, 0), size.get(0xBA, 0)))
+        elif codec.startswith("A_") and audio is None:
+            audio = "aac" if codec.startswith("A_AAC") else "other"
+    names = {"V_VP8": "vp8", "V_VP9": "vp9", "V_MPEG4/ISO/AVC": "h264", "V_AV1": "av1"}
+    if len(videos) != 1 or videos[0][0] not in names:
+        return None
+    codec, width, height = videos[0]
+    # A recorder's stream has no duration in its header and ~30 fps: the probe says how long.
+    return names[codec], width, height, 0, None, None, audio
+
+
+def _ebml(data: bytes, start: int, end: int):
+    """(id, body start, body end) of the EBML elements between start and end (an unknown or
+    overlong size runs to ``end``); stops at the first element cut off."""
+    offset = start
+    while offset < end:
+        first = data[offset]
+        length = 8 - first.bit_length() + 1
+        if not 1 <= length <= 4 or offset + length > end:
+            return
+        element = int.from_bytes(data[offset : offset + length], "big")
+        offset += length
+        if offset >= end:
+            return
+        first = data[offset]
+        width = 8 - first.bit_length() + 1
+        if not 1 <= width <= 8 or offset + width > end:
+            return
+        size = int.from_bytes(data[offset : offset + width], "big") & ((1 << (7 * width)) - 1)
+        offset += width
+        body_end = end if size == (1 << (7 * width)) - 1 else min(end, offset + size)
+        yield element, offset, body_end
+        offset = body_end
+
+
 def _find_moov(path: Path, limit: int = 8 << 20) -> bytes | None:
     """The bytes of the top-level 'moov' box (at most ``limit``), or None."""
     with open(path, "rb") as fh:
@@ -1029,7 +1143,7 @@ def _read_trak(data: bytes, start: int, end: int) -> _Track:
             elif kind == b"mdhd":
                 track.duration = _mvhd_duration(data, body)
                 track.timescale = struct.unpack_from(">I", data, body + (20 if data[body] == 1 else 12))[0]
-            elif kind == b"hdlr":
+            elif kind == b"hdlr" and not track.handler:  # the media's, not QuickTime's data handler
                 track.handler = data[body + 8 : body + 12]
             elif kind == b"stsd":
                 track.codec = data[body + 12 : body + 16]
@@ -1075,14 +1189,18 @@ class _Job:
         self.slot = True  # holds one of _SLOTS until reaped
 
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job]) -> _Job:
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
+              speculative: bool = False) -> _Job | None:
         """Start ``argv`` under the child limits once a slot is free, and add it to ``jobs``.
 
-        A call never waits for a slot while holding one (two calls could wait on each
+        ``speculative``: only if a slot is free right now (else ``None``).  A call
+        never waits for a slot while holding one (two calls could wait on each
         other): its running jobs are killed first.
         """
         deadline.left()
         if not _SLOTS.acquire(blocking=False):
+            if speculative:
+                return None
             for job in jobs:
                 job.kill()
             if not _SLOTS.acquire(timeout=deadline.left()):
