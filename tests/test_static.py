@@ -50,7 +50,9 @@ def test_module_imports_carry_the_same_versions_as_the_preload_links(client, new
     source = client.get(capture).get_data(as_text=True)
     imported = {f"/static/{name}" for name in re.findall(r"from '\./([^']+)'", source)}
     assert imported and imported <= set(urls), (imported, urls)
-    for icon in re.findall(r"'\./([\w-]+\.svg[^']*)'", source):
+    icons = re.findall(r"'(?:\./)?([\w-]+\.svg[^']*)'", source)
+    assert icons
+    for icon in icons:
         assert "?v=" in icon and client.get(f"/static/{icon}").status_code == 200
 
 
@@ -67,13 +69,16 @@ def test_unversioned_urls_are_revalidated_and_a_match_is_304(client):
 
 
 def test_changing_a_module_changes_its_version_and_its_importers(tmp_path):
-    (tmp_path / "a.js").write_text("import { b } from './b.js';\nconst icon = './i.svg';\n")
+    (tmp_path / "a.js").write_text("import { b } from './b.js';\nconst icon = './i.svg', bare = 'i.svg';\n"
+                                   "const word = 'b.js';\n")
     (tmp_path / "b.js").write_text("export const b = 1;\n")
     (tmp_path / "i.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     (tmp_path / "c.js").write_text("import './c.js'; import './missing.js';\n")  # a cycle, a stray name
     before = static_files.build(tmp_path)
     assert f"'./b.js?v={before['b.js'].digest}'" in before["a.js"].body.decode()
     assert f"'./i.svg?v={before['i.svg'].digest}'" in before["a.js"].body.decode()
+    assert f"'i.svg?v={before['i.svg'].digest}'" in before["a.js"].body.decode()
+    assert "'b.js'" in before["a.js"].body.decode()  # a bare script name may be anything: left alone
     assert before["c.js"].body == (tmp_path / "c.js").read_bytes()
     (tmp_path / "b.js").write_text("export const b = 2;\n")
     after = static_files.build(tmp_path)

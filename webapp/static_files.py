@@ -5,7 +5,8 @@ change and a new release is a new URL. A versioned request is answered `Cache-Co
 max-age=31536000, immutable`; an unversioned one (an operator's `<script src=.../embed.js>`, an
 old link) `no-cache` with an ETag, so it is revalidated and never stale. JavaScript modules
 name their imports by relative path (`import ... from './media.js'`): at start those strings,
-and any other quoted `'./file'` naming a file of the folder (the action icons), get the same
+and any other quoted `'./file'` naming a file of the folder, or an image's bare name (the
+action icons), get the same
 `?v=` as the template's `modulepreload` links, so a module is fetched once and a release
 changes the hash of every module that imports a changed one. Text files are sent gzipped
 (level 9, done once) to browsers that accept it; nginx passes that through.
@@ -23,8 +24,10 @@ from flask import Flask, Response, request
 
 YEAR = 365 * 24 * 3600
 _COMPRESSIBLE = (".js", ".css", ".svg", ".html", ".json", ".txt", ".map")
-# A quoted relative name in a module: './media.js', "./eyes.svg".
-_RELATIVE = re.compile(r"""(['"])\./([\w.-]+)\1""")
+# A quoted relative name in a module: './media.js', "./eyes.svg", or an image's bare 'eyes.svg'
+# (resolved against the module's own URL with `new URL(name, import.meta.url)`).
+_RELATIVE = re.compile(r"""(['"])(\./)?([\w.-]+)\1""")
+_IMAGES = (".svg", ".png", ".jpg", ".webp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,11 @@ def build(folder: Path) -> dict[str, Asset]:
         body = raw[name]
         if name.endswith(".js"):
             def versioned(match: re.Match) -> str:
-                other = match.group(2)
-                if other not in raw:
+                quote, dot, other = match.groups()
+                if other not in raw or not (dot or other.endswith(_IMAGES)):
                     return match.group(0)
                 version = digest(other, (*importers, name))
-                quote = match.group(1)
-                return match.group(0) if version is None else f"{quote}./{other}?v={version}{quote}"
+                return match.group(0) if version is None else f"{quote}{dot or ''}{other}?v={version}{quote}"
             body = _RELATIVE.sub(versioned, body.decode("utf-8")).encode("utf-8")
         bodies[name] = body
         digests[name] = hashlib.sha256(body).hexdigest()[:12]
