@@ -96,7 +96,9 @@ BOMB_KINDS = ("bomb_16k_mov", "bomb_wide_mp4", "bomb_hour_mp4", "bomb_packets_mk
 #: The file name a ``mov_dref`` fixture's external data reference points at,
 #: resolved in the fixture's own directory (ffmpeg only follows relative aliases).
 DREF_TARGET = "dref-target.dat"
-KINDS = UPLOAD_KINDS + EDGE_KINDS + HOSTILE_KINDS + BOMB_KINDS
+#: Chromium's H.264 recordings (MediaRecorder asked for avc1/h264 first): the copy path.
+H264_KINDS = ("chrome_h264_webm", "chrome_h264_mp4", "chrome_h264_mkv")
+KINDS = UPLOAD_KINDS + EDGE_KINDS + HOSTILE_KINDS + BOMB_KINDS + H264_KINDS
 
 #: The four kinds the benchmark times.
 BENCH_KINDS = ("chrome_webm", "safari_fmp4", "iphone_hevc_mov", "android_1080p_mp4")
@@ -141,6 +143,9 @@ _EXT = {
     "bomb_hour_mp4": ".mp4",
     "bomb_packets_mkv": ".mkv",
     "bomb_dense_mkv": ".mkv",
+    "chrome_h264_webm": ".webm",
+    "chrome_h264_mp4": ".mp4",
+    "chrome_h264_mkv": ".mkv",
 }
 
 # A voiced, speech-like tone: 140 Hz fundamental (slightly wobbling) with
@@ -374,6 +379,43 @@ def _make_android_1080p_mp4(path: Path, directory: Path) -> None:
             "-g", "30", "-c:a", "aac", "-b:a", "128k", "-f", "mp4", str(coded),
         )
         _rotate_and_tag(coded, path, "mp4", {"location": PRIVATE_METADATA["location"]}, mdta=False)
+
+
+def _chrome_h264(path: Path, directory: Path, fmt: str, muxer: list[str]) -> None:
+    """What Chromium's MediaRecorder makes when asked for H.264 first: constrained-baseline
+    H.264 yuv420p 640x480 with Opus, streamed (no duration in a WebM/Matroska header, a
+    fragmented MP4), VFR with jittery millisecond timestamps."""
+    inputs, vf = _camera(directory, 640, 480, 30, jitter=True)
+    proc = _ffmpeg(
+        *inputs, *_voice(6),
+        "-filter_complex", vf + ",trim=duration=6,format=yuv420p[v]", "-map", "[v]", "-map", "1:a",
+        "-fps_mode", "passthrough",
+        # CRF under a VBV cap, not an average bitrate: x264 would share that out over the
+        # 1 ms time base as if 1000 frames came a second (and skip almost every macroblock).
+        "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-crf", "23",
+        "-maxrate", "1500k", "-bufsize", "3000k", "-g", "100",
+        "-c:a", "libopus", "-b:a", "64k", *muxer, "-f", fmt, "pipe:1",
+        stdout=subprocess.PIPE,
+    )
+    path.write_bytes(proc.stdout)
+
+
+def _make_chrome_h264_webm(path: Path, directory: Path) -> None:  # video/webm;codecs=h264,opus
+    # ffmpeg's webm muxer refuses H.264 (Chromium's does not): write Matroska, then give its
+    # EBML header the DocType "webm" as Chromium does (an EBML Void keeps the header's size).
+    _chrome_h264(path, directory, "matroska", [])
+    data = path.read_bytes()
+    doctype = b"\x42\x82\x88matroska"
+    at = data.index(doctype, 0, 64)
+    path.write_bytes(data[:at] + b"\x42\x82\x84webm" + b"\xec\x82\x00\x00" + data[at + len(doctype):])
+
+
+def _make_chrome_h264_mkv(path: Path, directory: Path) -> None:  # video/x-matroska;codecs=avc1,opus
+    _chrome_h264(path, directory, "matroska", [])
+
+
+def _make_chrome_h264_mp4(path: Path, directory: Path) -> None:  # video/mp4;codecs=avc1,opus
+    _chrome_h264(path, directory, "mp4", ["-movflags", "frag_keyframe+empty_moov+default_base_moof"])
 
 
 # --------------------------------------------------------------------------- edge cases

@@ -11,7 +11,7 @@ from typing import Callable
 
 from flask import Flask, Request, request
 
-from . import api, commands, limits, logs, migrate, pages, security, sessions, uploads, video, webhooks
+from . import api, commands, limits, logs, migrate, pages, security, sessions, static_files, uploads, video, webhooks
 from .extensions import Services, csrf
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
@@ -139,6 +139,7 @@ def _request_ids(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     settings = app.extensions["liveness"].settings
     _request_ids(app)
+    static_files.init_app(app)  # versioned, gzipped once, cached for a year
     csrf.init_app(app)
     limits.init_app(app, settings)
     security.init_app(app, settings.PROXY_HOPS,

@@ -105,6 +105,8 @@ MAX_SHORT_SIDE = 1080
 MAX_LONG_SIDE = 1920
 TARGET_SHORT_SIDE = 540  # what we send when we re-encode (480 lost 0.015 SSIM; see bench/benchmark.py)
 MAX_FPS = 30
+MAX_FPS_VFR = MAX_FPS * 1.02  # a 30 fps recorder's mean rate over jittery (VFR) timestamps
+OUTPUT_FPS = 25  # what we encode at most: the vendor's own recommended rate (fewer frames to encode)
 MAX_CODED_LONG_SIDE = 4096  # a phone camera's 4K (UHD 3840x2160, DCI 4096x2160) is the most we decode
 MAX_CODED_PIXELS = 9_500_000
 SILENCE_DB = -60.0  # volumedetect max_volume below this is digital silence
@@ -113,7 +115,7 @@ SILENCE_DB = -60.0  # volumedetect max_volume below this is digital silence
 # vendor's recommended command: same or better SSIM, a fraction of the time).
 X264_PRESET = "superfast"
 X264_CRF = 23
-VIDEO_MAXRATE = 1_500_000  # bit/s cap: 10 s never exceed ~2 MB
+VIDEO_MAXRATE = 1_000_000  # bit/s cap, the seed's own rate: noisy phone video stays ~0.8 MB for 6 s, SSIM within 0.01 of the seed
 AUDIO_BITRATE = 64_000  # AAC mono, speech
 
 # Limits of every ffmpeg/ffprobe child.  Measured with 2 threads: a 1080p phone upload
@@ -233,14 +235,26 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         container = _sniff_file(source_path)
         out = workdir / "out.mp4"
 
-        # While ffprobe runs, start the remux we expect when the file looks like
-        # a plain H.264 MP4 (Safari): two processes in parallel instead of in a
-        # row.  It is used only if the plan made from the probe is the very same
-        # command line; otherwise it is killed.
-        guess = _guess_remux(source_path, container, keep_audio, require_audio, tools, out)
+        # An upload whose header says H.264 (Safari's MP4, Chromium's H.264 WebM/MP4/Matroska)
+        # is copied straight away, in one ffmpeg process that also describes its input: no
+        # ffprobe (each process costs a third of a second of start-up on a busy machine).
+        # Used only when what that process read shows the very upload the full path would
+        # copy; anything else (rotated, too long, odd) takes the full path below.
+        copy = _copy_plan(source_path, container, keep_audio, require_audio)
+        if copy is not None:
+            copied = _try_copy(copy, source_path, container, keep_audio, require_audio, tools, out, deadline, jobs)
+            if copied is not None:
+                finished = time.perf_counter()
+                return replace(copied, timings={"probe": 0.0, "normalise": finished - started,
+                                                "total": finished - started})
 
-        # 2. probe
-        info = _probe(source_path, container, tools, deadline, jobs, guess)
+        # 2. probe; meanwhile (if a slot is free) the encode the header promises, used only
+        #    if the plan made from the probe is the very same command line
+        guess = _header_info(source_path, container)
+        guess_command = None
+        if guess is not None:
+            guess_command = _command(_plan(guess, keep_audio, require_audio), source_path, container, tools, out)
+        info = _probe(source_path, container, tools, deadline, jobs, guess_command)
         probed = time.perf_counter()
 
         # 3. check what Juhe would reject
@@ -428,7 +442,7 @@ def _run_probe(argv: list[str], stdin_path: Path | None, deadline: _Deadline, jo
                guess: list[str] | None = None) -> dict:
     job = _Job.start(argv, stdin_path, deadline, jobs)
     if guess is not None:
-        _Job.start(guess, None, deadline, jobs, speculative=True)
+        _Job.start(guess, stdin_path, deadline, jobs, speculative=True)
     returncode, stdout, stderr = job.wait("probe")
     if b"exceeds specified max pixel count" in stderr:  # -max_pixels: the decoder allocated nothing
         raise VideoRejected(BAD_FORMAT, f"video picture over {MAX_CODED_PIXELS:,} pixels, larger than a phone camera's 4K")
@@ -594,7 +608,7 @@ def _plan(info: ProbeInfo, keep_audio: bool, require_audio: bool) -> _Plan:
         and short <= MAX_SHORT_SIDE
         and long <= MAX_LONG_SIDE
         and fps is not None
-        and fps <= MAX_FPS + 0.01
+        and fps <= MAX_FPS_VFR
         and info.duration is not None
         and info.duration <= MAX_SECONDS
         and info.size_bytes <= MAX_BYTES
@@ -632,13 +646,13 @@ _COMMON_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(300
 
 
 def _output_fps(fps: float | None) -> Fraction:
-    """The source rate when it is <= 30 fps (snapped to a common rate), else 30."""
-    if fps is None or fps > MAX_FPS + 0.01:
-        return Fraction(MAX_FPS)
+    """The source rate when it is <= 25 fps (snapped to a common rate), else 25."""
+    if fps is None or fps > OUTPUT_FPS + 0.01:
+        return Fraction(OUTPUT_FPS)
     nearest = min(_COMMON_RATES, key=lambda rate: abs(fps - rate))
     if abs(fps - nearest) < nearest * 0.005:
         return nearest
-    return Fraction(round(fps * 100), 100) or Fraction(MAX_FPS)
+    return Fraction(round(fps * 100), 100) or Fraction(OUTPUT_FPS)
 
 
 def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -> list[str]:
@@ -699,28 +713,275 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
             "-filter_complex_threads", str(CHILD_THREADS), *argv[1:]]
 
 
-def _guess_remux(path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
-                 out: Path) -> list[str] | None:
-    """The remux command this upload will probably need, judged from its 'moov' box.
+def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool) -> _Plan | None:
+    """The copy this upload will probably get, judged from its header alone; None if unlikely.
 
-    Only a guess to start work early: the real decision comes from ffprobe.
+    MP4/MOV: the 'moov' box holds one H.264 track, not turned by its matrix.  Matroska/WebM
+    (Chromium asked for H.264): the track list names AVC and no other video codec.  Only a
+    guess, to start the copy without a probe: ``_try_copy`` checks what ffmpeg then read.
     """
-    if container != "mov":
-        return None
     try:
         if path.stat().st_size > MAX_BYTES:
             return None
-        moov = _find_moov(path)
-    except OSError:
+        if container == "mov":
+            sound = _mov_h264_sound(path)
+        elif container == "matroska":
+            sound = _matroska_h264_sound(path)
+        else:
+            return None
+    except (OSError, struct.error, IndexError, ValueError):
         return None
-    if moov is None or b"avc1" not in moov or any(k in moov for k in (b"hvc1", b"hev1", b"vp09", b"av01")):
+    if sound is False:  # not H.264, or not upright
         return None
-    has_audio = b"soun" in moov
+    if require_audio and sound is None:
+        return None  # the full path says "no sound" (267539)
     audio = None
-    if keep_audio and has_audio:
-        audio = "copy" if b"mp4a" in moov else "aac"
-    plan = _Plan(remux=True, audio=audio, volumedetect=require_audio and has_audio)
-    return _command(plan, path, container, tools, out)
+    if keep_audio and sound is not None:
+        audio = "copy" if sound == "aac" else "aac"
+    return _Plan(remux=True, audio=audio, volumedetect=require_audio)
+
+
+def _mov_h264_sound(path: Path) -> str | None | bool:
+    """The sound's codec ("aac", "other", None: no sound) of a MOV holding one upright H.264
+    track; False for anything else."""
+    moov = _find_moov(path)
+    if moov is None:
+        return False
+    tracks = [_read_trak(moov, body, end) for kind, _s, end, body in _boxes(moov, 0, len(moov)) if kind == b"trak"]
+    videos = [t for t in tracks if t.handler == b"vide"]
+    if len(videos) != 1 or videos[0].codec not in (b"avc1", b"avc3") or videos[0].matrix_at is None:
+        return False
+    if moov[videos[0].matrix_at : videos[0].matrix_at + 36] != _Track._IDENTITY:
+        return False
+    sound = next((t for t in tracks if t.handler == b"soun"), None)
+    return None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
+
+
+def _matroska_h264_sound(path: Path) -> str | None | bool:
+    """The same for Matroska/WebM, from the codec IDs in its first 64 KB (the track list of a
+    recorder's stream comes right after its header)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 << 10)
+    if b"V_MPEG4/ISO/AVC" not in head or any(k in head for k in (b"V_VP8", b"V_VP9", b"V_AV1", b"V_MPEGH")):
+        return False
+    if b"A_AAC" in head:
+        return "aac"
+    return "other" if b"A_" in head else None
+
+
+def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
+              out: Path, deadline: _Deadline, jobs: list[_Job]) -> PreparedVideo | None:
+    """Copy the upload in one process and read from that process what ffprobe would have said.
+
+    Returns the prepared video only when the input ffmpeg described is one the full path
+    copies too (H.264 yuv420p, upright, square pixels, <= 1080p, <= 30 fps, 2..10 s, not
+    dense with packets) and the output verifies; otherwise ``None`` (the caller probes).
+    Digital silence in number mode is rejected here, as the full path would.
+    """
+    command = _command(plan, path, container, tools, out)
+    command[command.index("-v") + 1] = "info"  # the input's description, and volumedetect's
+    job = _Job.start(command, path if container in _PIPED else None, deadline, jobs)
+    returncode, _stdout, stderr_bytes = job.wait("copy")
+    if returncode != 0:
+        return None
+    stderr = stderr_bytes.decode("utf-8", "replace")
+    facts = _input_facts(stderr)
+    if facts is None:
+        return None
+    try:
+        data, output = _verify_output(out, plan, _COPY_SOURCE)
+    except (VideoRejected, VideoToolError):
+        return None
+    mp4 = _Mp4.parse(data)
+    packets = sum(t.samples for t in mp4.tracks)
+    duration = facts["duration"] or output.duration
+    info = ProbeInfo(
+        container=container,
+        video_codec=facts["codec"],
+        pix_fmt=facts["pix_fmt"],
+        width=facts["width"],
+        height=facts["height"],
+        rotation=0,
+        fps=output.fps,
+        duration=duration,
+        audio_codec=facts["audio"],
+        size_bytes=path.stat().st_size,
+    )
+    if (
+        (output.width, output.height) != (info.width, info.height)
+        or (facts["duration"] is None and output.duration >= MAX_SECONDS - 0.05)  # streamed: was it longer?
+        or packets > MAX_PACKET_RATE * max(output.duration, 1.0)
+        or _plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
+    ):
+        return None
+    try:
+        _check(info, require_audio)
+    except VideoRejected:
+        return None  # the full path says what is wrong
+    if plan.volumedetect:
+        _check_loudness(stderr)
+    return PreparedVideo(data=data, source=info, output=replace(output, pix_fmt=info.pix_fmt),
+                         remuxed=True, timings={})
+
+
+_COPY_SOURCE = ProbeInfo("mov", "h264", "yuv420p", 0, 0, 0, None, None, None, 0)  # what a copy is made from
+_STREAM_LINE = re.compile(r"^  Stream #0:\d+\S*: (\w+): (.*)$", re.M)
+_INPUT_DURATION = re.compile(r"^  Duration: (?:N/A|(\d+):(\d\d):(\d\d(?:\.\d+)?))", re.M)
+
+
+def _input_facts(stderr: str) -> dict | None:
+    """Codec, pixel format, size, duration and sound of input #0, from ffmpeg's own description
+    of it (``-v info``); None when it is not one plain, upright, square-pixel video stream.
+
+    Only the lines ffmpeg writes itself are read: a metadata value spanning lines is
+    continued under a ``: `` margin, so it can never start a ``  Stream #0:`` line.
+    """
+    begin = stderr.find("Input #0,")
+    if begin < 0:
+        return None
+    ends = [i for i in (stderr.find(m, begin) for m in ("\nInput #1,", "\nOutput #0,", "\nStream mapping:")) if i >= 0]
+    section = stderr[begin : min(ends) if ends else len(stderr)]
+    if "displaymatrix" in section:
+        return None
+    streams = _STREAM_LINE.findall(section)
+    videos = [desc for kind, desc in streams if kind == "Video" and "(attached pic)" not in desc]
+    if len(videos) != 1:
+        return None
+    parts = _top_level_split(videos[0])
+    size = re.match(r"(\d+)x(\d+)(?: \[SAR (\d+):(\d+) DAR \d+:\d+\])?$", parts[2].strip()) if len(parts) > 2 else None
+    if size is None or (size.group(3) and size.group(3) != size.group(4)):
+        return None
+    audio = next((desc.split(None, 1)[0].rstrip(",") for kind, desc in streams if kind == "Audio"), None)
+    match = _INPUT_DURATION.search(section)
+    duration = None
+    if match and match.group(1) is not None:
+        duration = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+    return {
+        "codec": parts[0].split(None, 1)[0],
+        "pix_fmt": re.match(r"\w*", parts[1].strip()).group(0) if len(parts) > 1 else None,
+        "width": int(size.group(1)),
+        "height": int(size.group(2)),
+        "duration": duration,
+        "audio": audio,
+    }
+
+
+def _top_level_split(text: str) -> list[str]:
+    """Split ffmpeg's stream description at the commas outside parentheses."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _header_info(path: Path, container: str) -> ProbeInfo | None:
+    """What the header says the upload is (MOV: the 'moov' box; Matroska/WebM: its track
+    list), without a process; None when it cannot tell, or when it holds anything a probe
+    might refuse.  Only a guess, to start the encode alongside ffprobe."""
+    try:
+        size = path.stat().st_size
+        found = _mov_header(path) if container == "mov" else _matroska_header(path) if container == "matroska" else None
+    except (OSError, struct.error, IndexError, ValueError, ZeroDivisionError):
+        return None
+    if found is None:
+        return None
+    codec, width, height, rotation, fps, duration, audio = found
+    if not (MIN_SHORT_SIDE <= min(width, height) and max(width, height) <= MAX_CODED_LONG_SIDE
+            and width * height <= MAX_CODED_PIXELS) or (duration is not None and duration < MIN_SECONDS):
+        return None
+    if rotation in (90, 270):
+        width, height = height, width
+    return ProbeInfo(container, codec, None, width, height, rotation, fps, duration, audio, size)
+
+
+def _mov_header(path: Path) -> tuple | None:
+    moov = _find_moov(path)
+    if moov is None or b"pasp" in moov:  # non-square pixels: let the probe say how
+        return None
+    tracks = [_read_trak(moov, body, end) for kind, _s, end, body in _boxes(moov, 0, len(moov)) if kind == b"trak"]
+    videos = [t for t in tracks if t.handler == b"vide"]
+    if len(videos) != 1 or not videos[0].samples or not videos[0].ticks or videos[0].matrix_at is None:
+        return None  # fragmented (no samples in moov), or several pictures
+    video = videos[0]
+    a, b = struct.unpack_from(">2i", moov, video.matrix_at)
+    rotation = _right_angle(math.degrees(math.atan2(b, a)))
+    codec = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}.get(video.codec)
+    if codec is None:
+        return None
+    sound = next((t for t in tracks if t.handler == b"soun"), None)
+    audio = None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
+    fps = video.samples * video.timescale / video.ticks
+    return codec, video.width, video.height, rotation, fps, video.duration, audio
+
+
+_EBML_SEGMENT, _EBML_TRACKS, _EBML_CLUSTER = 0x18538067, 0x1654AE6B, 0x1F43B675
+
+
+def _matroska_header(path: Path) -> tuple | None:
+    """Codec and size of a Matroska/WebM's one video track, from its first 64 KB."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 << 10)
+    tracks = None
+    for element, start, end in _ebml(head, 0, len(head)):
+        if element == _EBML_SEGMENT:
+            for child, cstart, cend in _ebml(head, start, end):
+                if child == _EBML_TRACKS:
+                    tracks = (cstart, cend)
+                    break
+                if child == _EBML_CLUSTER:
+                    break
+    if tracks is None:
+        return None
+    videos, audio = [], None
+    for entry, estart, eend in _ebml(head, *tracks):
+        if entry != 0xAE:  # TrackEntry
+            continue
+        fields = {child: (cstart, cend) for child, cstart, cend in _ebml(head, estart, eend)}
+        codec = head[slice(*fields[0x86])].decode("ascii", "replace") if 0x86 in fields else ""
+        if 0xE0 in fields:  # Video
+            size = {child: int.from_bytes(head[cstart:cend], "big") for child, cstart, cend in _ebml(head, *fields[0xE0])}
+            videos.append((codec, size.get(0xB0, 0), size.get(0xBA, 0)))
+        elif codec.startswith("A_") and audio is None:
+            audio = "aac" if codec.startswith("A_AAC") else "other"
+    names = {"V_VP8": "vp8", "V_VP9": "vp9", "V_MPEG4/ISO/AVC": "h264", "V_AV1": "av1"}
+    if len(videos) != 1 or videos[0][0] not in names:
+        return None
+    codec, width, height = videos[0]
+    # A recorder's stream has no duration in its header and ~30 fps: the probe says how long.
+    return names[codec], width, height, 0, None, None, audio
+
+
+def _ebml(data: bytes, start: int, end: int):
+    """(id, body start, body end) of the EBML elements between start and end (an unknown or
+    overlong size runs to ``end``); stops at the first element cut off."""
+    offset = start
+    while offset < end:
+        first = data[offset]
+        length = 8 - first.bit_length() + 1
+        if not 1 <= length <= 4 or offset + length > end:
+            return
+        element = int.from_bytes(data[offset : offset + length], "big")
+        offset += length
+        if offset >= end:
+            return
+        first = data[offset]
+        width = 8 - first.bit_length() + 1
+        if not 1 <= width <= 8 or offset + width > end:
+            return
+        size = int.from_bytes(data[offset : offset + width], "big") & ((1 << (7 * width)) - 1)
+        offset += width
+        body_end = end if size == (1 << (7 * width)) - 1 else min(end, offset + size)
+        yield element, offset, body_end
+        offset = body_end
 
 
 def _find_moov(path: Path, limit: int = 8 << 20) -> bytes | None:
@@ -882,7 +1143,7 @@ def _read_trak(data: bytes, start: int, end: int) -> _Track:
             elif kind == b"mdhd":
                 track.duration = _mvhd_duration(data, body)
                 track.timescale = struct.unpack_from(">I", data, body + (20 if data[body] == 1 else 12))[0]
-            elif kind == b"hdlr":
+            elif kind == b"hdlr" and not track.handler:  # the media's, not QuickTime's data handler
                 track.handler = data[body + 8 : body + 12]
             elif kind == b"stsd":
                 track.codec = data[body + 12 : body + 16]

@@ -1,10 +1,15 @@
 // The camera and the recorder: open the front camera, record a few seconds, stop every track.
 // Nothing here touches the page; capture.js decides what to show.
 
-// The first type the browser can record wins: H.264 MP4 (Safari, newer Chrome) needs no
-// re-encoding on the server; WebM VP8/Opus is what older Chrome and Android browsers make.
+// The first type the browser can record wins. H.264 in any container is copied by the server,
+// not re-encoded (Safari: MP4 with AAC; Chromium: MP4, WebM or Matroska with Opus); a bare
+// 'video/mp4' is VP9 in Chromium, so it comes after them. WebM VP8/Opus: older browsers.
 export const MIME_TYPES = [
   'video/mp4;codecs=avc1.42E01E,mp4a.40.2',
+  'video/mp4;codecs=avc1,opus',
+  'video/webm;codecs=h264,opus',
+  'video/x-matroska;codecs=avc1,opus',
+  'video/x-matroska;codecs=avc1',
   'video/mp4',
   'video/webm;codecs=vp8,opus',
   'video/webm;codecs=vp9,opus',
@@ -34,6 +39,7 @@ export function pickMimeType() {
 /** Open the front camera (and, for read-aloud challenges, the microphone, unprocessed). */
 export async function openCamera(withSound) {
   const video = { facingMode: 'user', width: { ideal: 640 }, height: { ideal: 480 } };
+  video.frameRate = { ideal: 30, max: 30 };  // what Juhe needs, and no more for the encoder
   // Echo cancellation, noise suppression and gain control eat a voice reading digits.
   const audio = withSound
     ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
@@ -77,7 +83,8 @@ export function stopStream(stream) {
  */
 export function makeRecorder(stream) {
   const mimeType = pickMimeType();
-  const options = { videoBitsPerSecond: 1_000_000 };
+  // 6 s of a noisy phone camera stay under 1 MB (~700 KB) with the sound; see README Benchmarks
+  const options = { videoBitsPerSecond: 750_000 };
   if (stream.getAudioTracks().length) options.audioBitsPerSecond = 64_000;
   if (mimeType) options.mimeType = mimeType;
   const recorder = new MediaRecorder(stream, options);  // throws NotSupportedError early

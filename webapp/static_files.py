@@ -1,0 +1,118 @@
+"""Static files: read, versioned and gzipped once at start; cached by browsers for a year.
+
+`url_for('static', filename='capture.js')` gains `?v=<content hash>`, so templates need no
+change and a new release is a new URL. A versioned request is answered `Cache-Control: public,
+max-age=31536000, immutable`; an unversioned one (an operator's `<script src=.../embed.js>`, an
+old link) `no-cache` with an ETag, so it is revalidated and never stale. JavaScript modules
+name their imports by relative path (`import ... from './media.js'`): at start those strings,
+and any other quoted `'./file'` naming a file of the folder, or an image's bare name (the
+action icons), get the same
+`?v=` as the template's `modulepreload` links, so a module is fetched once and a release
+changes the hash of every module that imports a changed one. Text files are sent gzipped
+(level 9, done once) to browsers that accept it; nginx passes that through.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Response, request
+
+YEAR = 365 * 24 * 3600
+_COMPRESSIBLE = (".js", ".css", ".svg", ".html", ".json", ".txt", ".map")
+# A quoted relative name in a module: './media.js', "./eyes.svg", or an image's bare 'eyes.svg'
+# (resolved against the module's own URL with `new URL(name, import.meta.url)`).
+_RELATIVE = re.compile(r"""(['"])(\./)?([\w.-]+)\1""")
+_IMAGES = (".svg", ".png", ".jpg", ".webp", ".gif")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One static file as served: its bytes, their gzip (None when it does not pay) and hash."""
+
+    body: bytes
+    gzipped: bytes | None
+    digest: str
+    mimetype: str
+
+
+def build(folder: Path) -> dict[str, Asset]:
+    """Every file directly in `folder`, by name; modules' relative names carry their hashes."""
+    raw = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    digests: dict[str, str] = {}
+    bodies: dict[str, bytes] = {}
+
+    def digest(name: str, importers: tuple[str, ...] = ()) -> str | None:
+        if name in digests:
+            return digests[name]
+        if name in importers:  # an import cycle: that one name stays unversioned
+            return None
+        body = raw[name]
+        if name.endswith(".js"):
+            def versioned(match: re.Match) -> str:
+                quote, dot, other = match.groups()
+                if other not in raw or not (dot or other.endswith(_IMAGES)):
+                    return match.group(0)
+                version = digest(other, (*importers, name))
+                return match.group(0) if version is None else f"{quote}{dot or ''}{other}?v={version}{quote}"
+            body = _RELATIVE.sub(versioned, body.decode("utf-8")).encode("utf-8")
+        bodies[name] = body
+        digests[name] = hashlib.sha256(body).hexdigest()[:12]
+        return digests[name]
+
+    assets = {}
+    for name in raw:
+        version = digest(name)
+        body = bodies[name]
+        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if mimetype.startswith("text/") or mimetype == "application/javascript" or name.endswith(".js"):
+            mimetype += "; charset=utf-8"
+        packed = gzip.compress(body, compresslevel=9, mtime=0) if name.endswith(_COMPRESSIBLE) else None
+        assets[name] = Asset(body, packed if packed and len(packed) < len(body) * 0.9 else None, version, mimetype)
+    return assets
+
+
+def init_app(app: Flask) -> None:
+    """Serve `app.static_folder` from memory and version `url_for('static', ...)`."""
+    assets = build(Path(app.static_folder))
+    app.extensions["static_assets"] = assets
+    send_static_file = app.send_static_file
+
+    @app.url_defaults
+    def _version(endpoint: str, values: dict) -> None:
+        if endpoint == "static" and "v" not in values:
+            asset = assets.get(values.get("filename", ""))
+            if asset is not None:
+                values["v"] = asset.digest
+
+    def static(filename: str) -> Response:
+        asset = assets.get(filename)
+        if asset is None:  # added after start, or in a subfolder: Flask's own way
+            return send_static_file(filename)
+        packed = asset.gzipped is not None and request.accept_encodings["gzip"] > 0
+        tag = f"{asset.digest}-gz" if packed else asset.digest
+        if request.if_none_match.contains(tag):
+            response = Response(status=304)
+        else:
+            response = Response(asset.gzipped if packed else asset.body, mimetype=asset.mimetype)
+            if packed:
+                response.headers["Content-Encoding"] = "gzip"
+        response.set_etag(tag)
+        if asset.gzipped is not None:
+            response.vary.add("Accept-Encoding")
+        # No document: a short policy of its own (an SVG opened alone runs nothing), instead of
+        # the pages' (webapp/security.py adds its headers only where no policy is set yet).
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        if request.args.get("v") == asset.digest:
+            response.cache_control.public = True
+            response.cache_control.max_age = YEAR
+            response.cache_control.immutable = True
+        else:
+            response.cache_control.no_cache = True
+        return response
+
+    app.view_functions["static"] = static
