@@ -187,6 +187,7 @@ def live_app(standin, tmp_path_factory):
         "OPERATOR_API_KEYS": OPERATOR_KEY, "MAX_ATTEMPTS": MAX_ATTEMPTS,
         "EMBED_ORIGINS": f"http://127.0.0.1:{port}",
         "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
+        "STANDALONE": True,  # the self-service form too (its page goes back to it)
     })
     holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")

@@ -359,8 +359,11 @@ def test_framed_page_records_posts_its_result_to_the_parent_and_returns(live_app
 
     record(frame)
     expect(frame.get_by_role("status")).to_contain_text("通过", timeout=VERDICT_TIMEOUT_MS)
-    page.wait_for_function("window.received.length > 0")
-    received = page.evaluate("window.received")
+    page.wait_for_function("window.received.some((m) => m.data.type === 'liveness:result')")
+    messages = page.evaluate("window.received")
+    assert {m["origin"] for m in messages} == {live_app.url}
+    assert any(m["data"]["type"] == "liveness:resize" for m in messages)  # the frame's height
+    received = [m for m in messages if m["data"]["type"] == "liveness:result"]
     assert len(received) == 1
     assert received[0]["origin"] == live_app.url
     assert received[0]["data"]["type"] == "liveness:result"

