@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request,
                    url_for)
@@ -87,14 +88,33 @@ def index():
 @bp.get("/v/<token>")
 @limiter.limit(limits.PAGE)
 def capture(token: str):
-    """The capture page of one session. It holds no identity, only the token."""
+    """The capture page of one session. It holds no identity, only the token. An unknown link
+    (mistyped, or its session purged) gets a page saying what to do instead."""
+    settings = services().settings
     with services().store.session() as db:
-        session = _session_or_404(db, token)
+        session = lock_session(db, token=token)
+        if session is None:
+            response = make_response(render_template("link.html", minutes=settings.SESSION_TTL // 60), 404)
+            return security.allow_framing(response, settings.EMBED_ORIGINS)
+        session = sessions.refresh(db, settings, session)
         state = state_json(session)
-        origins = (session.embed_origin,) if session.embed_origin else services().settings.EMBED_ORIGINS
+        origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
+        consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames}
+        standalone = session.operator == "standalone"
         db.commit()
-    response = make_response(render_template("capture.html", token=token, state=state))
+    form_url = url_for("pages.index", **({"lang": "en"} if request.args.get("lang") == "en" else {}))
+    response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
+                                             form_url=form_url if standalone else None))
     return security.allow_framing(response, origins)
+
+
+def _asker(session: VerificationSession) -> str | None:
+    """Who asks for the verification, as the person can check it: the host of the operator's
+    page that frames it or that it returns to (None when neither is known)."""
+    for url in (session.embed_origin, session.return_url):
+        if url:
+            return urlsplit(url).hostname
+    return None
 
 
 @bp.get("/v/<token>/state")

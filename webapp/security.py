@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+_CSP = ("default-src 'self'; script-src 'self'{script}; style-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob: mediastream:; connect-src 'self'; font-src 'self'; "
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
 
@@ -23,7 +23,7 @@ def init_app(app: Flask, proxy_hops: int, https_public_url: bool) -> None:
     def _headers(response: Response) -> Response:
         h = response.headers
         if "Content-Security-Policy" not in h:
-            h["Content-Security-Policy"] = _CSP.format(ancestors="'none'")
+            h["Content-Security-Policy"] = _CSP.format(script="", ancestors="'none'")
             h["X-Frame-Options"] = "DENY"
             h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
         h.setdefault("X-Content-Type-Options", "nosniff")
@@ -42,9 +42,10 @@ def init_app(app: Flask, proxy_hops: int, https_public_url: bool) -> None:
 
 
 def allow_framing(response: Response, origins: tuple[str, ...] | list[str]) -> Response:
-    """Let `origins` (and this site) frame this response and use its camera and microphone."""
+    """Let `origins` (and this site) frame this response and use its camera and microphone; its
+    scripts may compile WebAssembly (the capture page's face detector runs in it)."""
     allowed = " ".join(["'self'", *origins])
-    response.headers["Content-Security-Policy"] = _CSP.format(ancestors=allowed)
+    response.headers["Content-Security-Policy"] = _CSP.format(script=" 'wasm-unsafe-eval'", ancestors=allowed)
     quoted = " ".join(["self", *(f'"{o}"' for o in origins)])
     response.headers["Permissions-Policy"] = (f"camera=({quoted}), microphone=({quoted}), "
                                               "geolocation=(), payment=(), usb=()")

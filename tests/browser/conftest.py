@@ -44,34 +44,62 @@ def _ffmpeg(*args: str) -> None:
                    check=True, timeout=120)
 
 
-@pytest.fixture(scope="session")
-def camera_files(tmp_path_factory) -> tuple[Path, Path]:
-    """A y4m of a real face moving slightly (640x480, 20 fps, 4 s; Chromium loops it) and a
-    48 kHz 16-bit WAV of a voice-like tone, loud enough for any silence check."""
+# What the fake camera films, by name: the good face, and the problems the page must name before
+# recording. Each is the same scene (the astronaut's face on a plain wall) with one thing changed.
+FEEDS = {
+    "face": {},
+    "dark": {"gain": 0.12, "wall": (25, 24, 22)},          # a dim room
+    "wall": {"size": 0},                                   # nobody in the picture
+    "far": {"size": 400},                                  # the face at 40 %: the phone held far away
+    "backlit": {"gain": 0.6, "window": True},              # a bright window behind the person
+}
+
+
+def _feed_y4m(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
+              wall: tuple[int, int, int] = (205, 196, 184), window: bool = False) -> Path:
+    """A y4m of the scene FEEDS[name] describes: the face `size` pixels wide (0: none) at `gain` of
+    its brightness on a `wall` (`window`: blown-out white all round the head), moving slightly
+    (640x480, 20 fps, 4 s; Chromium loops it)."""
     from skimage import data, io, transform
 
-    directory = tmp_path_factory.mktemp("camera")
-    # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval, where
-    # the oval is in a 720x560 scene the 640x480 camera pans over a little.
-    size, face_x, face_y = 1000, 225 / 512, 112 / 512
-    picture = (transform.resize(data.astronaut(), (size, size), order=3, anti_aliasing=True) * 255)
-    scene = np.full((560, 720, 3), (205, 196, 184), dtype=np.uint8)  # a plain wall
-    left, top = 360 - round(face_x * size), 250 - round(face_y * size)
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + size, 560), min(left + size, 720)
-    scene[y0:y1, x0:x1] = picture.round().astype(np.uint8)[y0 - top:y1 - top, x0 - left:x1 - left]
-    png = directory / "scene.png"
-    io.imsave(png, scene, check_contrast=False)
-    y4m = directory / "face.y4m"
+    # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval (size 1000),
+    # where the oval is in a 720x560 scene the 640x480 camera pans over a little.
+    scene = np.empty((560, 720, 3), dtype=np.float64)
+    scene[:] = wall
+    if size:
+        face_x, face_y = 225 / 512, 112 / 512
+        picture = transform.resize(data.astronaut(), (size, size), order=3, anti_aliasing=True) * 255
+        left, top = 360 - round(face_x * size), 250 - round(face_y * size)
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + size, 560), min(left + size, 720)
+        scene[y0:y1, x0:x1] = picture[y0 - top:y1 - top, x0 - left:x1 - left] * gain
+    if window:
+        y, x = np.mgrid[0:560, 0:720]
+        scene[((x - 360) / 165) ** 2 + ((y - 250) / 210) ** 2 > 1] = 255
+    png = directory / f"{name}.png"
+    io.imsave(png, scene.clip(0, 255).round().astype(np.uint8), check_contrast=False)
+    y4m = directory / f"{name}.y4m"
     _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
             "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
             "-f", "yuv4mpegpipe", str(y4m))
-    wav = directory / "voice.wav"
+    return y4m
+
+
+@pytest.fixture(scope="session")
+def camera_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("camera")
+
+
+@pytest.fixture(scope="session")
+def camera_files(camera_dir) -> tuple[Path, Path]:
+    """The good face's y4m and a 48 kHz 16-bit WAV of a voice-like tone, loud enough for any
+    silence check."""
+    wav = camera_dir / "voice.wav"
     voice = ("0.45*(sin(2*PI*140*t)+0.6*sin(2*PI*280*t)+0.3*sin(2*PI*420*t))"
              "*(0.6+0.4*sin(2*PI*2.2*t))")
     _ffmpeg("-f", "lavfi", "-i", f"aevalsrc=exprs='{voice}':s=48000:c=mono:d=6",
             "-c:a", "pcm_s16le", str(wav))
-    return y4m, wav
+    return _feed_y4m(camera_dir, "face"), wav
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -159,6 +187,7 @@ def live_app(standin, tmp_path_factory):
         "OPERATOR_API_KEYS": OPERATOR_KEY, "MAX_ATTEMPTS": MAX_ATTEMPTS,
         "EMBED_ORIGINS": f"http://127.0.0.1:{port}",
         "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
+        "STANDALONE": True,  # the self-service form too (its page goes back to it)
     })
     holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")
@@ -171,34 +200,72 @@ def live_app(standin, tmp_path_factory):
 
 # -- the browser -----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def browser(camera_files):
-    """Headless Debian Chromium with a fake camera and microphone. There is no fake consent
-    UI: a context with the camera permission gets the camera, one without is refused."""
-    y4m, wav = camera_files
+def playwright_driver():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream",
-            # Third-party cookies off, as in Safari or Chrome's incognito: the framed page must
-            # not need one.
-            "--test-third-party-cookie-phaseout",
-            # A name that is not localhost: pages opened there are not a secure context.
-            "--host-resolver-rules=MAP insecure.test 127.0.0.1",
-            f"--use-file-for-fake-video-capture={y4m}",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ])
-        yield browser
+        yield playwright
+
+
+def _launch(playwright, video: Path | None, audio: Path, fake_devices: str = ""):
+    """Headless Debian Chromium with a fake camera and microphone. There is no fake consent
+    UI: a context with the camera permission gets the camera, one without is refused. `video`
+    None: Chromium's own moving test pattern (with `fake_devices` such as "device-count=2")."""
+    fake = "--use-fake-device-for-media-stream" + (f"={fake_devices}" if fake_devices else "")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        fake,
+        # Third-party cookies off, as in Safari or Chrome's incognito: the framed page must
+        # not need one.
+        "--test-third-party-cookie-phaseout",
+        # A name that is not localhost: pages opened there are not a secure context.
+        "--host-resolver-rules=MAP insecure.test 127.0.0.1",
+        *([f"--use-file-for-fake-video-capture={video}"] if video else []),
+        f"--use-file-for-fake-audio-capture={audio}",
+    ])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver, camera_files):
+    """The browser whose camera films the good face (and whose microphone hears a voice)."""
+    y4m, wav = camera_files
+    browser = _launch(playwright_driver, y4m, wav)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def browser_with(playwright_driver, camera_dir, camera_files):
+    """`browser_with(feed="face", sound=True, fake_devices="")` → a browser (one per kind, kept
+    for the run) whose camera films FEEDS[feed] (None: Chromium's test pattern) and whose
+    microphone hears the voice, or digital silence."""
+    launched = {}
+
+    def get(feed: str | None = "face", sound: bool = True, fake_devices: str = ""):
+        key = (feed, sound, fake_devices)
+        if key not in launched:
+            video = _feed_y4m(camera_dir, feed, **FEEDS[feed]) if feed else None
+            audio = camera_files[1]
+            if not sound:
+                audio = camera_dir / "silence.wav"
+                if not audio.exists():
+                    _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "6",
+                            "-c:a", "pcm_s16le", str(audio))
+            launched[key] = _launch(playwright_driver, video, audio, fake_devices)
+        return launched[key]
+
+    yield get
+    for browser in launched.values():
         browser.close()
 
 
 @pytest.fixture
 def phone(browser, live_app):
-    """`phone(camera=True, init_script=None)` → a new page in a phone-sized context."""
+    """`phone(camera=True, init_script=None, browser=None, **context)` → a new page in a
+    phone-sized context (of `browser`, else the good face's)."""
     contexts = []
 
-    def open_page(camera: bool = True, init_script: str | None = None):
-        context = browser.new_context(**PHONE)
+    def open_page(camera: bool = True, init_script: str | None = None, browser=browser, **context):
+        context = browser.new_context(**{**PHONE, **context})
         if camera:
             for origin in (live_app.url, live_app.operator_origin):
                 context.grant_permissions(["camera", "microphone"], origin=origin)

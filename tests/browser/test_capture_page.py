@@ -38,6 +38,11 @@ def start_button(page):
     return page.get_by_role("button", name="开始录制")
 
 
+def agree(page) -> None:
+    """Agree on the consent screen (nothing is recorded, and the camera stays closed, before)."""
+    page.get_by_role("button", name="同意").click()
+
+
 def shown_digits(page) -> str:
     """The 4 digits the page shows (waits until they are there)."""
     region = page.get_by_role("region", name=NUMBER_TITLE)
@@ -70,6 +75,7 @@ def test_number_mode_passes_and_juhe_gets_the_digits_shown(live_app, standin, ph
     url, number = live_app.new_session("number")
     page = phone(init_script=LAYOUT_SHIFTS)
     page.goto(url)
+    agree(page)
 
     digits = shown_digits(page)
     expect(start_button(page)).to_be_enabled()
@@ -92,6 +98,7 @@ def test_action_mode_passes_and_juhe_gets_the_order_shown(live_app, standin, pho
     url, number = live_app.new_session("action")
     page = phone()
     page.goto(url)
+    agree(page)
 
     steps = page.get_by_role("region", name=ACTION_TITLE).get_by_role("listitem")
     expect(steps).to_have_count(2)
@@ -121,6 +128,7 @@ def test_silent_mode_passes_after_showing_verifying(live_app, standin, phone):
     standin.script[number] = standin.SLOW  # a few seconds of "verifying" to look at
     page = phone()
     page.goto(url)
+    agree(page)
 
     expect(page.get_by_role("region", name=SILENT_TITLE)).to_contain_text("看着摄像头")
     expect(start_button(page)).to_be_enabled()
@@ -142,6 +150,7 @@ def test_failure_shows_guidance_then_a_new_challenge_passes(live_app, standin, p
     standin.script[number] = 267517  # too dark
     page = phone()
     page.goto(url)
+    agree(page)
 
     first = shown_digits(page)
     record(page)
@@ -167,6 +176,7 @@ def test_when_attempts_run_out_it_says_so_and_offers_no_retry(live_app, standin,
     standin.script[number] = 267517
     page = phone()
     page.goto(url)
+    agree(page)
 
     record(page)
     expect(live_region(page)).to_contain_text("还可以再试 1 次", timeout=VERDICT_TIMEOUT_MS)
@@ -186,6 +196,7 @@ def test_without_media_recorder_the_file_input_uploads_by_itself(live_app, stand
     url, number = live_app.new_session("number")
     page = phone(init_script="delete window.MediaRecorder;")
     page.goto(url)
+    agree(page)
 
     digits = shown_digits(page)  # the same challenge, shown for the camera app
     expect(live_region(page)).to_contain_text("不能在网页里录像")
@@ -206,6 +217,7 @@ def test_refused_camera_is_explained_and_the_file_input_offered(live_app, standi
     url, number = live_app.new_session("action")
     page = phone(camera=False)  # no permission: Chromium refuses getUserMedia
     page.goto(url)
+    agree(page)
 
     expect(live_region(page)).to_contain_text("权限被拒绝")
     explanation = page.get_by_role("region", name="想在网页里直接录制？")
@@ -225,6 +237,7 @@ def test_insecure_context_is_explained_and_the_file_input_offered(live_app, stan
     url, number = live_app.new_session("silent")
     page = phone()
     page.goto(url.replace("://localhost:", "://insecure.test:"))  # plain http, not localhost
+    agree(page)
 
     expect(live_region(page)).to_contain_text("安全连接")
     expect(page.get_by_role("region", name="想在网页里直接录制？")).to_contain_text("https://")
@@ -253,6 +266,7 @@ def test_a_dropped_upload_is_sent_again_without_recording_again(live_app, standi
 
     page.route("**/upload", drop_the_first)
     page.goto(url)
+    agree(page)
     digits = shown_digits(page)
     page.get_by_label("拍摄视频").set_input_files(make_fixture("safari_fmp4", media_dir))
     expect(live_region(page)).to_contain_text("网络连接中断")
@@ -270,6 +284,7 @@ def test_an_answer_lost_while_verifying_is_read_back(live_app, standin, phone, m
     live_app.lose_upload_answers(url)  # verified and recorded, but the answer never arrives
     page = phone(init_script=NO_RECORDER)
     page.goto(url)
+    agree(page)
     page.get_by_label("拍摄视频").set_input_files(make_fixture("safari_fmp4", media_dir))
     expect(live_region(page)).to_contain_text("离得太近", timeout=VERDICT_TIMEOUT_MS)
     expect(live_region(page)).to_contain_text("还可以再试 1 次")
@@ -284,6 +299,7 @@ def test_a_page_reloaded_while_verifying_waits_for_the_verdict(live_app, standin
     slow_before, standin.slow_seconds = standin.slow_seconds, 12.0
     page = phone(init_script=NO_RECORDER)
     page.goto(url)
+    agree(page)
     page.get_by_label("拍摄视频").set_input_files(make_fixture("safari_fmp4", media_dir))
     expect(live_region(page)).to_contain_text("正在核验")
     page.wait_for_timeout(200)  # let the page's upload get going
@@ -311,6 +327,7 @@ def test_the_page_fits_small_and_landscape_screens(live_app, phone, name, viewpo
     page = phone()
     page.set_viewport_size(viewport)
     page.goto(url + query)
+    agree(page)
     start = page.get_by_role("button", name="Start recording" if query else "开始录制")
     expect(start).to_be_enabled()
     screenshot(page, f"fit-{name}")
@@ -338,11 +355,15 @@ def test_framed_page_records_posts_its_result_to_the_parent_and_returns(live_app
     page = phone()
     page.goto(live_app.operator_page("embed", PARENT.format(url=url)))
     frame = page.frame_locator("iframe")
+    agree(frame)
 
     record(frame)
     expect(frame.get_by_role("status")).to_contain_text("通过", timeout=VERDICT_TIMEOUT_MS)
-    page.wait_for_function("window.received.length > 0")
-    received = page.evaluate("window.received")
+    page.wait_for_function("window.received.some((m) => m.data.type === 'liveness:result')")
+    messages = page.evaluate("window.received")
+    assert {m["origin"] for m in messages} == {live_app.url}
+    assert any(m["data"]["type"] == "liveness:resize" for m in messages)  # the frame's height
+    received = [m for m in messages if m["data"]["type"] == "liveness:result"]
     assert len(received) == 1
     assert received[0]["origin"] == live_app.url
     assert received[0]["data"]["type"] == "liveness:result"
@@ -362,6 +383,7 @@ def test_page_before_the_camera_starts_stays_small(live_app, phone):
         (request.url, request.sizes()["responseBodySize"] + request.sizes()["responseHeadersSize"]))
         if request.resource_type in ("document", "stylesheet", "script", "image") else None)
     page.goto(url)
+    agree(page)
     expect(live_region(page)).to_contain_text("权限被拒绝")  # everything the page needs is loaded
     page.wait_for_load_state("networkidle")
 

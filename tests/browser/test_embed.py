@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from .conftest import VERDICT_TIMEOUT_MS
-from .test_capture_page import record, sent_to_juhe
+from .test_capture_page import agree, record, sent_to_juhe
 
 OPERATOR_PAGE = """<!doctype html><title>A bank</title>
 <div id="box"></div>
@@ -29,6 +29,7 @@ def test_operator_on_another_site_embeds_the_page_and_gets_the_verdict(live_app,
     page = phone()
     page.goto(live_app.operator_page("bank", OPERATOR_PAGE.format(app=live_app.url, url=url)))
     frame = page.frame_locator("#box iframe")
+    agree(frame)
     assert page.get_attribute("#box iframe", "allow") == "camera; microphone"
 
     record(frame)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from ..conftest import OPERATOR_KEY, STANDIN_KEY
 from ..servers import CeleryWorker, Gunicorn, RedisServer, request
 from .conftest import PHONE, next_idcard
-from .test_capture_page import expect_passed, live_region, record, sent_to_juhe
+from .test_capture_page import agree, expect_passed, live_region, record, sent_to_juhe
 
 
 def test_with_a_broker_the_page_follows_the_state_to_the_workers_verdict(browser, standin, tmp_path):
@@ -31,6 +31,7 @@ def test_with_a_broker_the_page_follows_the_state_to_the_workers_verdict(browser
         uploads = []
         page.on("response", lambda r: uploads.append(r.status) if r.url.endswith("/upload") else None)
         page.goto(created["url"])
+        agree(page)
         record(page)
         expect(live_region(page)).to_contain_text("正在核验", timeout=20_000)
         expect_passed(page)

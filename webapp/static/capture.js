@@ -2,9 +2,11 @@
 //
 // One variable, `phase`, says where the page is; setPhase() changes it and shows the elements
 // whose data-show lists it. The server's state is the truth: after anything unexpected the page
-// asks GET /state and draws itself from the answer.
+// asks GET /state and draws itself from the answer. Nothing is recorded, and the camera stays
+// closed, until the person has agreed on the consent screen; the live checks (coach.js, with its
+// face detector) load only once the camera is live.
 
-import { english, pick, t } from './texts.js';
+import { english, loaded, pick, t } from './texts.js';
 import * as media from './media.js';
 import * as net from './net.js';
 
@@ -14,7 +16,9 @@ const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, 
 const RETURN_DELAY_MS = 3000;
 const POLL_MS = { first: 1500, max: 10000 };
 const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
-const CAPTURING = ['camera', 'ready', 'countdown', 'recording'];
+const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
+const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
+const COACH_WAIT_MS = 5000;  // the live checks not loaded by then: recording may start without them
 
 const root = document.getElementById('capture');
 const base = root.dataset.base;
@@ -23,12 +27,18 @@ const shown = [...document.querySelectorAll('[data-show]')];
 const digits = document.getElementById('digits');
 const steps = [...document.querySelectorAll('#steps li')];
 const preview = document.getElementById('preview');
+const stage = document.getElementById('stage');
+const hint = document.getElementById('hint');
+const level = document.getElementById('level');
+const cameraChoice = document.getElementById('camera');
 const ring = document.getElementById('ring');
 const count = document.getElementById('count');
 const prompt = document.getElementById('prompt');
 const status = document.getElementById('status');
 const progress = document.getElementById('progress');
 const startButton = document.getElementById('start');
+const redoButton = document.getElementById('redo');
+const editLink = document.getElementById('edit');
 const resendButton = document.getElementById('resend');
 const retryButton = document.getElementById('retry');
 const returnLink = document.getElementById('return');
@@ -39,9 +49,11 @@ const fallbackHint = document.getElementById('fallback-hint');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
 
-// start → camera → ready → countdown → recording → uploading → verifying → passed | retry | over;
-// also: fallback (file input), resend (upload lost), paused (page hidden), blank (first paint).
+// consent → start → camera → ready → countdown → recording → uploading → verifying → passed |
+// retry | over; also: declined (no consent), redo (the recording failed its own check and was not
+// sent), fallback (file input), resend (upload lost), paused (page hidden), blank (first paint).
 let phase = root.dataset.phase;
+const framed = window.parent !== window;
 
 let state = JSON.parse(document.getElementById('initial-state').textContent);
 let challenge = null;       // the challenge on screen
@@ -53,12 +65,23 @@ let upload = null;          // the last upload, kept so a lost one can be sent a
 let fallbackReason = null;  // why the page uses the file input instead of the camera
 let chosenFile = null;      // a file picked before its challenge arrived (sent once it has)
 let toldParent = false;
+let agreed = false;         // the person agreed on the consent screen (this page's life)
+let afterConsent = null;    // what agreeing goes on to
+let live = null;            // coach.js, loaded once a camera is live (null: not, or it failed)
+let coach = null;           // its live checks while the camera is open
+let startable = false;      // the checks let recording start (or there are none)
 
 function setPhase(next) {
   phase = next;
   root.dataset.phase = next;
   for (const element of shown) element.hidden = !element.dataset.show.split(' ').includes(next);
-  startButton.disabled = next !== 'ready';
+  startButton.disabled = !(next === 'ready' && startable);
+  cameraChoice.disabled = next !== 'ready';
+}
+
+/** Move the focus to `element` (a phase's heading or button), for keyboards and screen readers. */
+function focusOn(element) {
+  element?.focus({ preventScroll: true });
 }
 
 /** Write to the one live region, one line per part. */
@@ -78,9 +101,39 @@ function showState(next) {
   if (next.status === 'expired' && !next.last) return finish('expired', t('expired'));
   if (next.status !== 'pending') return finish(next.status, ...endWords(next.last));
   if (next.processing) return waitForVerdict();
-  if (next.challenge) return beginAttempt(next.challenge);
+  if (next.challenge) return whenAgreed(() => beginAttempt(next.challenge));
   if (next.last) return offerRetry(lastMessage(next));  // reloaded after a failed attempt
-  return newAttempt();
+  return whenAgreed(newAttempt);
+}
+
+// -- consent ------------------------------------------------------------------------------------
+
+/** Go on with `then` once the person has agreed (at once if they already have). */
+function whenAgreed(then) {
+  if (agreed) return then();
+  afterConsent = then;
+  setPhase('consent');
+  say('');
+  return undefined;
+}
+
+function agree() {
+  agreed = true;
+  window.scrollTo(0, 0);  // the consent may have been scrolled to its button: the next screen fits
+  const then = afterConsent;
+  afterConsent = null;
+  then?.();
+  focusOn(document.getElementById('challenge-title'));
+}
+
+function decline() {
+  setPhase('declined');
+  focusOn(document.getElementById('declined-title'));
+}
+
+function reconsider() {
+  setPhase('consent');
+  focusOn(document.getElementById('consent-title'));
 }
 
 function lastMessage(s) {
@@ -114,7 +167,13 @@ function renderChallenge(next) {
     const item = steps[i];
     if (!item) return;
     item.querySelector('img').src = new URL(ACTION_ICONS[action.code], import.meta.url).href;
-    item.querySelector('.step-name').textContent = english ? `${action.en} (${action.zh})` : action.zh;
+    const name = item.querySelector('.step-name');
+    if (!english) name.textContent = action.zh;
+    else {  // the Chinese name stays beside the English one, smaller
+      const zh = Object.assign(document.createElement('span'), { lang: 'zh-CN', className: 'zh' });
+      zh.textContent = `(${action.zh})`;
+      name.replaceChildren(`${action.en} `, zh);
+    }
   });
   fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
 }
@@ -163,10 +222,11 @@ function beginAttempt(next) {
 
 async function openCamera() {
   chosenFile = null;
+  startable = false;
   setPhase('camera');
   say(t('cameraOpening'));
   try {
-    stream = await media.openCamera(mode === 'number');
+    stream = await media.openCamera(mode === 'number', remembered(CAMERA_KEY));
   } catch (error) {
     return useFallback(media.cameraProblem(error));
   }
@@ -179,10 +239,92 @@ async function openCamera() {
   }
   setPhase('ready');
   say(t('ready'));
+  startCoach(stream);
+}
+
+/** Load the live checks (after the camera: they must not delay it or weigh on the page before
+ * it) and follow what they say. Without them (they failed to load) recording may start at once,
+ * as it always could. */
+async function startCoach(forStream) {
+  // A module that is slow to come must not hold the button back either.
+  const late = setTimeout(() => {
+    if (stream === forStream && !coach) followChecks({ key: null, startable: true });
+  }, COACH_WAIT_MS);
+  live ??= await import('./coach.js').catch(() => null);
+  clearTimeout(late);
+  if (stream !== forStream || !CAPTURING.includes(phase)) return;  // closed meanwhile
+  if (!live) return followChecks({ key: null, startable: true });
+  try {
+    coach = live.startCoach({ video: preview, stage, level, stream, onChange: followChecks });
+  } catch {
+    followChecks({ key: null, startable: true });
+  }
+  offerCameraChoice(forStream);
+}
+
+/** Show what the checks say: words on the oval and in the live region, and whether (and how)
+ * recording may start: 开始录制 when the checks pass, 仍然开始 when they have failed a while. */
+function followChecks({ key, words, ok, startable: may }) {
+  startable ||= may;  // once allowed, for as long as this camera is open
+  startButton.textContent = startable && !ok && key !== null ? t('startAnyway') : t('start');
+  if (phase === 'ready') {
+    startButton.disabled = !startable;
+    if (key === null) say(t('ready'));
+    else if (key !== 'checking') say(words, ok ? t('goodToGo') : startable ? t('orStartAnyway') : '');
+  }
+  hint.textContent = key === 'good' || key === 'checking' ? '' : words ?? '';
+}
+
+function stopCoach() {
+  coach?.stop();
+  coach = null;
+  hint.textContent = '';
+}
+
+// -- which camera -------------------------------------------------------------------------------
+
+/** Where the phone has several front cameras (or opened an infrared one), let the person pick;
+ * the choice is remembered for the next visit. */
+async function offerCameraChoice(forStream) {
+  const track = forStream.getVideoTracks()[0];
+  const cameras = await live.frontCameras();
+  if (stream !== forStream) return;
+  const current = track?.getSettings?.().deviceId ?? '';
+  const other = cameras.find((c) => c.deviceId !== current && !live.isInfrared(c.label));
+  if (track && live.isInfrared(track.label) && other) return switchCamera(other.deviceId);
+  const box = cameraChoice.parentElement;
+  box.hidden = cameras.length < 2;
+  cameraChoice.replaceChildren(...cameras.map((camera, i) => {
+    const option = new Option(camera.label || t('cameraN', { n: i + 1 }), camera.deviceId);
+    option.selected = camera.deviceId === current;
+    return option;
+  }));
+}
+
+function switchCamera(deviceId) {
+  remember(CAMERA_KEY, deviceId);
+  stopCapture();
+  openCamera();
+}
+
+function remembered(key) {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;  // storage refused (private mode, a sandboxed frame): ask the default camera
+  }
+}
+
+function remember(key, value) {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // not remembered: the person chooses again next time
+  }
 }
 
 async function startRecording() {
-  if (phase !== 'ready') return;
+  if (phase !== 'ready' || !startable) return;
   try {
     recorder = media.makeRecorder(stream);
   } catch {
@@ -208,6 +350,8 @@ async function record() {
   } catch {
     return useFallback('recorder');
   }
+  coach?.recording(true);
+  const started = performance.now();
   promptDuringRecording();
   let blob;
   try {
@@ -219,9 +363,31 @@ async function record() {
     stopCues();
     recorder = null;
   }
+  const problem = live
+    ? live.recordingFault(blob, {
+      ms: performance.now() - started, wantedMs: RECORD_MS, peak: mode === 'number' ? coach?.heardPeak() : null,
+    })
+    : blob.size ? null : 'small';
+  coach?.recording(false);
+  if (problem) return redoLocally(problem);
+  stopCoach();
   releaseCamera();
-  if (!blob.size) return offerRetry(t('emptyRecording'));
   return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: challenge.id });
+}
+
+/** The recording failed its own check: say why and record again with the camera still open.
+ * Nothing was sent, so no attempt is spent. */
+function redoLocally(problem) {
+  setPhase('redo');
+  say(t(`fault_${problem}`), t('notSent'));
+  focusOn(redoButton);
+}
+
+function recordAgainLocally() {
+  if (phase !== 'redo') return;
+  setPhase('ready');
+  say(t('ready'));
+  if (!coach) followChecks({ key: null, startable: true });
 }
 
 function promptDuringRecording() {
@@ -274,6 +440,7 @@ function stopCapture() {
   recorder?.cancel();
   recorder = null;
   stopCues();
+  stopCoach();
   releaseCamera();
 }
 
@@ -281,6 +448,7 @@ function releaseCamera() {
   media.stopStream(stream);
   stream = null;
   preview.srcObject = null;
+  cameraChoice.parentElement.hidden = true;
 }
 
 // -- the fallback: the phone's own camera app -------------------------------------------------
@@ -469,9 +637,13 @@ function offerRetry(message, note = '') {
 function finish(status, ...words) {
   stopCapture();
   setPhase(status === 'passed' ? 'passed' : 'over');
-  say(...words, status === 'passed' && !state.return_url ? t('closeNow') : '');
+  // Framed, the operator's page takes over: it, not this frame, can be closed.
+  say(...words, status === 'passed' && !state.return_url && !framed ? t('closeNow') : '');
+  // Standalone, a name and number that do not match (or are not registered) can be corrected.
+  editLink.hidden = !(root.dataset.form && status === 'failed' && state.last?.category === 'identity');
   tellParent(status);
   goBackLater(words);
+  focusOn(document.querySelector('.controls a:not([hidden])'));
 }
 
 function notFound() {
@@ -483,9 +655,23 @@ function notFound() {
 /** Framed by an allowed site: tell it the result (never to `*`). */
 function tellParent(status) {
   const origin = state.message_origin;
-  if (toldParent || !origin || window.parent === window) return;
+  if (toldParent || !origin || !framed) return;
   window.parent.postMessage({ type: 'liveness:result', sessionId: state.session_id, status }, origin);
   toldParent = true;
+}
+
+/** Framed, tell the parent the page's height whenever it changes, so that embed.js sizes the
+ * frame to it and the page never scrolls inside the frame. */
+function tellParentTheHeight() {
+  const origin = state.message_origin;
+  if (!origin || !framed || typeof ResizeObserver !== 'function') return;
+  let last = 0;
+  new ResizeObserver(() => {
+    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    if (height === last) return;
+    last = height;
+    window.parent.postMessage({ type: 'liveness:resize', height }, origin);
+  }).observe(document.documentElement);
 }
 
 /** Where the session has a return_url, go there after the person has seen the result. */
@@ -519,9 +705,25 @@ function onVisibilityChange() {
   }
 }
 
+/** The first screen (challenge, preview, start button) fills the viewport below the header:
+ * app.css sizes it from --top, where the page's own part begins. */
+function measureTop() {
+  const top = document.querySelector('.top').getBoundingClientRect().bottom + window.scrollY;
+  document.documentElement.style.setProperty('--top', `${Math.round(top)}px`);
+}
+
 function init() {
+  document.documentElement.classList.toggle('framed', framed);
+  measureTop();
+  window.addEventListener('resize', measureTop);
+  tellParentTheHeight();
+  document.getElementById('agree').addEventListener('click', agree);
+  document.getElementById('decline').addEventListener('click', decline);
+  document.getElementById('reconsider').addEventListener('click', reconsider);
+  cameraChoice.addEventListener('change', () => switchCamera(cameraChoice.value));
+  redoButton.addEventListener('click', recordAgainLocally);
   startButton.addEventListener('click', startRecording);
-  retryButton.addEventListener('click', newAttempt);
+  retryButton.addEventListener('click', () => whenAgreed(newAttempt));
   resendButton.addEventListener('click', sendAgain);
   fileInput.addEventListener('change', onFileChosen);
   useFileButton.addEventListener('click', () => useFallback('chosen'));
@@ -534,4 +736,4 @@ function init() {
   showState(state);
 }
 
-init();
+loaded.catch(() => {}).then(init);  // the sentences first (a failure leaves their keys)

@@ -13,6 +13,10 @@
  * The promise resolves with the first {type: "liveness:result"} message that comes from the
  * iframe it created (event.source) and from the capture page's origin (event.origin); any other
  * message is ignored. The session must have been created with embed_origin = your origin.
+ *
+ * The iframe starts `options.height` tall (720px) and then follows the page's own height, which
+ * the page posts as {type: "liveness:resize", height} (same checks), so it never scrolls inside
+ * the frame; `autoHeight: false` keeps the height you give.
  */
 (function () {
   'use strict';
@@ -28,6 +32,7 @@
     iframe.style.height = options.height || '720px';
     iframe.style.border = '0';
     container.appendChild(iframe);
+    if (options.autoHeight !== false) followHeight(iframe, origin);
 
     return new Promise(function (resolve, reject) {
       var timer = null;
@@ -49,6 +54,16 @@
           reject(new Error('liveness: no result within ' + options.timeoutMs + ' ms'));
         }, options.timeoutMs);
       }
+    });
+  }
+
+  // For the frame's whole life (the page's height changes after the result too).
+  function followHeight(iframe, origin) {
+    window.addEventListener('message', function (event) {
+      if (event.origin !== origin || event.source !== iframe.contentWindow) return;
+      var data = event.data;
+      if (!data || data.type !== 'liveness:resize' || typeof data.height !== 'number' || !isFinite(data.height)) return;
+      iframe.style.height = Math.round(Math.min(Math.max(data.height, 200), 4000)) + 'px';
     });
   }
 

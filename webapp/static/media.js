@@ -36,14 +36,23 @@ export function pickMimeType() {
   return supported ? MIME_TYPES.find((type) => supported(type)) ?? '' : '';
 }
 
-/** Open the front camera (and, for read-aloud challenges, the microphone, unprocessed). */
-export async function openCamera(withSound) {
+/** Open the front camera, or the camera `deviceId` the person chose (and, for read-aloud
+ * challenges, the microphone, unprocessed). */
+export async function openCamera(withSound, deviceId = null) {
   const video = { facingMode: 'user', width: { ideal: 640 }, height: { ideal: 480 } };
   video.frameRate = { ideal: 30, max: 30 };  // what Juhe needs, and no more for the encoder
   // Echo cancellation, noise suppression and gain control eat a voice reading digits.
   const audio = withSound
     ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
     : false;
+  if (deviceId) {
+    try {
+      return await navigator.mediaDevices.getUserMedia({ video: { ...video, deviceId: { exact: deviceId } }, audio });
+    } catch (error) {
+      // That camera is gone (another phone, or unplugged): the front camera, as usual.
+      if (!['OverconstrainedError', 'NotFoundError'].includes(error.name)) throw error;
+    }
+  }
   try {
     return await navigator.mediaDevices.getUserMedia({ video, audio });
   } catch (error) {

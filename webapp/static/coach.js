@@ -1,0 +1,329 @@
+// Live checks while the person gets ready and records: the light from the preview's luminance, the
+// face from a vendored detector (vendor/face-api, loaded here, after the camera is live), and in
+// number mode the microphone's level. capture.js imports this module once the preview plays; if it,
+// or the detector, cannot load or run, the page works as it would without them.
+
+import { english } from './texts.js';
+
+const FRAME_MS = 250;       // a look at the preview four times a second
+const SHOW_AFTER = 2;       // a problem is named once it is seen in 2 looks in a row (0.5 s)
+const GOOD_MS = 800;        // the face has been fine this long ("about a second"): recording may start
+const STUCK_MS = 4000;      // checks failing this long: the person may start anyway
+const DETECTOR_WAIT_MS = 3000;  // light alone decides while the detector is still loading after this
+const FRAME_WIDTH = 180;    // the down-scaled frame the checks read (its height follows the preview)
+const MEASURED_FRAMES = 40; // per-frame timings kept in the Performance timeline
+
+// The oval of capture.html's guide (viewBox 300x400: centre 150,190, radii 105,140), as fractions.
+const OVAL = { x: 0.5, y: 0.475, rx: 0.35, ry: 0.35 };
+
+// Thresholds on 0-255 luma (BT.601), and on the face box against the oval.
+const DARK = 70;            // mean luma of the face (or the oval) below this: too dark
+const BRIGHT = 215;         // above this: too bright
+const CLIPPED = 0.3;        // or this share of the face's pixels blown out (≥ 250)
+const BACKLIGHT = 75;       // the background this much brighter than the face: backlit
+const FAR = 0.45;           // the face's size over the oval's below this: too far
+const CLOSE = 1.25;         // above this: too close
+const SECOND_FACE = 0.7;    // another face counts from this detector score (the first from 0.5)
+const OFF_CENTRE = 0.16;    // the face's centre this far from the oval's (share of the preview)
+
+// Microphone levels (RMS or peak of samples in -1..1).
+const MUTE_PEAK = 0.0001;   // below -80 dBFS for 2 s before recording: the microphone gives nothing
+const QUIET_RMS = 0.0056;   // the loudest 50 ms so far below -45 dBFS after 2.5 s of reading: warn
+
+const WORDS = english ? {
+  checking: 'Checking the picture…',
+  good: 'Good: hold it like this',
+  dark: 'Too dark: find more light, or turn a light on',
+  bright: 'Too bright: move out of the direct light',
+  backlit: 'Too bright behind you: do not face away from a window or lamp',
+  noFace: 'No face seen: put your face in the oval',
+  faces: 'More than one face: only one person in the picture',
+  far: 'Too far: bring the phone closer',
+  close: 'Too close: hold the phone further away',
+  offCentre: 'Move your face to the middle of the oval',
+  mute: 'The microphone gives no sound: is it muted, or used by another app?',
+  quiet: 'No voice heard: read the digits aloud',
+} : {
+  checking: '正在检查画面…',
+  good: '很好，保持这样',
+  dark: '光线太暗：请到亮一点的地方，或打开灯',
+  bright: '光线太强：请避开直射的强光',
+  backlit: '背后太亮：请不要背对窗户或灯',
+  noFace: '没有看到脸：请把脸放进椭圆框',
+  faces: '画面里不止一张脸：请只让一个人入镜',
+  far: '离得太远：请把手机拿近一点',
+  close: '离得太近：请把手机拿远一点',
+  offCentre: '请把脸移到椭圆框中间',
+  mute: '麦克风没有声音：请检查是否静音，或被其他应用占用',
+  quiet: '听不到声音：请大声读出数字',
+};
+
+// -- the face detector: loaded once per page, on first use ---------------------------------------
+
+const VENDOR = new URL('./vendor/face-api/', import.meta.url).href;
+let detector = null;
+
+/** The face detector, loading it the first time: resolves with {detect(canvas), backend}, or
+ * rejects when it cannot run here (the checks then go on with the light alone). */
+export function loadDetector() {
+  detector ??= (async () => {
+    performance.mark('liveness:detector-start');
+    const faceapi = await import(`${VENDOR}face-api.esm.js`);
+    faceapi.tf.setWasmPaths?.(VENDOR);
+    // WebAssembly (SIMD) is the quickest for so small a network on phones and in headless
+    // Chromium; WebGL, then plain JavaScript, where it cannot start.
+    let backend = null;
+    for (const name of ['wasm', 'webgl', 'cpu']) {
+      try {
+        if (await faceapi.tf.setBackend(name)) { backend = name; break; }
+      } catch { /* the next one */ }
+    }
+    if (!backend) throw new Error('no TensorFlow.js backend');
+    await faceapi.tf.ready();
+    await faceapi.nets.tinyFaceDetector.loadFromUri(VENDOR);
+    const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 224, scoreThreshold: 0.5 });
+    const detect = (canvas) => faceapi.detectAllFaces(canvas, options);
+    await detect(document.createElement('canvas'));  // the first run compiles; do it now
+    performance.measure('liveness:detector-load', 'liveness:detector-start');
+    return { detect, backend };
+  })();
+  return detector;
+}
+
+// -- the checks ----------------------------------------------------------------------------------
+
+/**
+ * Watch the preview (and the microphone in number mode) and report what to fix.
+ * `onChange({ key, words, ok, startable })` is called whenever any of them changes: `ok` once the
+ * checks have passed for GOOD_MS, `startable` once recording may start (ok, or STUCK_MS of failed
+ * checks, or no check can run). Returns { stop(), recording(on), heardPeak() }.
+ */
+export function startCoach({ video, stage, level, stream, onChange }) {
+  const canvas = document.createElement('canvas');
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  const sound = stream.getAudioTracks().length ? listen(stream, level) : null;
+  const started = performance.now();
+  let face = null;           // the detector, once loaded (null: light only)
+  let faceFailed = false;
+  let timer = 0;
+  let stopped = false;
+  let seen = { key: null, count: 0 };
+  let shown = { key: 'checking', ok: false, startable: false };
+  let goodSince = 0;
+  let everStartable = false;
+  let frames = 0;
+  let recordingSince = 0;
+
+  loadDetector().then((loaded) => { face = loaded; }, () => { faceFailed = true; });
+
+  async function look() {
+    if (stopped) return;
+    let key;
+    try {
+      key = await check();
+    } catch {
+      key = null;  // a frame that could not be read: say nothing new
+    }
+    if (stopped) return;
+    report(key ?? 'checking');  // a preview that cannot be read still lets the person start in time
+    timer = setTimeout(look, FRAME_MS);
+  }
+
+  /** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
+  async function check() {
+    if (!grab()) return null;
+    const faces = face ? onePerPerson(await timed(() => face.detect(canvas))) : null;
+    const box = faces?.length === 1 ? faces[0].box : null;
+    const light = lightProblem(context.getImageData(0, 0, canvas.width, canvas.height), box);
+    const voice = sound?.problem(recordingSince);
+    if (light === 'dark' || light === 'bright') return light;
+    if (!face && !faceFailed && performance.now() - started < DETECTOR_WAIT_MS) return 'checking';
+    if (faces && !faces.length) return 'noFace';
+    if (faces && faces.length > 1) return 'faces';
+    const placement = box ? placementProblem(box) : null;
+    return placement ?? light ?? voice ?? 'good';
+  }
+
+  /** The faces found, best first; a weak second one (a pattern on the wall) is not a person. */
+  function onePerPerson(found) {
+    const sorted = [...found].sort((a, b) => b.score - a.score);
+    return sorted.filter((f, i) => i === 0 || f.score >= SECOND_FACE);
+  }
+
+  /** Draw what the preview shows (object-fit: cover crops the camera's picture), small. */
+  function grab() {
+    const { videoWidth: vw, videoHeight: vh } = video;
+    const { width: sw, height: sh } = stage.getBoundingClientRect();
+    if (!vw || !vh || !sw || !sh || video.readyState < 2) return false;
+    const scale = Math.max(sw / vw, sh / vh);
+    const cw = sw / scale;
+    const ch = sh / scale;
+    canvas.width = FRAME_WIDTH;
+    canvas.height = Math.round(FRAME_WIDTH * sh / sw);
+    context.drawImage(video, (vw - cw) / 2, (vh - ch) / 2, cw, ch, 0, 0, canvas.width, canvas.height);
+    return true;
+  }
+
+  async function timed(run) {
+    const start = performance.now();
+    const result = await run();
+    if (frames++ < MEASURED_FRAMES) performance.measure('liveness:face-detect', { start, end: performance.now() });
+    return result;
+  }
+
+  /** Too far, too close or off centre, for a face box in the frame's pixels; null when fine. */
+  function placementProblem(box) {
+    const w = canvas.width;
+    const h = canvas.height;
+    const size = Math.sqrt(box.width * box.height) / Math.sqrt(2 * OVAL.rx * w * 2 * OVAL.ry * h);
+    if (size < FAR) return 'far';
+    if (size > CLOSE) return 'close';
+    const dx = (box.x + box.width / 2) / w - OVAL.x;
+    const dy = (box.y + box.height / 2) / h - OVAL.y;
+    return Math.hypot(dx, dy) > OFF_CENTRE ? 'offCentre' : null;
+  }
+
+  function report(key) {
+    seen = key === seen.key ? { key, count: seen.count + 1 } : { key, count: 1 };
+    const now = performance.now();
+    const good = key === 'good';
+    if (!good) goodSince = 0;
+    else if (!goodSince) goodSince = now;
+    const ok = good && now - goodSince >= GOOD_MS;
+    everStartable ||= ok || now - started >= STUCK_MS;
+    const named = good || key === 'checking' || seen.count >= SHOW_AFTER ? key : shown.key;
+    const next = { key: named, ok, startable: ok || everStartable };
+    stage.dataset.check = named === 'good' ? 'good' : named === 'checking' ? '' : 'bad';
+    if (next.key === shown.key && next.ok === shown.ok && next.startable === shown.startable) return;
+    shown = next;
+    onChange({ ...next, words: WORDS[next.key] });
+  }
+
+  look();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      sound?.stop();
+      delete stage.dataset.check;
+    },
+    /** Recording started (on) or ended: the microphone's silence means something else then. */
+    recording(on) {
+      recordingSince = on ? performance.now() : 0;
+      sound?.reset();
+    },
+    /** The loudest sample heard since recording(true); null without a microphone meter. */
+    heardPeak: () => (sound ? sound.peak() : null),
+  };
+}
+
+/** 'dark', 'bright' or 'backlit' from the frame's luma (the face box, else the oval), or null. */
+function lightProblem({ data, width, height }, box) {
+  let inside = 0; let insideCount = 0; let clipped = 0; let outside = 0; let outsideCount = 0;
+  for (let y = 0; y < height; y += 2) {
+    for (let x = 0; x < width; x += 2) {
+      const i = (y * width + x) * 4;
+      const luma = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+      const inFace = box
+        ? x >= box.x && x < box.x + box.width && y >= box.y && y < box.y + box.height
+        : ((x / width - OVAL.x) / OVAL.rx) ** 2 + ((y / height - OVAL.y) / OVAL.ry) ** 2 < 0.6;
+      const inOval = ((x / width - OVAL.x) / OVAL.rx) ** 2 + ((y / height - OVAL.y) / OVAL.ry) ** 2 < 1;
+      if (inFace) {
+        inside += luma; insideCount += 1; clipped += luma >= 250;
+      } else if (!inOval) {
+        outside += luma; outsideCount += 1;
+      }
+    }
+  }
+  if (!insideCount) return null;
+  const face = inside / insideCount;
+  if (face < DARK) return 'dark';
+  if (face > BRIGHT || clipped / insideCount > CLIPPED) return 'bright';
+  if (outsideCount && outside / outsideCount - face > BACKLIGHT) return 'backlit';
+  return null;
+}
+
+/** A level meter on the microphone; `problem()` names a silent microphone or an unheard voice. */
+function listen(stream, level) {
+  const Context = window.AudioContext || window.webkitAudioContext;
+  let audio;
+  try {
+    audio = new Context();
+  } catch {
+    return null;
+  }
+  audio.resume?.().catch(() => {});
+  const analyser = audio.createAnalyser();
+  analyser.fftSize = 2048;  // ~43 ms at 48 kHz
+  audio.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const bar = level.firstElementChild;
+  const started = performance.now();
+  let peak = 0;          // since reset()
+  let loudest = 0;       // the loudest RMS since reset()
+  let everHeard = 0;     // the loudest sample since the meter started
+  level.hidden = false;
+  const meter = setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0; let max = 0;
+    for (const s of samples) { sum += s * s; max = Math.max(max, Math.abs(s)); }
+    const rms = Math.sqrt(sum / samples.length);
+    peak = Math.max(peak, max);
+    loudest = Math.max(loudest, rms);
+    everHeard = Math.max(everHeard, max);
+    // -60..0 dBFS across the bar
+    bar.style.transform = `scaleX(${Math.min(1, Math.max(0, 1 + (20 * Math.log10(rms + 1e-9)) / 60))})`;
+  }, 50);
+  let since = performance.now();
+  return {
+    problem(recordingSince) {
+      const now = performance.now();
+      if (audio.state !== 'running') return null;  // not allowed to listen yet: no verdict
+      if (!recordingSince) return now - started > 2000 && everHeard < MUTE_PEAK ? 'mute' : null;
+      return now - recordingSince > 2500 && loudest < QUIET_RMS ? 'quiet' : null;
+    },
+    reset() { peak = 0; loudest = 0; since = performance.now(); },
+    peak: () => (audio.state === 'running' && performance.now() - since > 1000 ? peak : null),
+    stop() {
+      clearInterval(meter);
+      level.hidden = true;
+      audio.close().catch(() => {});
+    },
+  };
+}
+
+// -- after the camera: which camera, and the recording's own check ---------------------------
+
+/** The cameras a person may choose between to face: every one not named as a back camera
+ * (labels are known once the camera is allowed). */
+export async function frontCameras() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    return devices.filter((d) => d.kind === 'videoinput' && !/\b(back|rear)\b|environment|后置/i.test(d.label));
+  } catch {
+    return [];
+  }
+}
+
+/** An infrared camera (Windows Hello and some phones list one): it sees no colour. */
+export function isInfrared(label) {
+  return /\b(ir|infrared)\b|红外/i.test(label ?? '');
+}
+
+/**
+ * What is wrong with a finished recording, before it is sent: 'short' (stopped early), 'small'
+ * (too few bytes to hold a picture) or 'silent' (number mode: the microphone's loudest sample
+ * stayed below the server's own silence line, `peak` from the level meter; null: not measured).
+ * null when it looks fine.
+ */
+export function recordingFault(blob, { ms, wantedMs, peak }) {
+  if (ms < wantedMs * 0.8) return 'short';
+  if (blob.size < MIN_BYTES_PER_S * (ms / 1000)) return 'small';
+  if (peak !== null && peak !== undefined && peak < SILENT_PEAK) return 'silent';
+  return null;
+}
+
+// A 640x480 recording at the recorder's 1 Mbit/s makes ~100 KB a second; even a still, plain
+// picture makes more than this. Fewer bytes: the encoder failed (a known fault of some devices).
+const MIN_BYTES_PER_S = 4_000;
+const SILENT_PEAK = 0.001;  // -60 dBFS, the server's "no sound" line (video.SILENCE_DB)
