@@ -91,3 +91,20 @@ def test_api_and_pages_keep_their_own_cache_rules(client, new_session):
     _, person = new_session()
     assert client.get(person.path).headers["Cache-Control"] == "no-store"
     assert client.get("/api/v1/sessions", headers=AUTH).headers["Cache-Control"] == "no-store"
+
+
+def test_the_vendored_face_detector_comes_gzipped_from_its_subfolder(client, app):
+    """The detector (1.3 MB of JavaScript, loaded after the camera is live) travels compressed,
+    from memory, like the page's own files; its folder's relative names stay its own."""
+    from flask import url_for
+    with app.test_request_context():
+        url = url_for("static", filename="vendor/face-api/face-api.esm.js")
+    assert re.search(r"\?v=[0-9a-f]{12}$", url), url
+    on_disk = open(app.static_folder + "/vendor/face-api/face-api.esm.js", "rb").read()
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert len(packed.data) < len(on_disk) * 0.4
+    assert packed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    wasm = client.get("/static/vendor/face-api/tfjs-backend-wasm-simd.wasm", headers={"Accept-Encoding": "gzip"})
+    assert wasm.status_code == 200 and wasm.headers["Content-Type"] == "application/wasm"
+    assert wasm.headers.get("Content-Encoding") == "gzip" and wasm.headers["Cache-Control"] == "no-cache"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 
 YEAR = 365 * 24 * 3600
-_COMPRESSIBLE = (".js", ".css", ".svg", ".html", ".json", ".txt", ".map")
+_COMPRESSIBLE = (".js", ".css", ".svg", ".html", ".json", ".txt", ".map", ".wasm")
 # A quoted relative name in a module: './media.js', "./eyes.svg", or an image's bare 'eyes.svg'
 # (resolved against the module's own URL with `new URL(name, import.meta.url)`).
 _RELATIVE = re.compile(r"""(['"])(\./)?([\w.-]+)\1""")
@@ -41,8 +42,10 @@ class Asset:
 
 
 def build(folder: Path) -> dict[str, Asset]:
-    """Every file directly in `folder`, by name; modules' relative names carry their hashes."""
-    raw = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file under `folder`, by its path there ("capture.js", "vendor/face-api/x.js");
+    modules' relative names carry their hashes."""
+    raw = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
     digests: dict[str, str] = {}
     bodies: dict[str, bytes] = {}
 
@@ -55,9 +58,10 @@ def build(folder: Path) -> dict[str, Asset]:
         if name.endswith(".js"):
             def versioned(match: re.Match) -> str:
                 quote, dot, other = match.groups()
-                if other not in raw or not (dot or other.endswith(_IMAGES)):
+                target = posixpath.join(posixpath.dirname(name), other)  # beside the module
+                if target not in raw or not (dot or other.endswith(_IMAGES)):
                     return match.group(0)
-                version = digest(other, (*importers, name))
+                version = digest(target, (*importers, name))
                 return match.group(0) if version is None else f"{quote}{dot or ''}{other}?v={version}{quote}"
             body = _RELATIVE.sub(versioned, body.decode("utf-8")).encode("utf-8")
         bodies[name] = body
@@ -91,7 +95,7 @@ def init_app(app: Flask) -> None:
 
     def static(filename: str) -> Response:
         asset = assets.get(filename)
-        if asset is None:  # added after start, or in a subfolder: Flask's own way
+        if asset is None:  # added after start: Flask's own way
             return send_static_file(filename)
         packed = asset.gzipped is not None and request.accept_encodings["gzip"] > 0
         tag = f"{asset.digest}-gz" if packed else asset.digest

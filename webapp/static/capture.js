@@ -719,6 +719,9 @@ function init() {
   tellParentTheHeight();
   document.getElementById('agree').addEventListener('click', agree);
   document.getElementById('decline').addEventListener('click', decline);
+  // Disabled in the HTML until now: a tap before the script is ready would do nothing.
+  document.getElementById('agree').disabled = false;
+  document.getElementById('decline').disabled = false;
   document.getElementById('reconsider').addEventListener('click', reconsider);
   cameraChoice.addEventListener('change', () => switchCamera(cameraChoice.value));
   redoButton.addEventListener('click', recordAgainLocally);
