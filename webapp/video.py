@@ -560,7 +560,8 @@ def _check(info: ProbeInfo, require_audio: bool) -> None:
 
 def _check_loudness(stderr: str) -> None:
     """Reject digital silence, from ffmpeg's volumedetect summary."""
-    match = re.search(r"max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr)
+    # only volumedetect's own line: an upload's metadata (printed at -v info) cannot start one
+    match = re.search(r"^\[Parsed_volumedetect_\d+ @ [^\]]+\] max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr, re.M)
     if match is None:
         raise VideoRejected(NO_SOUND, "audio track holds no samples")
     max_volume = float(match.group(1))
