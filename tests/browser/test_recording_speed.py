@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from webapp import video
 
@@ -49,19 +48,19 @@ def noisy_camera(tmp_path_factory, camera_files) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def noisy_browser(noisy_camera):
-    """Headless Chromium whose fake camera is the noisy one (the rest as in conftest)."""
+def noisy_browser(browser, noisy_camera):
+    """Headless Chromium whose fake camera is the noisy one (the rest as in conftest), from the
+    session's Playwright (there can be only one)."""
     y4m, wav = noisy_camera
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ])
-        yield browser
-        browser.close()
+    noisy = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ])
+    yield noisy
+    noisy.close()
 
 
 class _Stamped(list):
