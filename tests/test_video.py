@@ -396,6 +396,20 @@ def test_rejections_use_juhes_codes(clip, tools, kind, require_audio, code):
     assert caught.value.detail and str(code) in str(caught.value)
 
 
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_metadata_cannot_pretend_a_silent_upload_is_loud(clip, tools, tmp_path, container):
+    """ffmpeg prints the upload's metadata beside volumedetect's result: a tag that reads like
+    that result changes nothing. Both the copy path (H.264) and the probe path see it."""
+    upload = tmp_path / f"spoof.{container[:3]}"
+    fake = "[Parsed_volumedetect_9 @ 0x1] max_volume: -1.0 dB"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("mute_audio")), "-c:v", "copy", "-c:a", "aac",
+                    "-metadata", f"title={fake}", "-metadata", f"comment=x\n{fake}\n",
+                    "-metadata:s:a:0", f"title={fake}", "-f", container, str(upload)], check=True, timeout=60)
+    with pytest.raises(VideoRejected) as caught:
+        video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
+    assert caught.value.code == video.TOO_QUIET
+
+
 def test_rejection_details_carry_no_metadata(clip, tools, tmp_path):
     # a portrait iPhone video cut to 1 s: rejected, and the detail names no private value
     short = tmp_path / "short.mov"

@@ -8,16 +8,22 @@ checks all of that locally, then hands back a small, plain MP4:
 
 * H.264 yuv420p, AAC only when the caller keeps the sound, ``+faststart``;
 * rotation applied to the pixels (no display matrix, no ``rotate`` tag);
-* never upscaled, short side at most 540 px (never above 1080p), at most 30 fps,
-  at most 10 s, under 6,000,000 bytes;
+* never upscaled, short side at most 540 px (never above 1080p), at most 30 fps
+  (a copy; 25 when we encode, the vendor's own rate, at most 1 Mbit/s), at most 10 s,
+  under 6,000,000 bytes;
 * none of the upload's metadata: no global or stream tags, no chapters, no data
   or subtitle streams, no display matrix (a phone's location, make and model
   never leave the server); only what the muxer itself writes (brands, handler
   "VideoHandler", encoder "Lavc libx264").
 
 An upload that already complies (H.264 yuv420p, no rotation, <= 1080p, <= 30 fps,
-<= 10 s, small enough; typically Safari's fragmented MP4) is remuxed with
-``-c copy`` instead of re-encoded, which is an order of magnitude faster.
+<= 10 s, small enough; typically Safari's fragmented MP4, or Chromium's H.264 in MP4,
+WebM or Matroska, its Opus made AAC) is remuxed with ``-c copy`` instead of
+re-encoded, which is an order of magnitude faster.  When its header says so, that
+copy runs first and alone, and the facts a probe would give are read from that
+ffmpeg's own description of its input (``_try_copy``): one process instead of two,
+each costing a few tenths of a second to start on a busy machine.  Otherwise the
+probe runs, with the encode the header promises already started beside it.
 
 Security.  ffmpeg can open far more than files: HLS playlists, ffconcat lists,
 QuickTime external data references, subtitle files nested in AVI (GAB2) that are
@@ -560,7 +566,8 @@ def _check(info: ProbeInfo, require_audio: bool) -> None:
 
 def _check_loudness(stderr: str) -> None:
     """Reject digital silence, from ffmpeg's volumedetect summary."""
-    match = re.search(r"max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr)
+    # only volumedetect's own line: an upload's metadata (printed at -v info) cannot start one
+    match = re.search(r"^\[Parsed_volumedetect_\d+ @ [^\]]+\] max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr, re.M)
     if match is None:
         raise VideoRejected(NO_SOUND, "audio track holds no samples")
     max_volume = float(match.group(1))
