@@ -72,10 +72,11 @@ class Settings(BaseSettings):
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
+    VIDEO_URL_ALLOW_PRIVATE: bool | None = None   # video_url on loopback/private hosts (sandbox: on)
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
                      "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
-                     mode="before")
+                     "VIDEO_URL_ALLOW_PRIVATE", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
@@ -134,6 +135,12 @@ class Settings(BaseSettings):
     def webhook_allow_private(self) -> bool:
         """Sandbox tries webhooks on a local receiver; production refuses internal targets."""
         return self.sandbox if self.WEBHOOK_ALLOW_PRIVATE is None else self.WEBHOOK_ALLOW_PRIVATE
+
+    @property
+    def video_url_allow_private(self) -> bool:
+        """The operator API's video_url: sandbox may fetch from a local server; production
+        refuses internal addresses (the service must not be a way into its own network)."""
+        return self.sandbox if self.VIDEO_URL_ALLOW_PRIVATE is None else self.VIDEO_URL_ALLOW_PRIVATE
 
     @property
     def standalone(self) -> bool:

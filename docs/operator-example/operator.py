@@ -75,3 +75,35 @@ def webhook():
     event_id = request.headers["X-Event-Id"]
     app.logger.info("liveness event %s: session %s is %s", event_id, request.json["id"], request.json["status"])
     return "", 204
+
+
+# -- a video recorded in your own app (no page): challenge first, then the file or its URL ----------
+@app.post("/native/start")
+def native_start():
+    """Your app asks for a session and the challenge to show (digits to read, or two actions)."""
+    body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number", "reference": "app-1"}
+    created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
+    created.raise_for_status()
+    session_id = created.json()["id"]
+    drawn = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/challenge", timeout=10)
+    drawn.raise_for_status()
+    return jsonify({"session_id": session_id, "challenge": drawn.json()["challenge"]})
+
+
+@app.post("/native/<session_id>/video")
+def native_video(session_id):
+    """Your app uploads the recording here (or gives a URL where you stored it); we pass it on.
+    The answer's `message` is what to show the person; the trusted result is the `session`."""
+    challenge = request.form.get("challenge") or (request.json or {}).get("challenge")
+    if "video" in request.files:
+        file = request.files["video"]
+        answer = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/video", timeout=90,
+                          data={"challenge": challenge}, files={"video": (file.filename, file.stream)})
+    else:
+        answer = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/video", timeout=90,
+                          json={"challenge": challenge, "video_url": request.json["video_url"]})
+    if answer.status_code != 200:
+        return jsonify(answer.json()), answer.status_code
+    outcome = answer.json()["outcome"]
+    return jsonify({"result": outcome["result"], "message": outcome["message"],
+                    "status": answer.json()["session"]["status"]})
