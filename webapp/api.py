@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
+from . import best_frames, limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
 from .limits import limiter
 from .app import services
 from .challenges import MODES, describe
@@ -143,6 +143,39 @@ def session_webhooks(session_id: str):
     with services().store.session() as db:
         _own_session(db, session_id)
         return jsonify({"deliveries": webhooks.deliveries_json(webhooks.deliveries_for(db, session_id))})
+
+
+@bp.get("/sessions/<session_id>/best-frames")
+def session_best_frames(session_id: str):
+    """The newest best frames Juhe returned for the session (base64 JPEG), until
+    BEST_FRAMES_RETENTION after they came; then 410. Never cached."""
+    settings = services().settings
+    with services().store.session() as db:
+        session = _own_session(db, session_id)
+        kept = best_frames.newest(session)
+        if kept is None:
+            why = ("本会话创建时未请求最佳截图（best_frames）。 This session did not ask for best frames "
+                   "(best_frames at creation)." if not session.best_frames else
+                   "聚合尚未返回最佳截图：请在核验通过后再取。 Juhe has returned no best frames yet: "
+                   "fetch them after a passed attempt.")
+            raise ApiError(404, "no_best_frames", why)
+        if not best_frames.readable(settings, kept):
+            raise ApiError(410, "best_frames_expired",
+                           "最佳截图已过保存期（BEST_FRAMES_RETENTION）并已删除。 The best frames are past "
+                           "BEST_FRAMES_RETENTION and were deleted; they cannot be fetched again.")
+        try:
+            frames = best_frames.vault(settings).open(kept.data)
+        except best_frames.Unreadable:
+            raise ApiError(500, "best_frames_unreadable",
+                           "最佳截图无法解密：BEST_FRAMES_KEY 中已没有加密时的密钥。 No key of "
+                           "BEST_FRAMES_KEY opens these frames: put the key they were sealed with back "
+                           "(after the new one).") from None
+        attempt = next(a for a in session.attempts if a.id == kept.attempt_id)
+        body = {"session_id": session.id, "orderid": attempt.orderid, "at": isoformat(kept.created_at),
+                "expires_at": isoformat(best_frames.deadline(settings, kept)), "frames": frames}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/sessions")

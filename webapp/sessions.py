@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import challenges, webhooks
+from . import best_frames, challenges, webhooks
 from .identity import Identity
 from .settings import Settings
 from .storage import (IN_FLIGHT, Attempt, Challenge, QueuedVideo, Store, VerificationSession, isoformat,
@@ -285,15 +285,14 @@ def session_json(session: VerificationSession) -> dict:
         "sandbox": session.sandbox,
     }
     if session.best_frames:
-        passed = [a for a in listed if a.best_frames]
-        body["best_frames"] = passed[-1].best_frames if passed else []
+        body["best_frames"] = best_frames.summary(session)  # whether they exist, never the frames
     return body
 
 
 def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
     """Release attempts whose process died, expire overdue sessions (forgetting their
-    identities), and delete finished sessions with their attempts, best frames and webhook
-    logs once RETENTION_DAYS have passed."""
+    identities), purge best frames older than BEST_FRAMES_RETENTION, and delete finished
+    sessions with their attempts and webhook logs once RETENTION_DAYS have passed."""
     now = now or utcnow()
     overdue = set(db.scalars(select(VerificationSession.id).where(
         VerificationSession.status == "pending", VerificationSession.expires_at <= now)))
@@ -311,9 +310,10 @@ def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None
     db.execute(update(VerificationSession).where(
         VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))
         .values(idcard=None, realname=None))
+    frames = best_frames.purge(db, settings, now)
     cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
     purged = db.execute(delete(VerificationSession).where(
         VerificationSession.status != "pending",
         func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff)).rowcount
     db.commit()
-    return {"expired": expired, "purged": purged}
+    return {"expired": expired, "purged": purged, "best_frames": frames}

@@ -23,7 +23,7 @@ from typing import Callable
 
 from sqlalchemy import delete
 
-from . import metrics, sessions, video
+from . import best_frames, metrics, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .settings import Settings
@@ -195,6 +195,9 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         attempt = db.get(Attempt, attempt_id)
         late = attempt.state != "sending"
         guidance = _record(attempt, answer, session.pass_score)
+        if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
+            best_frames.keep(db, settings, session, attempt,
+                             best_frames.frames_of(answer.best_base64, answer.best_list))
         attempt.timings_json = json.dumps({**timings, "juhe": round(juhe_seconds, 3),
                                            "total": round(time.monotonic() - started, 3),
                                            **({"late": True} if late else {})})
@@ -246,8 +249,6 @@ def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float)
     if isinstance(answer, JuheResult):
         attempt.error_code, attempt.reason = answer.error_code, answer.reason
         attempt.score, attempt.orderid, attempt.charged = answer.score, answer.orderid, answer.charged
-        frames = ([answer.best_base64] if answer.best_base64 else []) + list(answer.best_list)
-        attempt.best_frames_json = json.dumps(frames) if frames else None
         if answer.error_code == 0 and not answer.passed(pass_score):
             key: int | str = "low_score"
         else:
