@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 from webapp import targets, video_url
 from webapp.webhooks import verify_signature
 
-from .conftest import AUTH, idcard
+from .conftest import AUTH, idcard, rows
 from .loopback import Receiver
 from .test_openapi import DOC_PATH, Schemas
 
@@ -185,11 +185,13 @@ def test_a_multipart_upload_gets_the_pages_guidance_and_counts_the_same(client, 
     assert closed.status_code == 409 and closed.get_json()["error"]["code"] == "session_closed"
 
 
-def test_silent_mode_needs_no_challenge_call(client, juhe, media):
+def test_silent_mode_needs_no_challenge_call(client, juhe, media, database_url):
     created = create(client, mode="silent")
     answer = send_file(client, created["id"], media("safari_fmp4"), "").get_json()
     assert answer["outcome"]["result"] == "passed"
     assert juhe.requests[0]["form"]["livenessType"] == "0"
+    # The console's funnel tells these apart from the page's uploads.
+    assert rows(database_url, "select browser, os from attempts") == [("API", "other")]
 
 
 def test_another_operators_session_and_bad_bodies_are_refused(make_app, juhe, media):

@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import best_frames, limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
+from . import best_frames, clients, limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
 from .limits import limiter
 from .app import services
 from .challenges import MODES, describe
@@ -267,7 +267,8 @@ def submit_video(session_id: str):
             outcome = verification.verify_upload(
                 s.store, s.settings, s.client, tools, token, challenge_id, path,
                 on_finished=lambda _id: s.dispatcher.wake(),
-                enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None)
+                enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
+                device=clients.operator_api(request.user_agent.string))
         except sessions.SessionStateError as error:
             raise _state_error(error) from None
     return _video_answer(session_id, outcome)

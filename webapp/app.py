@@ -168,9 +168,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, pages
+    from . import api, console, pages
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    console.init_app(app)  # the operator console, with a cookie of its own under /console
     pages.csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
 
     @app.errorhandler(404)

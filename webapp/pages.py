@@ -19,7 +19,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import limits, metrics, security, sessions, uploads, verification, video
+from . import clients, limits, metrics, security, sessions, uploads, verification, video
 from .app import services
 from .challenges import MODES, describe
 from .guidance import guidance_for
@@ -148,7 +148,8 @@ def upload(token: str):
             outcome = verification.verify_upload(s.store, s.settings, s.client, tools, token,
                                                  challenge_id, path,
                                                  on_finished=lambda _id: s.dispatcher.wake(),
-                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None)
+                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
+                                                 device=clients.parse(request.user_agent.string))
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import best_frames, challenges, webhooks
+from . import best_frames, challenges, clients, webhooks
 from .identity import Identity
 from .settings import Settings
 from .storage import (IN_FLIGHT, Attempt, Challenge, QueuedVideo, Store, VerificationSession, isoformat,
@@ -160,7 +160,8 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
     return challenge
 
 
-def start_attempt(db: Session, session: VerificationSession, challenge_id: str) -> tuple[Challenge, Attempt]:
+def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
+                  device: "clients.Client | None" = None) -> tuple[Challenge, Attempt]:
     """Use the session's open challenge for a new attempt, in flight under this process's lease.
     The session must be locked and open (require_open): the claim, the in-flight check and
     the session's end are decided under the same lock."""
@@ -173,7 +174,8 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str) 
     challenge.used_at = now
     attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
                       counts=True, owner=owner(),
-                      lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
+                      lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
+                      browser=device.browser if device else None, os=device.os if device else None)
     db.add(attempt)
     return challenge, attempt
 

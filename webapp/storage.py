@@ -129,6 +129,9 @@ class Attempt(Base):
     counts: Mapped[bool] = mapped_column(Boolean, default=True)  # reserved while processing
     timings_json: Mapped[str | None] = mapped_column(Text)
     video_json: Mapped[str | None] = mapped_column(Text)
+    # Where the upload came from (webapp.clients: a family and an OS, never the User-Agent).
+    browser: Mapped[str | None] = mapped_column(String(40))
+    os: Mapped[str | None] = mapped_column(String(40))
 
     session: Mapped[VerificationSession] = relationship(back_populates="attempts")
 

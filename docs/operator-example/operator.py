@@ -6,6 +6,10 @@ embed.js, and your backend reads the trusted result (API or webhook). Run beside
 
 and start the service with EMBED_ORIGINS=http://127.0.0.1:5001 (and the same WEBHOOK_SECRET).
 Open http://127.0.0.1:5001/ (another site than localhost:8000, as in production).
+
+Also shown: a video recorded in your own app (POST /native/start, then /native/<id>/video with
+the file or a `video_url`), and best frames fetched within BEST_FRAMES_RETENTION
+(/frames/<id>). The service's own console, for people, is at LIVENESS_URL/console.
 """
 import hashlib
 import hmac
@@ -42,7 +46,7 @@ LivenessEmbed.open(document.getElementById('liveness'), {{ url|tojson }}).then(a
 def start():
     """In a real system the identity comes from your own records, never from this page."""
     body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number",
-            "reference": "demo-order-1", "embed_origin": MY_ORIGIN}
+            "reference": "demo-order-1", "embed_origin": MY_ORIGIN, "best_frames": 1}
     if WEBHOOK_SECRET:
         body["callback_url"] = f"{MY_ORIGIN}/hooks/liveness"
     created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
@@ -107,3 +111,14 @@ def native_video(session_id):
     outcome = answer.json()["outcome"]
     return jsonify({"result": outcome["result"], "message": outcome["message"],
                     "status": answer.json()["session"]["status"]})
+
+
+@app.get("/frames/<session_id>")
+def frames(session_id):
+    """Fetch the best frames (base64 JPEGs) while they are kept; store them in your own system
+    under your own retention rule. 410: past BEST_FRAMES_RETENTION, gone for good."""
+    answer = api.get(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/best-frames", timeout=10)
+    if answer.status_code != 200:
+        return jsonify(answer.json()), answer.status_code
+    kept = answer.json()
+    return jsonify({"frames": len(kept["frames"]), "expires_at": kept["expires_at"]})
