@@ -292,3 +292,36 @@ def test_the_download_deadline_covers_the_whole_transfer(tmp_path, files):
         fetcher.fetch(files.url("/trickle"), tmp_path / "v")
     # Each read succeeds within the read timeout (a byte per 50 ms): only the deadline ends it.
     assert failed.value.code == 267525 and "longer than 1 s" in failed.value.detail
+
+
+# -- the example operator (docs/operator-example) --------------------------------------------------
+def test_the_example_operator_verifies_a_native_recording_and_fetches_its_best_frame(make_app, juhe, media,
+                                                                                    monkeypatch):
+    """docs/operator-example/operator.py against the service on a real loopback server: its
+    native-app routes draw the challenge, pass the recording on, and fetch the best frame."""
+    import importlib.util
+
+    service = make_app()
+    server = make_server("127.0.0.1", 0, service, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        monkeypatch.setenv("LIVENESS_URL", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("LIVENESS_KEY", "op-key-abcdef")
+        path = Path(__file__).resolve().parent.parent / "docs" / "operator-example" / "operator.py"
+        spec = importlib.util.spec_from_file_location("operator_example", path)
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+        app = example.app.test_client()
+
+        started = app.post("/native/start").get_json()
+        assert len(started["challenge"]["digits"]) == 4
+        with open(media("safari_fmp4"), "rb") as fh:
+            answer = app.post(f"/native/{started['session_id']}/video", content_type="multipart/form-data",
+                              data={"challenge": started["challenge"]["id"], "video": (fh, "clip.mp4")})
+        assert answer.get_json() == {"result": "passed", "message": "核验通过。", "status": "passed"}
+        assert juhe.requests[0]["form"]["validateData"] == started["challenge"]["digits"]
+        frames = app.get(f"/frames/{started['session_id']}").get_json()
+        assert frames["frames"] == 1 and frames["expires_at"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -85,7 +85,8 @@ def webhook():
 @app.post("/native/start")
 def native_start():
     """Your app asks for a session and the challenge to show (digits to read, or two actions)."""
-    body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number", "reference": "app-1"}
+    body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number", "reference": "app-1",
+            "best_frames": 1}
     created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
     created.raise_for_status()
     session_id = created.json()["id"]
