@@ -100,6 +100,8 @@ def test_an_operator_finds_the_top_failure_reason_per_browser(live_app, standin,
         expect(page.locator("#systems tr", has_text="Android")).to_contain_text("光线太暗")
         expect(page.locator("#codes tr", has_text="267517")).to_contain_text("光线太暗")
         assert re.search(r"收费 \d+ 次", page.locator("#totals").inner_text())
+        # The Prometheus counters' table: every upload's outcome, service-wide.
+        expect(page.locator("#service tr", has_text="267517")).to_contain_text("光线太暗")
         for chart in ("chart-codes", "chart-clients", "chart-systems"):
             painted = page.evaluate("""(id) => {
                 const c = document.getElementById(id);
