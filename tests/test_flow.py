@@ -200,7 +200,9 @@ def test_best_frames_are_requested_and_returned(client, juhe, new_session, media
     created, person = new_session(best_frames=3)
     person.upload(media("safari_fmp4"))
     assert juhe.requests[0]["form"]["bestFrameNum"] == "3"
-    assert len(operator_view(client, created["id"])["best_frames"]) == 3
+    assert operator_view(client, created["id"])["best_frames"]["count"] == 3
+    frames = client.get(f"/api/v1/sessions/{created['id']}/best-frames", headers=AUTH).get_json()
+    assert len(frames["frames"]) == 3
 
 
 def test_expired_sessions_refuse_uploads(make_app, juhe, media):

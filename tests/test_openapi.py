@@ -199,7 +199,7 @@ def test_real_answers_of_a_whole_flow_match_the_document(make_app, juhe, media, 
     person = Person(client, created["url"])
 
     pending = schemas.check("/api/v1/sessions/{session_id}", "get", client.get(path, headers=AUTH))
-    assert pending["attempts"] == [] and pending["best_frames"] == []
+    assert pending["attempts"] == [] and pending["best_frames"]["available"] is False
 
     # 1. Juhe's gateway fails (nothing known: the nullable fields are null), 2. a counted
     #    capture failure, 3. a pass with best frames.
@@ -215,7 +215,10 @@ def test_real_answers_of_a_whole_flow_match_the_document(make_app, juhe, media, 
     view = schemas.check("/api/v1/sessions/{session_id}", "get", client.get(path, headers=AUTH))
     assert [a["error_code"] for a in view["attempts"]] == [None, 267517, 0]
     assert [a["charged"] for a in view["attempts"]] == [None, False, True]
-    assert view["status"] == "passed" and len(view["best_frames"]) == 2
+    assert view["status"] == "passed" and view["best_frames"]["count"] == 2
+    frames = schemas.check("/api/v1/sessions/{session_id}/best-frames", "get",
+                           client.get(f"{path}/best-frames", headers=AUTH))
+    assert len(frames["frames"]) == 2
     assert view["identity"] == {"realname": "阿*******", "idcard": number[:4] + "*" * 10 + number[-4:]}
 
     # A second session without best frames: the optional field is absent, not null.

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import unicodedata
@@ -15,9 +16,10 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import limits, sessions, targets, webhooks
+from . import best_frames, clients, limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
+from .challenges import MODES, describe
 from .extensions import json_error, limiter, services
-from .challenges import MODES
+from .guidance import guidance_for
 from .identity import Identity, IdentityError
 from .storage import VerificationSession, find_session, isoformat, lock_session
 
@@ -138,6 +140,39 @@ def session_webhooks(session_id: str):
         return jsonify({"deliveries": webhooks.deliveries_json(webhooks.deliveries_for(db, session_id))})
 
 
+@bp.get("/sessions/<session_id>/best-frames")
+def session_best_frames(session_id: str):
+    """The newest best frames Juhe returned for the session (base64 JPEG), until
+    BEST_FRAMES_RETENTION after they came; then 410. Never cached."""
+    settings = services().settings
+    with services().store.session() as db:
+        session = _own_session(db, session_id)
+        kept = best_frames.newest(session)
+        if kept is None:
+            why = ("本会话创建时未请求最佳截图（best_frames）。 This session did not ask for best frames "
+                   "(best_frames at creation)." if not session.best_frames else
+                   "聚合尚未返回最佳截图：请在核验通过后再取。 Juhe has returned no best frames yet: "
+                   "fetch them after a passed attempt.")
+            raise ApiError(404, "no_best_frames", why)
+        if not best_frames.readable(settings, kept):
+            raise ApiError(410, "best_frames_expired",
+                           "最佳截图已过保存期（BEST_FRAMES_RETENTION）并已删除。 The best frames are past "
+                           "BEST_FRAMES_RETENTION and were deleted; they cannot be fetched again.")
+        try:
+            frames = best_frames.vault(settings).open(kept.data)
+        except best_frames.Unreadable:
+            raise ApiError(500, "best_frames_unreadable",
+                           "最佳截图无法解密：BEST_FRAMES_KEY 中已没有加密时的密钥。 No key of "
+                           "BEST_FRAMES_KEY opens these frames: put the key they were sealed with back "
+                           "(after the new one).") from None
+        attempt = next(a for a in session.attempts if a.id == kept.attempt_id)
+        body = {"session_id": session.id, "orderid": attempt.orderid, "at": isoformat(kept.created_at),
+                "expires_at": isoformat(best_frames.deadline(settings, kept)), "frames": frames}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/sessions")
 def list_sessions():
     """This operator's sessions, newest first; `?reference=` filters, `?limit=` (≤100) bounds."""
@@ -157,6 +192,166 @@ def list_sessions():
                  for s in db.scalars(query).all()]
         db.commit()
         return jsonify({"sessions": [sessions.session_json(s) for s in found]})
+
+
+# -- a video recorded elsewhere (the operator's own app, or a file it stores) ----------------------
+@bp.post("/sessions/<session_id>/challenge")
+def issue_challenge(session_id: str):
+    """Draw the challenge for the session's next attempt, to show in your own app (the digits to
+    read, or the actions in order); it replaces any open one, as on the page."""
+    s = services()
+    with s.store.session() as db:
+        session = _own_session(db, session_id, lock=True)
+        sessions.refresh(db, s.settings, session)
+        try:
+            issued = sessions.issue_challenge(db, s.settings, session)
+        except sessions.SessionStateError as error:
+            db.commit()
+            raise _state_error(error) from None
+        db.commit()
+        return jsonify({"challenge": operator_challenge_json(issued)}), 201
+
+
+@bp.post("/sessions/<session_id>/video")
+def submit_video(session_id: str):
+    """Verify a video for the session through the page's own path: multipart (`video` file and
+    `challenge`) or JSON (`{"challenge", "video_url"}`, fetched by the service). Juhe always gets
+    the normalised video in the body. In silent mode `challenge` may be left out."""
+    s = services()
+    file, url, challenge_id = _video_source()
+    with s.store.session() as db:
+        session = _own_session(db, session_id, lock=True)
+        sessions.refresh(db, s.settings, session)
+        try:
+            sessions.require_open(session)
+            if not challenge_id and session.mode == "silent":
+                challenge_id = sessions.issue_challenge(db, s.settings, session).id
+            current = sessions.open_challenge(session)
+            if current is None or current.id != challenge_id:
+                raise sessions.SessionStateError(
+                    "challenge_invalid", 409, "This challenge is used or expired; draw a new one.",
+                    "本次动作/数字已失效，请重新获取挑战（POST …/challenge）后再录制。")
+        except sessions.SessionStateError as error:
+            db.commit()
+            raise _state_error(error) from None
+        token, mode = session.page_token, session.mode
+        db.commit()
+    if url is not None:
+        try:
+            _fetcher().precheck(url)  # before any work: a URL the service will never fetch
+        except video_url.FetchRefused as refused:
+            raise _refused_url(refused) from None
+    with uploads.workspace(s.uploads) as folder:
+        path = folder / "upload"
+        if file is not None:
+            file.save(path)
+            file.close()
+        else:
+            try:
+                _fetcher().fetch(url, path)
+            except video_url.FetchRefused as refused:
+                raise _refused_url(refused) from None
+            except video_url.FetchFailed as failed:
+                current_app.logger.info("session %s: video_url not fetched: %s (%s)", session_id,
+                                        failed.code, failed.detail)
+                metrics.VERIFICATIONS.labels(str(failed.code), mode).inc()
+                return _video_answer(session_id, verification.Outcome(
+                    "rejected", guidance_for(failed.code), "pending", 0, challenge_id), failed.detail)
+        tools = dataclasses.replace(s.tools, tmpdir=str(folder))
+        try:
+            outcome = verification.verify_upload(
+                s.store, s.settings, s.client, tools, token, challenge_id, path,
+                on_finished=lambda _id: s.dispatcher.wake(),
+                enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
+                device=clients.operator_api(request.user_agent.string))
+        except sessions.SessionStateError as error:
+            raise _state_error(error) from None
+    return _video_answer(session_id, outcome)
+
+
+def operator_challenge_json(challenge) -> dict:
+    """A challenge as the operator's app shows it: Juhe's livenessType/validateData, and the
+    digits or the actions (Chinese and English names) in order."""
+    return {"id": challenge.id, "mode": challenge.mode, "expires_at": isoformat(challenge.expires_at),
+            "liveness_type": challenge.liveness_type, "validate_data": challenge.validate_data,
+            **describe(challenge.mode, challenge.validate_data)}
+
+
+def _video_source():
+    """(file, url, challenge id) from a multipart or JSON body; a 422 for anything else."""
+    if request.mimetype == "multipart/form-data":
+        file = request.files.get("video")
+        if file is None:
+            raise ApiError(422, "required", "缺少视频文件：请在 multipart 字段 video 中上传。 "
+                           "The video file is missing: send it in the multipart field video.", "video")
+        return file, None, _challenge_field(request.form.get("challenge"))
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "请求体须为 multipart（video、challenge）或 JSON（video_url、challenge）。 "
+                       "The body must be multipart (video, challenge) or a JSON object (video_url, challenge).")
+    unknown = sorted(set(body) - {"challenge", "video_url"})
+    if unknown:
+        raise ApiError(422, "unknown_field", f"未知字段 {unknown[0]}。 Unknown field: {unknown[0]}.", unknown[0])
+    if not isinstance(body.get("video_url"), str) or not body["video_url"].strip():
+        raise ApiError(422, "required", "缺少 video_url：请给出视频的 http(s) 地址，或以 multipart 上传文件。 "
+                       "video_url is required (or upload the file as multipart).", "video_url")
+    return None, _url(body, "video_url"), _challenge_field(body.get("challenge"))
+
+
+def _refused_url(refused: video_url.FetchRefused) -> ApiError:
+    return ApiError(422, "invalid_video_url",
+                    f"video_url 不可下载：{refused.reason}。请提供公网可访问的地址，或以 multipart 上传。 "
+                    f"video_url cannot be fetched: {refused.reason}. Give a public URL or upload "
+                    "the file as multipart.", "video_url")
+
+
+def _challenge_field(value) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise ApiError(422, "invalid_challenge", "challenge 须为 POST …/challenge 返回的 id。 "
+                       "challenge must be the id that POST …/challenge returned.", "challenge")
+    return value
+
+
+def _fetcher() -> video_url.Fetcher:
+    """The app's video_url fetcher (tests may put their own in app.extensions)."""
+    extensions = current_app.extensions
+    if "liveness_video_url" not in extensions:
+        extensions["liveness_video_url"] = video_url.Fetcher(
+            allow_private=services().settings.video_url_allow_private)
+    return extensions["liveness_video_url"]
+
+
+def _enqueue(attempt_id: int) -> None:
+    from . import logs, tasks
+    tasks.verify.delay(attempt_id, logs.request_id.get())
+
+
+def _state_error(error: sessions.SessionStateError) -> ApiError:
+    return ApiError(error.status, error.code, f"{error.message_zh} {error.message}")
+
+
+def _video_answer(session_id: str, outcome: verification.Outcome | None, detail: str | None = None):
+    """The outcome (None: a worker has the video, 202) beside the session's trusted state."""
+    with services().store.session() as db:
+        session = find_session(db, id=session_id)
+        body = {"outcome": None if outcome is None else outcome_json(outcome, detail),
+                "session": sessions.session_json(session)}
+    return jsonify(body), 202 if outcome is None else 200
+
+
+def outcome_json(outcome: verification.Outcome, detail: str | None = None) -> dict:
+    """What became of one video, for the operator: the code, the words to show the person, and
+    what the operator should know. `rejected`: refused before Juhe, no attempt used."""
+    g = outcome.guidance
+    body = {"result": outcome.result, "code": str(g.code), "category": str(g.category),
+            "final": g.final, "retry": outcome.session_status == "pending",
+            "score": outcome.score, "challenge_id": outcome.challenge_id,
+            "message": g.person_zh, "message_en": g.person_en, "operator": g.operator}
+    if detail:
+        body["detail"] = detail
+    return body
 
 
 @bp.get("/openapi.json")

@@ -11,7 +11,7 @@ from typing import Callable
 
 from flask import Flask, Request, request
 
-from . import api, commands, limits, logs, migrate, pages, security, sessions, static_files, uploads, video, webhooks
+from . import api, commands, console, limits, logs, migrate, pages, security, sessions, static_files, uploads, video, webhooks
 from .extensions import Services, csrf
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
@@ -149,6 +149,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    console.init_app(app)  # the operator console, with a cookie of its own under /console
     csrf.exempt(api.bp)  # bearer-key API: no cookies, so no CSRF
 
     @app.errorhandler(404)

@@ -40,13 +40,15 @@ def db_current() -> None:
 @click.command("purge")
 @with_appcontext
 def purge() -> None:
-    """Release dead attempts, expire overdue sessions, delete finished ones older than
-    RETENTION_DAYS, and remove uploads no live request holds."""
+    """Release dead attempts, expire overdue sessions, purge best frames older than
+    BEST_FRAMES_RETENTION, delete finished sessions older than RETENTION_DAYS, and remove
+    uploads no live request holds."""
     s = services()
     with s.store.session() as db:
         counts = sessions.housekeeping(db, s.settings)
     swept = uploads.sweep(s.uploads, uploads.max_age(s.settings))
     click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}, "
+               f"purged the best frames of {counts['best_frames']} attempt(s), "
                f"removed {swept} leftover upload(s)")
 
 

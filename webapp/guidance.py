@@ -80,6 +80,9 @@ _SOUND_ZH = ("没有听到您的声音：请在安静的地方，对着手机大
              "不要遮住麦克风，再重新录制。")
 _SOUND_EN = ("We could not hear you. In a quiet place, read the digits on the page aloud, "
              "loudly and clearly, without covering the microphone, and record again.")
+_FETCH_ZH = "视频没有传到核验服务，本次不计入次数。请检查网络，再重新录制一次。"
+_FETCH_EN = ("Your video did not reach the verification service; this try does not count. "
+             "Please check your connection and record again.")
 _ID_CONTACT_ZH = "如果核验是由机构为您发起的，请联系该机构。"
 _ID_CONTACT_EN = " If an organisation asked you to verify, please contact them."
 
@@ -196,12 +199,18 @@ _ROWS: list[Guidance] = [
     _juhe_fault(267523, "解密失败",
                 "Juhe could not decrypt/decode the request. Not charged; does not count "
                 "(our decision: Juhe judged nothing). If it repeats, check the video encoding."),
-    _juhe_fault(267524, "文件下载失败",
-                "Download of videoUrl failed. We never send videoUrl, so this is unexpected. "
-                "Does not count (our decision)."),
-    _juhe_fault(267525, "文件下载超时",
-                "Download of videoUrl timed out. We never send videoUrl, so this is "
-                "unexpected. Does not count (our decision)."),
+    _g(267524, "文件下载失败", Category.SERVICE, retry=True, counts=False,
+       zh=_FETCH_ZH, en=_FETCH_EN,
+       op="Juhe: download of videoUrl failed (we never send videoUrl to Juhe). This service "
+          "answers it for the operator API's video_url when the download failed: no connection, "
+          "or an HTTP error from your file server. Check that the URL is reachable from the "
+          "service and not expired. Not charged; no attempt is used."),
+    _g(267525, "文件下载超时", Category.SERVICE, retry=True, counts=False,
+       zh=_FETCH_ZH, en=_FETCH_EN,
+       op="Juhe: download of videoUrl timed out. This service answers it for the operator "
+          "API's video_url when the download took longer than Juhe's own limit (4 s, redirects "
+          "included): serve the file faster or upload it as multipart. Not charged; no attempt "
+          "is used."),
     _final_identity(267526, "库中无此号，请到户籍所在地进行核实",
                     "公安库中查不到这个身份证号码，无法在线核验。请到户籍所在地派出所核实。",
                     "This ID number is not in the national registry, so we cannot verify "
@@ -243,7 +252,9 @@ _ROWS: list[Guidance] = [
              "read each digit aloud one by one, or open your mouth wide, then record again.",
              "Lip movement too small (number or action mode)."),
     _juhe_fault(267535, "视频拉取失败，请重试",
-                "Juhe failed to fetch the video internally. Not charged."),
+                "Juhe failed to fetch the video internally. Not charged. This service also "
+                "answers it for the operator API's video_url when the connection broke off "
+                "during the download: send it again."),
     _capture(267536, "视频为空，或大小不合适，请控制录制时长在6s左右",
              "视频大小不合适：请重新录制一段约6秒的视频。",
              "The video is empty or the wrong size. Please record a video of about 6 "

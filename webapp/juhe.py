@@ -500,10 +500,22 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-class _DeadlineAdapter(HTTPAdapter):
+class DeadlineMixin:
+    """Mix into a requests HTTPAdapter: its connections are cut by the calling thread's
+    `Deadline` (used by this client, and by webapp.video_url for its downloads)."""
+
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(DeadlineMixin, HTTPAdapter):
+    pass
+
+
+# `with Deadline(seconds, abort):` around a request through a DeadlineMixin adapter: the whole
+# exchange ends by then (`.fired` tells whether it was cut, `.why` says why).
+Deadline = _Watch
 
 
 def http_session() -> requests.Session:

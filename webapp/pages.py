@@ -20,7 +20,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import limits, metrics, security, sessions, uploads, verification, video
+from . import clients, limits, metrics, security, sessions, uploads, verification, video
 from .challenges import MODES, describe
 from .extensions import csrf, json_error, limiter, services
 from .guidance import guidance_for
@@ -166,7 +166,8 @@ def upload(token: str):
             outcome = verification.verify_upload(s.store, s.settings, s.client, tools, token,
                                                  challenge_id, path,
                                                  on_finished=lambda _id: s.dispatcher.wake(),
-                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None)
+                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
+                                                 device=clients.parse(request.user_agent.string))
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import challenges, webhooks
+from . import best_frames, challenges, clients, webhooks
 from .identity import Identity
 from .settings import Settings
 from .storage import (IN_FLIGHT, Attempt, Challenge, QueuedVideo, Store, VerificationSession, isoformat,
@@ -160,7 +160,8 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
     return challenge
 
 
-def start_attempt(db: Session, session: VerificationSession, challenge_id: str) -> tuple[Challenge, Attempt]:
+def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
+                  device: "clients.Client | None" = None) -> tuple[Challenge, Attempt]:
     """Use the session's open challenge for a new attempt, in flight under this process's lease.
     The session must be locked and open (require_open): the claim, the in-flight check and
     the session's end are decided under the same lock."""
@@ -173,7 +174,8 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str) 
     challenge.used_at = now
     attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
                       counts=True, owner=owner(),
-                      lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
+                      lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
+                      browser=device.browser if device else None, os=device.os if device else None)
     db.add(attempt)
     return challenge, attempt
 
@@ -285,15 +287,14 @@ def session_json(session: VerificationSession) -> dict:
         "sandbox": session.sandbox,
     }
     if session.best_frames:
-        passed = [a for a in listed if a.best_frames]
-        body["best_frames"] = passed[-1].best_frames if passed else []
+        body["best_frames"] = best_frames.summary(session)  # whether they exist, never the frames
     return body
 
 
 def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
     """Release attempts whose process died, expire overdue sessions (forgetting their
-    identities), and delete finished sessions with their attempts, best frames and webhook
-    logs once RETENTION_DAYS have passed."""
+    identities), purge best frames older than BEST_FRAMES_RETENTION, and delete finished
+    sessions with their attempts and webhook logs once RETENTION_DAYS have passed."""
     now = now or utcnow()
     overdue = set(db.scalars(select(VerificationSession.id).where(
         VerificationSession.status == "pending", VerificationSession.expires_at <= now)))
@@ -311,9 +312,10 @@ def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None
     db.execute(update(VerificationSession).where(
         VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))
         .values(idcard=None, realname=None))
+    frames = best_frames.purge(db, settings, now)
     cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
     purged = db.execute(delete(VerificationSession).where(
         VerificationSession.status != "pending",
         func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff)).rowcount
     db.commit()
-    return {"expired": expired, "purged": purged}
+    return {"expired": expired, "purged": purged, "best_frames": frames}

@@ -72,10 +72,15 @@ class Settings(BaseSettings):
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
+    VIDEO_URL_ALLOW_PRIVATE: bool | None = None   # video_url on loopback/private hosts (sandbox: on)
+    # Fernet keys sealing best frames at rest, comma-separated: the first seals, all open (rotation).
+    # Unset: one derived from SECRET_KEY (webapp.best_frames).
+    BEST_FRAMES_KEY: Annotated[tuple[str, ...], NoDecode] = ()
+    BEST_FRAMES_RETENTION: int = Field(3 * 24 * 3600, ge=60)   # seconds; "3d", "72h", "90m" accepted
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
                      "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
-                     mode="before")
+                     "VIDEO_URL_ALLOW_PRIVATE", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
@@ -85,6 +90,34 @@ class Settings(BaseSettings):
     def _split_keys(cls, value):
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("BEST_FRAMES_KEY", mode="before")
+    @classmethod
+    def _fernet_keys(cls, value):
+        if isinstance(value, str):
+            value = tuple(k.strip() for k in value.split(",") if k.strip())
+        from cryptography.fernet import Fernet
+        for key in value:
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise ValueError("each key must be a Fernet key (32 bytes, url-safe base64): make one with "
+                                 "python -c 'from cryptography.fernet import Fernet; "
+                                 "print(Fernet.generate_key().decode())'") from None
+        return tuple(value)
+
+    @field_validator("BEST_FRAMES_RETENTION", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        """Seconds, or a number with s, m, h or d ("3d")."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:], None)
+            number = text[:-1] if unit else text
+            if not number.isascii() or not number.isdigit():
+                raise ValueError(f"{value!r} is not a duration like 3d, 72h, 90m or 3600")
+            return int(number) * (unit or 1)
         return value
 
     @field_validator("EMBED_ORIGINS", mode="before")
@@ -134,6 +167,12 @@ class Settings(BaseSettings):
     def webhook_allow_private(self) -> bool:
         """Sandbox tries webhooks on a local receiver; production refuses internal targets."""
         return self.sandbox if self.WEBHOOK_ALLOW_PRIVATE is None else self.WEBHOOK_ALLOW_PRIVATE
+
+    @property
+    def video_url_allow_private(self) -> bool:
+        """The operator API's video_url: sandbox may fetch from a local server; production
+        refuses internal addresses (the service must not be a way into its own network)."""
+        return self.sandbox if self.VIDEO_URL_ALLOW_PRIVATE is None else self.VIDEO_URL_ALLOW_PRIVATE
 
     @property
     def standalone(self) -> bool:

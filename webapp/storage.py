@@ -64,6 +64,8 @@ class VerificationSession(Base):
         back_populates="session", order_by="Attempt.id", cascade="all, delete-orphan")
     challenges: Mapped[list["Challenge"]] = relationship(
         back_populates="session", order_by="Challenge.issued_at", cascade="all, delete-orphan")
+    kept_frames: Mapped[list["BestFrames"]] = relationship(
+        order_by="BestFrames.attempt_id", cascade="all, delete-orphan")
 
     @property
     def counted_attempts(self) -> int:
@@ -127,7 +129,9 @@ class Attempt(Base):
     counts: Mapped[bool] = mapped_column(Boolean, default=True)  # reserved while processing
     timings_json: Mapped[str | None] = mapped_column(Text)
     video_json: Mapped[str | None] = mapped_column(Text)
-    best_frames_json: Mapped[str | None] = mapped_column(Text)
+    # Where the upload came from (webapp.clients: a family and an OS, never the User-Agent).
+    browser: Mapped[str | None] = mapped_column(String(40))
+    os: Mapped[str | None] = mapped_column(String(40))
 
     session: Mapped[VerificationSession] = relationship(back_populates="attempts")
 
@@ -143,9 +147,21 @@ class Attempt(Base):
     def video(self) -> dict:
         return json.loads(self.video_json or "{}")
 
-    @property
-    def best_frames(self) -> list[str]:
-        return json.loads(self.best_frames_json or "[]")
+
+class BestFrames(Base):
+    """The best frames Juhe returned with one attempt, sealed (webapp.best_frames): kept only
+    for sessions that asked for them, readable until `expires_at` (BEST_FRAMES_RETENTION after
+    they came); then `data` is purged and the row stays, so the operator learns they expired."""
+
+    __tablename__ = "best_frames"
+
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)  # a Fernet token; None once purged
+    purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class QueuedVideo(Base):

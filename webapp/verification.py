@@ -23,7 +23,7 @@ from typing import Callable
 
 from sqlalchemy import delete
 
-from . import metrics, sessions, video
+from . import best_frames, clients, metrics, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .settings import Settings
@@ -47,14 +47,15 @@ class Outcome:
 def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: video.Tools,
                   page_token: str, challenge_id: str, upload: Path,
                   on_finished: Callable[[str], None] | None = None,
-                  enqueue: Callable[[int], None] | None = None) -> Outcome | None:
+                  enqueue: Callable[[int], None] | None = None,
+                  device: clients.Client | None = None) -> Outcome | None:
     """Run one uploaded video through the whole path. Raises sessions.SessionStateError when the
     session cannot take an upload (closed, expired, busy, challenge used or expired).
 
     `on_finished(session_id)` is called once the session reached passed or failed (webhooks).
     With `enqueue` (a Celery broker is configured), the prepared video is stored and
     `enqueue(attempt_id)` hands the rest to a worker (`run_queued`); None is returned and the
-    page follows the session's state.
+    page follows the session's state. `device`: the browser family and OS, kept on the attempt.
     """
     started = time.monotonic()
 
@@ -62,7 +63,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with store.session() as db:
         session = _lock(db, settings, page_token)
         sessions.require_open(session)
-        _challenge, attempt = sessions.start_attempt(db, session, challenge_id)
+        _challenge, attempt = sessions.start_attempt(db, session, challenge_id, device)
         session_id, mode = session.id, session.mode
         db.commit()
         attempt_id = attempt.id
@@ -195,6 +196,9 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         attempt = db.get(Attempt, attempt_id)
         late = attempt.state != "sending"
         guidance = _record(attempt, answer, session.pass_score)
+        if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
+            best_frames.keep(db, settings, session, attempt,
+                             best_frames.frames_of(answer.best_base64, answer.best_list))
         attempt.timings_json = json.dumps({**timings, "juhe": round(juhe_seconds, 3),
                                            "total": round(time.monotonic() - started, 3),
                                            **({"late": True} if late else {})})
@@ -246,8 +250,6 @@ def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float)
     if isinstance(answer, JuheResult):
         attempt.error_code, attempt.reason = answer.error_code, answer.reason
         attempt.score, attempt.orderid, attempt.charged = answer.score, answer.orderid, answer.charged
-        frames = ([answer.best_base64] if answer.best_base64 else []) + list(answer.best_list)
-        attempt.best_frames_json = json.dumps(frames) if frames else None
         if answer.error_code == 0 and not answer.passed(pass_score):
             key: int | str = "low_score"
         else:

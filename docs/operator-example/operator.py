@@ -6,6 +6,10 @@ embed.js, and your backend reads the trusted result (API or webhook). Run beside
 
 and start the service with EMBED_ORIGINS=http://127.0.0.1:5001 (and the same WEBHOOK_SECRET).
 Open http://127.0.0.1:5001/ (another site than localhost:8000, as in production).
+
+Also shown: a video recorded in your own app (POST /native/start, then /native/<id>/video with
+the file or a `video_url`), and best frames fetched within BEST_FRAMES_RETENTION
+(/frames/<id>). The service's own console, for people, is at LIVENESS_URL/console.
 """
 import hashlib
 import hmac
@@ -42,7 +46,7 @@ LivenessEmbed.open(document.getElementById('liveness'), {{ url|tojson }}).then(a
 def start():
     """In a real system the identity comes from your own records, never from this page."""
     body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number",
-            "reference": "demo-order-1", "embed_origin": MY_ORIGIN}
+            "reference": "demo-order-1", "embed_origin": MY_ORIGIN, "best_frames": 1}
     if WEBHOOK_SECRET:
         body["callback_url"] = f"{MY_ORIGIN}/hooks/liveness"
     created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
@@ -75,3 +79,47 @@ def webhook():
     event_id = request.headers["X-Event-Id"]
     app.logger.info("liveness event %s: session %s is %s", event_id, request.json["id"], request.json["status"])
     return "", 204
+
+
+# -- a video recorded in your own app (no page): challenge first, then the file or its URL ----------
+@app.post("/native/start")
+def native_start():
+    """Your app asks for a session and the challenge to show (digits to read, or two actions)."""
+    body = {"realname": "张三", "idcard": "110101199003071006", "mode": "number", "reference": "app-1",
+            "best_frames": 1}
+    created = api.post(f"{LIVENESS_URL}/api/v1/sessions", json=body, timeout=10)
+    created.raise_for_status()
+    session_id = created.json()["id"]
+    drawn = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/challenge", timeout=10)
+    drawn.raise_for_status()
+    return jsonify({"session_id": session_id, "challenge": drawn.json()["challenge"]})
+
+
+@app.post("/native/<session_id>/video")
+def native_video(session_id):
+    """Your app uploads the recording here (or gives a URL where you stored it); we pass it on.
+    The answer's `message` is what to show the person; the trusted result is the `session`."""
+    challenge = request.form.get("challenge") or (request.json or {}).get("challenge")
+    if "video" in request.files:
+        file = request.files["video"]
+        answer = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/video", timeout=90,
+                          data={"challenge": challenge}, files={"video": (file.filename, file.stream)})
+    else:
+        answer = api.post(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/video", timeout=90,
+                          json={"challenge": challenge, "video_url": request.json["video_url"]})
+    if answer.status_code != 200:
+        return jsonify(answer.json()), answer.status_code
+    outcome = answer.json()["outcome"]
+    return jsonify({"result": outcome["result"], "message": outcome["message"],
+                    "status": answer.json()["session"]["status"]})
+
+
+@app.get("/frames/<session_id>")
+def frames(session_id):
+    """Fetch the best frames (base64 JPEGs) while they are kept; store them in your own system
+    under your own retention rule. 410: past BEST_FRAMES_RETENTION, gone for good."""
+    answer = api.get(f"{LIVENESS_URL}/api/v1/sessions/{session_id}/best-frames", timeout=10)
+    if answer.status_code != 200:
+        return jsonify(answer.json()), answer.status_code
+    kept = answer.json()
+    return jsonify({"frames": len(kept["frames"]), "expires_at": kept["expires_at"]})

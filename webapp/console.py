@@ -1,0 +1,198 @@
+"""The operator console: a few pages behind the operator key (`/console`).
+
+Sign in with an operator key (a form with Flask-WTF's CSRF token); the console then lists that
+operator's sessions (identity masked), shows one session's attempts with their codes, guidance
+and charge, and draws the failure funnel (webapp.funnel) as charts with the vendored Chart.js,
+with the same numbers in tables beside them.
+
+Its cookie is its own: under /console Flask's signed session is the `liveness_console` cookie,
+path /console, SameSite Strict, HttpOnly (Secure behind https), signed with its own salt, so it
+is never sent to the capture pages or the API and no other cookie of the site can stand in for
+it. It holds the operator's key fingerprint and when it signed in, never the key; it lapses after
+SIGN_IN_HOURS.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import time
+
+from flask import (Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for)
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import select
+from wtforms import PasswordField
+
+from . import funnel, sessions
+from .extensions import services
+from .guidance import guidance_for
+from .extensions import limiter
+from .storage import VerificationSession, find_session, utcnow
+
+PREFIX = "/console"
+COOKIE = "liveness_console"
+SALT = b"liveness-console-session"
+SIGN_IN_HOURS = 8
+PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}  # days the funnel looks back
+LIST_LIMIT = 100
+
+bp = Blueprint("console", __name__, url_prefix=PREFIX)
+
+
+def init_app(app: Flask) -> None:
+    """Give the console its own cookie and register the blueprint."""
+    app.session_interface = ConsoleSessionInterface()
+    app.register_blueprint(bp)
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie session; under /console a cookie of its own (see the module docstring)."""
+
+    @staticmethod
+    def _console() -> bool:
+        return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+    def get_cookie_name(self, app: Flask) -> str:
+        return COOKIE if self._console() else super().get_cookie_name(app)
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return PREFIX if self._console() else super().get_cookie_path(app)
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        return "Strict" if self._console() else super().get_cookie_samesite(app)
+
+    def get_signing_serializer(self, app: Flask):
+        serializer = super().get_signing_serializer(app)
+        if serializer is not None and self._console():
+            serializer.salt = SALT
+        return serializer
+
+
+class SignInForm(FlaskForm):
+    key = PasswordField("运营方密钥 Operator key")
+
+
+class SignOutForm(FlaskForm):
+    pass
+
+
+@bp.before_request
+def _signed_in():
+    """Every console page but the sign-in needs a fresh sign-in of a key still configured."""
+    g.operator = None
+    signed = session.get("operator")
+    fresh = time.time() - session.get("at", 0) < SIGN_IN_HOURS * 3600
+    known = signed in {sessions.operator_fingerprint(k) for k in services().settings.operator_keys}
+    if signed and fresh and known:
+        g.operator = signed
+    elif request.endpoint != "console.sign_in":
+        session.clear()
+        return redirect(url_for("console.sign_in"))
+
+
+@bp.after_request
+def _headers(response):
+    # The console's URLs hold no token, and the CSRF check over https needs a same-origin
+    # Referer (the site's default is no-referrer); its pages are never cached.
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
+def sign_in():
+    """The sign-in form: an operator key, checked against every configured key."""
+    keys = services().settings.operator_keys
+    form = SignInForm()
+    error = None
+    if not keys:
+        error = "运营方接口未开启：请设置 OPERATOR_API_KEYS。 The operator API is off: set OPERATOR_API_KEYS."
+    elif form.validate_on_submit():
+        presented = (form.key.data or "").strip().encode()
+        matched = None
+        for key in keys:  # every key, always: timing tells nothing
+            if hmac.compare_digest(presented, key.encode()):
+                matched = key
+        if matched is not None:
+            session.clear()
+            session["operator"], session["at"] = sessions.operator_fingerprint(matched), time.time()
+            return redirect(url_for("console.session_list"), 303)
+        error = "运营方密钥不正确：请核对后重新输入。 The operator key is wrong: check it and enter it again."
+    status = 401 if error and request.method == "POST" else 200
+    return render_template("console_login.html", form=form, error=error), status
+
+
+@bp.errorhandler(CSRFError)
+def _form_expired(_error):
+    """A post without a valid CSRF token (an old form, or another site's): sign in again."""
+    session.pop("operator", None)
+    return render_template("console_login.html", form=SignInForm(), error=(
+        "表单已过期或来源不明：请重新输入密钥并提交。 The form expired or did not come from this "
+        "console: enter the key again and submit.")), 400
+
+
+@bp.post("/logout")
+def sign_out():
+    if SignOutForm().validate_on_submit():
+        session.clear()
+    return redirect(url_for("console.sign_in"), 303)
+
+
+@bp.get("/")
+def session_list():
+    """This operator's newest sessions, identity masked."""
+    with services().store.session() as db:
+        listed = db.scalars(select(VerificationSession).where(VerificationSession.operator == g.operator)
+                            .order_by(VerificationSession.created_at.desc()).limit(LIST_LIMIT)).all()
+        rows = [{"id": s.id, "created_at": s.created_at, "reference": s.reference,
+                 "realname": s.realname_masked, "idcard": s.idcard_masked, "mode": s.mode,
+                 "status": s.status, "attempts": sum(a.state == "done" for a in s.attempts),
+                 "paid": sum(bool(a.charged) for a in s.attempts)} for s in listed]
+    return render_template("console_sessions.html", rows=rows, signout=SignOutForm())
+
+
+@bp.get("/sessions/<session_id>")
+def session_detail(session_id: str):
+    """One session's attempts: code, Juhe's reason, the guidance given, score and charge."""
+    with services().store.session() as db:
+        found = find_session(db, id=session_id)
+        if found is None or found.operator != g.operator:
+            abort(404)
+        attempts = []
+        for a in found.attempts:
+            if a.state != "done":
+                continue
+            guidance = guidance_for(a.outcome)
+            attempts.append({"at": a.started_at, "code": a.outcome, "error_code": a.error_code,
+                             "reason": a.reason, "meaning": guidance.meaning, "person": guidance.person_zh,
+                             "operator": guidance.operator, "score": a.score, "charged": a.charged,
+                             "counts": a.counts, "browser": a.browser or "other", "os": a.os or "other"})
+        view = sessions.session_json(found)
+    return render_template("console_session.html", view=view, attempts=attempts, signout=SignOutForm())
+
+
+@bp.get("/funnel")
+def failure_funnel():
+    """The failure funnel over the chosen period (?days=1|7|30|90, default 7)."""
+    days = request.args.get("days", "7")
+    if days not in PERIODS:
+        days = "7"
+    until = utcnow() + dt.timedelta(seconds=1)
+    since = until - dt.timedelta(days=PERIODS[days])
+    with services().store.session() as db:
+        data = funnel.compute(db, g.operator, since, until)
+    return render_template("console_funnel.html", data=data, days=days, periods=PERIODS,
+                           service=funnel.service_outcomes(), signout=SignOutForm())
+
+
+@bp.app_template_filter("console_time")
+def _console_time(value: dt.datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+@bp.app_template_filter("charge")
+def _charge(value: bool | None) -> str:
+    return {True: "收费 charged", False: "未收费 not charged", None: "未知 unknown"}[value]
+
