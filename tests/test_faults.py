@@ -125,10 +125,13 @@ def test_a_worker_killed_while_juhe_answers_frees_the_person_within_30_s(server,
 
 
 def test_a_worker_killed_before_sending_costs_nothing(server, juhe, media, tmp_path):
-    slow_probe = tmp_path / "slow-ffprobe"
-    slow_probe.write_text('#!/bin/sh\ncase "$*" in *-version*) ;; *) sleep 120;; esac\nexec ffprobe "$@"\n')
-    slow_probe.chmod(0o755)
-    service = server(FFPROBE_BINARY=str(slow_probe))
+    # ffmpeg and ffprobe both stall (a compliant upload is copied by ffmpeg alone, no probe)
+    slow = {}
+    for tool in ("ffmpeg", "ffprobe"):
+        slow[tool] = tmp_path / f"slow-{tool}"
+        slow[tool].write_text(f'#!/bin/sh\ncase "$*" in *-version*) ;; *) sleep 120;; esac\nexec {tool} "$@"\n')
+        slow[tool].chmod(0o755)
+    service = server(FFMPEG_BINARY=str(slow["ffmpeg"]), FFPROBE_BINARY=str(slow["ffprobe"]))
     tab = Tab(service, address(2))
     tab.upload_in_background(media("safari_fmp4"))
     folder = service.instance / "uploads"
