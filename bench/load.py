@@ -1,7 +1,7 @@
 """Load: many people verifying at once against the deployment operators run (not a test).
 
     python -m bench.load [--people 144] [--clients 48] [--kind safari_fmp4] [--latency 2]
-                         [--kill-worker] [--skip-baseline]
+                         [--kill-worker] [--skip-baseline] [--ffmpeg PATH]
 
 Starts, on this machine: PostgreSQL, Redis, two gunicorn instances on different ports (one
 database, one broker, rate limits in Redis), two Celery workers, and a loopback Juhe stand-in
@@ -11,11 +11,15 @@ in turn), draw a challenge, upload a real fixture file (`--kind`: safari_fmp4 is
 chrome_webm re-encoded), and wait for the verdict (the upload's answer, or the state the page
 polls). In the same run, the baseline: today's single machine (one gunicorn, SQLite, no broker).
 
-Prints, for each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx
+People poll the state on the capture page's own schedule (POLL_MS in capture.js). Prints, for
+each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx
 answers, lost attempts (accepted uploads without a recorded attempt, or Juhe's log and the
 API disagreeing), and paid calls per passed session. `--kill-worker` SIGKILLs one Celery
 worker a third of the way through (a replacement starts) and reports how long after the kill
-the people it held could go on, and that they then passed.
+the people it held could go on, and that they then passed. Then the CPU milliseconds per
+verification spent by each kind of process (gunicorn, Celery, PostgreSQL, Redis, the ffmpeg
+children, this driver with its Juhe stand-in). `--ffmpeg PATH` gives both deployments another
+ffmpeg binary (FFMPEG_BINARY), to weigh one against Debian's.
 """
 from __future__ import annotations
 

@@ -14,9 +14,7 @@ endpoint (number mode: the sound is kept, the heaviest case):
 
 After each it reads the worker's peak resident set (``VmHWM`` in /proc/<pid>/status: the most
 it ever held, since it started) and prints it beside the idle figure after start-up.
-Target (issue 10): <= 150 MB per worker. ``--preview-juhe-body`` serves
-``bench.memory_wsgi:app`` instead: the same app with the Juhe form encoded to bytes without
-urllib's ``urlencode`` (a proposed change to webapp/juhe.py), to measure what it saves.
+Target (issue 10): <= 150 MB per worker.
 """
 from __future__ import annotations
 
@@ -28,7 +26,7 @@ from pathlib import Path
 
 from tests.juhe_standin import JuheStandIn, make_idcard
 from tests.media import FFMPEG, _camera, _voice, make_fixture
-from tests.servers import GUNICORN, ROOT, Gunicorn, request
+from tests.servers import Gunicorn, request
 
 KEY, OPERATOR = "standin-key-0123456789", "bench-operator-key"
 TARGET_MB = 150
@@ -46,20 +44,6 @@ def big_compliant_mp4(directory: Path) -> Path:
                     "-b:v", "4500k", "-maxrate", "4600k", "-bufsize", "2000k", "-c:a", "aac", "-b:a", "64k",
                     "-movflags", "+faststart", str(path)], check=True, timeout=300)
     return path
-
-
-class Previewing(Gunicorn):
-    """The same gunicorn, serving bench.memory_wsgi:app."""
-
-    def start(self, wait: bool = True) -> "Previewing":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "bench.memory_wsgi:app"],
-                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        if wait:
-            self.wait_ready()
-        return self
 
 
 def peak_kb(pid: int) -> tuple[int, int]:
@@ -84,8 +68,6 @@ def verify(web: Gunicorn, video: Path, seq: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=None, help="fixture cache directory (default: a temp dir)")
-    parser.add_argument("--preview-juhe-body", action="store_true",
-                        help="serve bench.memory_wsgi:app (the Juhe body encoded without urlencode)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         fixtures = args.dir or Path(tmp) / "fixtures"
@@ -96,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"JUHE_KEY": KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "bench-memory-secret-0123456789",
                "OPERATOR_API_KEYS": OPERATOR, "DATABASE_URL": f"sqlite:///{Path(tmp) / 'db.sqlite3'}",
                "RATELIMIT_STORAGE_URI": "memory://"}
-        web = (Previewing if args.preview_juhe_body else Gunicorn)(Path(tmp) / "instance", env, workers=1).start()
+        web = Gunicorn(Path(tmp) / "instance", env, workers=1).start()
         failures = []
         try:
             worker = web.worker_pids()[0]
