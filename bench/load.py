@@ -24,9 +24,9 @@ ffmpeg binary (FFMPEG_BINARY), to weigh one against Debian's.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
-import datetime as dt
 import statistics
 import tempfile
 import threading
