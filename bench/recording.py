@@ -39,8 +39,9 @@ def main() -> int:
     weight = SCREENSHOTS / "page-weight.json"
     if weight.exists():
         w = json.loads(weight.read_text())
-        print(f"\ncapture page before the camera, on the wire: first visit {w['first_visit_bytes']:,} bytes, "
-              f"next visit {w['second_visit_bytes']:,} bytes")
+        print(f"\ncapture page before the camera (up to its consent screen), on the wire: first visit "
+              f"{w['before_the_camera_bytes']:,} bytes (through the camera request "
+              f"{w['through_the_camera_request_bytes']:,}), next visit {w['second_visit_bytes']:,} bytes")
     return tests.returncode
 
 
