@@ -109,3 +109,19 @@ def test_a_broker_that_is_down_gives_the_session_back_at_once(make_app, juhe, me
     state = person.state()
     assert not state["processing"] and state["attempts_left"] == 3 and juhe.requests == []
     assert rows(database_url, "select count(*) from queued_videos") == [(0,)]
+
+
+def test_with_a_broker_a_video_sent_through_the_api_is_verified_by_a_worker(deployment, juhe, media):
+    """The operator's own upload (issue 12) takes the same queue: 202 at once, the worker pays
+    once, the session's state and webhook say the rest."""
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 1.0
+    created, _ = deployment.person(3, callback_url=deployment.hook.url)
+    answer = request("POST", f"{deployment.web.url}/api/v1/sessions/{created['id']}/video", headers=AUTH,
+                     fields={"video": ("v.mp4", media("safari_fmp4").read_bytes(), "video/mp4")})
+    assert answer.status == 202, answer.body
+    assert answer.json()["outcome"] is None and answer.json()["session"]["status"] == "pending"
+    view = until(lambda: (v := request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}",
+                                       headers=AUTH).json()) and v["status"] != "pending" and v, 30)
+    assert view and view["status"] == "passed" and [a["charged"] for a in view["attempts"]] == [True]
+    assert len(juhe.requests) == 1
+    assert until(lambda: len(deployment.hook.received) == 1, 20)

@@ -410,6 +410,33 @@ def test_metadata_cannot_pretend_a_silent_upload_is_loud(clip, tools, tmp_path, 
     assert caught.value.code == video.TOO_QUIET
 
 
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_a_metadata_key_cannot_pretend_a_silent_upload_is_loud(clip, tools, tmp_path, container):
+    """Keys, unlike values, are printed raw: a key holding a newline and volumedetect's line
+    starts a line of its own. The real summary comes last and decides."""
+    upload = tmp_path / f"spoof-key.{container[:3]}"
+    fake = "\n[Parsed_volumedetect_0 @ 0x1] max_volume: -3.0 dB\n"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("mute_audio")), "-c:v", "copy", "-c:a", "aac",
+                    "-metadata", f"k{fake}=v", "-metadata:s:a:0", f"t{fake}=v",
+                    *(["-movflags", "use_metadata_tags"] if container == "mp4" else []),
+                    "-f", container, str(upload)], check=True, timeout=60)
+    with pytest.raises(VideoRejected) as caught:
+        video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
+    assert caught.value.code == video.TOO_QUIET
+
+
+def test_a_metadata_key_cannot_fake_the_stream_the_copy_path_reads(tools, tmp_path):
+    """A 4:4:4 H.264 upload whose own stream line does not parse (a language with a space) and
+    whose metadata key holds a 4:2:0 stream line: not copied as it is (Juhe gets yuv420p)."""
+    upload = tmp_path / "spoof-stream.mkv"
+    fake = "\n  Stream #0:0: Video: h264 (High), yuv420p(progressive), 640x480, 30 fps\n"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x480:r=30", "-t", "3",
+                    "-c:v", "libx264", "-pix_fmt", "yuv444p", "-metadata", f"k{fake}=v",
+                    "-metadata:s:v:0", "language=a b", "-f", "matroska", str(upload)], check=True, timeout=60)
+    prepared = video.prepare(upload, keep_audio=False, require_audio=False, tools=tools)
+    assert not prepared.remuxed and prepared.output.pix_fmt == "yuv420p"
+
+
 def test_rejection_details_carry_no_metadata(clip, tools, tmp_path):
     # a portrait iPhone video cut to 1 s: rejected, and the detail names no private value
     short = tmp_path / "short.mov"

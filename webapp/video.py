@@ -566,11 +566,13 @@ def _check(info: ProbeInfo, require_audio: bool) -> None:
 
 def _check_loudness(stderr: str) -> None:
     """Reject digital silence, from ffmpeg's volumedetect summary."""
-    # only volumedetect's own line: an upload's metadata (printed at -v info) cannot start one
-    match = re.search(r"^\[Parsed_volumedetect_\d+ @ [^\]]+\] max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr, re.M)
-    if match is None:
+    # Volumedetect's own line, and its last: an upload's metadata keys are printed raw at -v info
+    # (newlines and all), so a fake line can come first, never after the real summary, which
+    # ffmpeg writes once the whole input is read.
+    found = re.findall(r"^\[Parsed_volumedetect_\d+ @ [^\]]+\] max_volume:\s*(-?inf|-?[\d.]+)\s*dB", stderr, re.M)
+    if not found:
         raise VideoRejected(NO_SOUND, "audio track holds no samples")
-    max_volume = float(match.group(1))
+    max_volume = float(found[-1])
     if max_volume < SILENCE_DB:
         raise VideoRejected(TOO_QUIET, f"audio is silent (max volume {max_volume:.1f} dB)")
 
@@ -799,6 +801,8 @@ def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require
         data, output = _verify_output(out, plan, _COPY_SOURCE)
     except (VideoRejected, VideoToolError):
         return None
+    if len(data) > MAX_BYTES:  # AAC from Opus can add a little: the full path squeezes it
+        return None
     mp4 = _Mp4.parse(data)
     packets = sum(t.samples for t in mp4.tracks)
     duration = facts["duration"] or output.duration
@@ -840,17 +844,22 @@ def _input_facts(stderr: str) -> dict | None:
     """Codec, pixel format, size, duration and sound of input #0, from ffmpeg's own description
     of it (``-v info``); None when it is not one plain, upright, square-pixel video stream.
 
-    Only the lines ffmpeg writes itself are read: a metadata value spanning lines is
-    continued under a ``: `` margin, so it can never start a ``  Stream #0:`` line.
+    An upload's metadata keys are printed raw (newlines and all), so the section is bounded by
+    ffmpeg's own markers: the first "Input #0," (nothing of the upload comes before it) and the
+    last "Output #0," (the output carries no metadata of the upload: -map_metadata -1). A key
+    that fakes a stream line shows as one "Stream #0:" more than the lines that parse, or as a
+    second video: either way None, and the full path (ffprobe's JSON) decides.
     """
     begin = stderr.find("Input #0,")
-    if begin < 0:
+    end = stderr.rfind("\nOutput #0,")
+    if begin < 0 or end < begin:
         return None
-    ends = [i for i in (stderr.find(m, begin) for m in ("\nInput #1,", "\nOutput #0,", "\nStream mapping:")) if i >= 0]
-    section = stderr[begin : min(ends) if ends else len(stderr)]
+    section = stderr[begin:end]
     if "displaymatrix" in section:
         return None
     streams = _STREAM_LINE.findall(section)
+    if section.count("Stream #0:") != len(streams):
+        return None
     videos = [desc for kind, desc in streams if kind == "Video" and "(attached pic)" not in desc]
     if len(videos) != 1:
         return None
