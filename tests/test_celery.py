@@ -116,8 +116,10 @@ def test_with_a_broker_a_video_sent_through_the_api_is_verified_by_a_worker(depl
     once, the session's state and webhook say the rest."""
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 1.0
     created, _ = deployment.person(3, callback_url=deployment.hook.url)
+    drawn = request("POST", f"{deployment.web.url}/api/v1/sessions/{created['id']}/challenge", headers=AUTH)
     answer = request("POST", f"{deployment.web.url}/api/v1/sessions/{created['id']}/video", headers=AUTH,
-                     fields={"video": ("v.mp4", media("safari_fmp4").read_bytes(), "video/mp4")})
+                     fields={"challenge": drawn.json()["challenge"]["id"],
+                             "video": ("v.mp4", media("safari_fmp4").read_bytes(), "video/mp4")})
     assert answer.status == 202, answer.body
     assert answer.json()["outcome"] is None and answer.json()["session"]["status"] == "pending"
     view = until(lambda: (v := request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}",

@@ -185,11 +185,18 @@ def test_a_multipart_upload_gets_the_pages_guidance_and_counts_the_same(client, 
     assert closed.status_code == 409 and closed.get_json()["error"]["code"] == "session_closed"
 
 
-def test_silent_mode_needs_no_challenge_call(client, juhe, media, database_url):
+def test_silent_mode_takes_a_challenge_too_so_a_retried_call_is_never_paid_twice(client, juhe, media,
+                                                                                 database_url):
     created = create(client, mode="silent")
-    answer = send_file(client, created["id"], media("safari_fmp4"), "").get_json()
+    without = send_file(client, created["id"], media("safari_fmp4"), "")
+    assert without.status_code == 409 and not juhe.requests
+    drawn = challenge(client, created["id"])
+    answer = send_file(client, created["id"], media("safari_fmp4"), drawn["id"]).get_json()
     assert answer["outcome"]["result"] == "passed"
     assert juhe.requests[0]["form"]["livenessType"] == "0"
+    # The operator's client retries the call whose answer it lost: refused, not paid again.
+    again = send_file(client, created["id"], media("safari_fmp4"), drawn["id"])
+    assert again.status_code == 409 and len(juhe.requests) == 1
     # The console's funnel tells these apart from the page's uploads.
     assert rows(database_url, "select browser, os from attempts") == [("API", "other")]
 

@@ -216,7 +216,9 @@ def issue_challenge(session_id: str):
 def submit_video(session_id: str):
     """Verify a video for the session through the page's own path: multipart (`video` file and
     `challenge`) or JSON (`{"challenge", "video_url"}`, fetched by the service). Juhe always gets
-    the normalised video in the body. In silent mode `challenge` may be left out."""
+    the normalised video in the body. `challenge` is always needed (POST …/challenge first, in
+    silent mode too): a call retried after a lost answer then finds it used, and is never paid
+    for twice."""
     s = services()
     file, url, challenge_id = _video_source()
     with s.store.session() as db:
@@ -224,8 +226,6 @@ def submit_video(session_id: str):
         sessions.refresh(db, s.settings, session)
         try:
             sessions.require_open(session)
-            if not challenge_id and session.mode == "silent":
-                challenge_id = sessions.issue_challenge(db, s.settings, session).id
             current = sessions.open_challenge(session)
             if current is None or current.id != challenge_id:
                 raise sessions.SessionStateError(
