@@ -183,8 +183,11 @@ def failure_funnel():
     since = until - dt.timedelta(days=PERIODS[days])
     with services().store.session() as db:
         data = funnel.compute(db, g.operator, since, until)
+    # The Prometheus counters are service-wide: shown only where one operator is all there is.
+    settings = services().settings
+    alone = settings.sandbox or len(settings.operator_keys) == 1
     return render_template("console_funnel.html", data=data, days=days, periods=PERIODS,
-                           service=funnel.service_outcomes(), signout=SignOutForm())
+                           service=funnel.service_outcomes() if alone else None, signout=SignOutForm())
 
 
 @bp.app_template_filter("console_time")

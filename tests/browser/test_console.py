@@ -165,6 +165,9 @@ def test_another_operators_session_is_not_shown(make_app):
     client.post("/console/login", data={"key": "other-operator-key", "csrf_token": csrf_token(client)})
     assert client.get(f"/console/sessions/{created['id']}").status_code == 404
     assert created["id"] not in client.get("/console/").get_data(as_text=True)
+    # Nor the service-wide counters, which mix every operator's traffic.
+    funnel_page = client.get("/console/funnel").get_data(as_text=True)
+    assert "id=\"service\"" not in funnel_page and "全部上传结果" not in funnel_page
 
 
 @pytest.mark.parametrize("user_agent, seen", [
