@@ -762,6 +762,8 @@ def _mov_h264_sound(path: Path) -> str | None | bool:
         return False
     if moov[videos[0].matrix_at : videos[0].matrix_at + 36] != _Track._IDENTITY:
         return False
+    if sum(t.samples for t in tracks) > MAX_PACKET_RATE * MAX_SECONDS:
+        return False  # dense with packets: the full path's probe refuses it before decoding any
     sound = next((t for t in tracks if t.handler == b"soun"), None)
     return None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
 

@@ -70,6 +70,7 @@ let afterConsent = null;    // what agreeing goes on to
 let live = null;            // coach.js, loaded once a camera is live (null: not, or it failed)
 let coach = null;           // its live checks while the camera is open
 let startable = false;      // the checks let recording start (or there are none)
+let openings = 0;           // camera requests made: only the newest may keep what it opens
 
 function setPhase(next) {
   phase = next;
@@ -221,15 +222,22 @@ function beginAttempt(next) {
 }
 
 async function openCamera() {
+  const opening = ++openings;
   chosenFile = null;
   startable = false;
   setPhase('camera');
   say(t('cameraOpening'));
+  let opened;
   try {
-    stream = await media.openCamera(mode === 'number', remembered(CAMERA_KEY));
+    opened = await media.openCamera(mode === 'number', remembered(CAMERA_KEY));
   } catch (error) {
+    if (opening !== openings) return undefined;  // a newer request decides
     return useFallback(media.cameraProblem(error));
   }
+  // Hidden and shown again while this request waited: a newer one owns the camera, and what
+  // this one opened is stopped at once (else the camera and microphone would stay on).
+  if (opening !== openings) return media.stopStream(opened);
+  stream = opened;
   if (phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
   preview.srcObject = stream;
   try {
