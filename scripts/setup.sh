@@ -47,7 +47,7 @@ fresh=
 want="$(cat pyproject.toml requirements.lock requirements-test.lock | sha256sum | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
 stamp=.venv/.installed
 have=$(cat "$stamp" 2>/dev/null || true)
-# The stamp is "<hash of pyproject.toml> <python version>" and a last line "test" when the test
+# The stamp is "<hash of pyproject.toml and the lock files> <python version>" and a last line "test" when the test
 # packages are in too; `setup.sh` after `setup.sh test` has nothing to do.
 if [ "$(head -n1 <<<"$have")" = "$want" ] && { [ "$extra" != test ] || grep -qx test <<<"$have"; }; then
   exit 0
