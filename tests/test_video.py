@@ -362,6 +362,18 @@ def test_compliant_h264_in_matroska_is_remuxed_too(clip, tools, tmp_path, audio)
     assert top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]
 
 
+def test_a_declined_copy_falls_back_to_a_whole_output(clip, tools, tmp_path, monkeypatch):
+    """When the one-process copy is declined (what ffmpeg described is not trusted), the full
+    path runs its own ffmpeg: it never takes the declined run's place while the speculative
+    encode rewrites the same file (that left an MP4 without its moov box)."""
+    upload = tmp_path / "h264.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("safari_fmp4")), "-c:v", "copy", "-c:a", "libopus",
+                    "-f", "matroska", str(upload)], check=True, timeout=60)
+    monkeypatch.setattr(video, "_input_facts", lambda stderr: None)
+    prepared = video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
+    assert prepared.remuxed and top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]
+
+
 def test_silent_video_is_fine_when_sound_is_not_needed(clip, tools):
     prepared = video.prepare(clip("silent"), keep_audio=True, require_audio=False, tools=tools)
     assert prepared.source.audio_codec is None and prepared.output.audio_codec is None

@@ -270,7 +270,9 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         plan = _plan(info, keep_audio, require_audio)
         command = _command(plan, source_path, container, tools, out)
         stdin = source_path if container in _PIPED else None
-        job = next((j for j in jobs if j.argv == command and not j.killed), None)
+        # (a job already waited for, such as a declined copy with the same command line, has
+        # done its work on `out` already: only a running speculative encode is taken over)
+        job = next((j for j in jobs if j.argv == command and not j.killed and j.result is None), None)
         for other in jobs:
             if other is not job:
                 other.kill()
