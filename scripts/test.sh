@@ -4,7 +4,7 @@
 # server the tests start on loopback). Extra arguments go to both pytest runs, e.g.
 # `bash scripts/test.sh -k video`.
 #   bash scripts/test.sh fast   the developer's loop: SQLite only, no browser, ffmpeg, fuzzing or
-#                               started services (the markers of tests/conftest.py), under a minute
+#                               started services (the markers of tests/conftest.py), about a minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = fast ]; then
