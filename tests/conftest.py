@@ -212,17 +212,20 @@ class Person:
         return self.client.get(f"{self.path}/state").get_json()
 
 
+def create_session(client, **body):
+    """(session JSON, Person) for a session made through the operator API with `client`."""
+    body.setdefault("realname", "张三")
+    body.setdefault("idcard", idcard(1))
+    response = client.post("/api/v1/sessions", json=body, headers=AUTH)
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    return created, Person(client, created["url"])
+
+
 @pytest.fixture
 def new_session(client):
     """`new_session(idcard=..., mode=...)` → (session JSON, Person) via the operator API."""
-    def create(**body):
-        body.setdefault("realname", "张三")
-        body.setdefault("idcard", idcard(1))
-        response = client.post("/api/v1/sessions", json=body, headers=AUTH)
-        assert response.status_code == 201, response.get_json()
-        created = response.get_json()
-        return created, Person(client, created["url"])
-    return create
+    return lambda **body: create_session(client, **body)
 
 
 @pytest.hookimpl(hookwrapper=True)

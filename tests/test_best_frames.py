@@ -13,19 +13,13 @@ from cryptography.fernet import Fernet
 
 from webapp.settings import ConfigurationError, load_settings
 
-from .conftest import AUTH, Person, idcard, rows
+from .conftest import AUTH, create_session, idcard, rows
 from .loopback import Receiver
 
 KEY = Fernet.generate_key().decode()
 
 
-def start(client, **body):
-    body.setdefault("realname", "张三")
-    body.setdefault("idcard", idcard(1))
-    response = client.post("/api/v1/sessions", json=body, headers=AUTH)
-    assert response.status_code == 201, response.get_json()
-    created = response.get_json()
-    return created, Person(client, created["url"])
+start = create_session  # (session JSON, Person) with the given client
 
 
 def frames_of(client, session_id, headers=AUTH):
