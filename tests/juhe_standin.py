@@ -77,7 +77,7 @@ def make_video(path: Path, *, seconds: float = 3.0, size: str = "640x480", audio
 class _QuietHandler(WSGIRequestHandler):
     """No access log lines in the test output."""
 
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
+    def log(self, type: str, message: str, *args: Any) -> None:
         pass
 
 
@@ -107,7 +107,7 @@ class JuheStandIn:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> "JuheStandIn":
+    def start(self) -> JuheStandIn:
         """Serve on a random free port in a daemon thread."""
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True,
                                    request_handler=_QuietHandler)
@@ -125,7 +125,7 @@ class JuheStandIn:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "JuheStandIn":
+    def __enter__(self) -> JuheStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -229,7 +229,7 @@ class JuheStandIn:
                 and gb11643_check(idcard[:17]) == idcard[17]):
             return 267504
         name = f.get("realname", "")
-        if not (_NAME.fullmatch(name) and 2 <= len(name.replace("·", "")) and len(name) <= 30):
+        if not (_NAME.fullmatch(name) and len(name.replace("·", "")) >= 2 and len(name) <= 30):
             return 267505
         validate = f.get("validateData", "")
         if liveness == "1" and not re.fullmatch(r"[0-9]{4}", validate):

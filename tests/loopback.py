@@ -14,7 +14,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.server.connections.append(self.client_address)
         super().setup()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.requests.append(self.path)
         body = b"#EXTM3U\n" if self.path.endswith(".m3u8") else b"\x47" * 188
         self.send_response(200)

@@ -33,7 +33,7 @@ class PostgresServer:
     def _run(self, *argv: str) -> None:
         subprocess.run([*self._as_postgres, *argv], check=True, capture_output=True, timeout=120)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         data = self.root / "data"

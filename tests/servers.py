@@ -43,7 +43,7 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait: bool = True) -> "Gunicorn":
+    def start(self, wait: bool = True) -> Gunicorn:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
@@ -149,7 +149,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                       "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
@@ -186,7 +186,7 @@ class CeleryWorker:
         self.env, self.name, self.concurrency = {**base, **env}, name, concurrency
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "CeleryWorker":
+    def start(self) -> CeleryWorker:
         self.log = open(self.log_path, "ab")
         argv = worker_command()
         argv[0] = str(Path(sys.executable).with_name(argv[0]))

@@ -19,7 +19,7 @@ def test_create_answers_the_contract_shape(client):
     token = body["url"].rsplit("/", 1)[1]
     assert body["id"] not in body["url"] and len(token) >= 40
     expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
-    assert 800 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 900
+    assert 800 < (expires - dt.datetime.now(dt.UTC)).total_seconds() <= 900
 
 
 def test_identity_never_comes_back_in_clear(client):

@@ -29,6 +29,7 @@ def frames_of(client, session_id, headers=AUTH):
 def age(app, session_id, **delta):
     """Move a session's stored frames back in time by `delta` (timedelta keywords)."""
     from sqlalchemy import select
+
     from webapp.storage import BestFrames
     back = dt.timedelta(**delta)
     with app.extensions["liveness"].store.session() as db:
@@ -166,7 +167,7 @@ def test_without_a_key_of_its_own_one_is_derived_from_secret_key(make_app, juhe,
 
 @pytest.mark.parametrize("value, seconds", [("3d", 259200), ("72h", 259200), ("90m", 5400), ("3600", 3600)])
 def test_the_retention_reads_as_a_duration(tmp_path, value, seconds):
-    assert load_settings(tmp_path, {"BEST_FRAMES_RETENTION": value}).BEST_FRAMES_RETENTION == seconds
+    assert seconds == load_settings(tmp_path, {"BEST_FRAMES_RETENTION": value}).BEST_FRAMES_RETENTION
     assert load_settings(tmp_path).BEST_FRAMES_RETENTION == 3 * 86400
 
 

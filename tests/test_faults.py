@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from webapp import sessions
-from webapp.storage import Attempt, lock_session
+from webapp.storage import lock_session
 
 from .conftest import AUTH, ENGINE, OPERATOR_KEY, STANDIN_KEY, Person, idcard, new_database
 from .servers import Gunicorn, address, request
@@ -190,7 +190,7 @@ def test_an_answer_after_release_is_recorded_on_its_own_attempt(client, juhe, ne
     monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 60.0)  # this process does not notice in time
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
     created, person = new_session(idcard=idcard(13))
-    call, answers = released_while_sending(client, juhe, created, person, media)
+    call, _answers = released_while_sending(client, juhe, created, person, media)
     assert person.state()["last"]["message"].startswith(INTERRUPTED_ZH)
     call.join(30)
     view = client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()

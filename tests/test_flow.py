@@ -212,12 +212,12 @@ def test_expired_sessions_refuse_uploads(make_app, juhe, media):
     person = Person(client, created["url"])
     challenge = person.challenge()
     import datetime as dt
+
     from webapp.extensions import services
     from webapp.storage import VerificationSession
-    with client.application.app_context():
-        with services().store.session() as db:
-            db.get(VerificationSession, created["id"]).expires_at = dt.datetime(2000, 1, 1)
-            db.commit()
+    with client.application.app_context(), services().store.session() as db:
+        db.get(VerificationSession, created["id"]).expires_at = dt.datetime(2000, 1, 1)
+        db.commit()
     response = person.upload(media("safari_fmp4"), challenge["id"])
     assert response.status_code == 410 and "过期" in response.get_json()["error"]["message_zh"]
     assert operator_view(client, created["id"])["status"] == "expired"
@@ -251,17 +251,17 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
     session is then usable again, and the attempt is listed as unknown-charge, not counted.
     (tests/test_faults.py kills a real gunicorn worker.)"""
     import datetime as dt
+
     from webapp.extensions import services
     from webapp.storage import Attempt, Challenge
     created, person = new_session()
     challenge = person.challenge()
     long_ago = dt.datetime(2001, 1, 1)
-    with client.application.app_context():
-        with services().store.session() as db:
-            db.get(Challenge, challenge["id"]).used_at = long_ago
-            db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="sending",
-                           started_at=long_ago, lease_until=long_ago, counts=True))
-            db.commit()
+    with client.application.app_context(), services().store.session() as db:
+        db.get(Challenge, challenge["id"]).used_at = long_ago
+        db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="sending",
+                       started_at=long_ago, lease_until=long_ago, counts=True))
+        db.commit()
     state = person.state()
     assert not state["processing"] and state["attempts_left"] == 3
     [attempt] = operator_view(client, created["id"])["attempts"]

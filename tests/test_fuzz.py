@@ -33,9 +33,9 @@ from .test_openapi import DOC_PATH, Schemas
 
 # Bounded: the whole file stays well under a minute and a half on two cores. `database=None`:
 # no example database is kept between runs; a failure prints how to reproduce it.
-FAST = dict(deadline=None, database=None, suppress_health_check=[
+FAST = {"deadline": None, "database": None, "suppress_health_check": [
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-    HealthCheck.filter_too_much, HealthCheck.large_base_example])
+    HealthCheck.filter_too_much, HealthCheck.large_base_example]}
 # A failing example with a huge string must still show its failure, not a warning about its repr.
 # Bodies are sent as JSON libraries send them (json.dumps: \uXXXX escapes), since a lone
 # surrogate cannot be written as UTF-8 and the app itself now answers in UTF-8.

@@ -8,7 +8,6 @@ import pytest
 
 from webapp.guidance import GUIDANCE, Category, Guidance, guidance_for
 
-
 VENDORED = Path(__file__).resolve().parents[1] / "docs" / "vendor" / "juhe-antiFaceId-api.txt"
 
 
@@ -48,7 +47,7 @@ FINAL = {267504, 267505, 267509, 267526, 267527, 267528}
 
 
 def test_the_document_was_parsed_completely():
-    assert SERVICE == list(range(267501, 267550))
+    assert list(range(267501, 267550)) == SERVICE
     assert SYSTEM == [10001, 10002, 10003, 10004, 10005, 10007, 10008, 10009, 10011, 10012,
                       10013, 10014, 10020, 10021]
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import time
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 import requests
@@ -15,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
-from urllib.parse import parse_qs, urlencode
 
 from webapp.juhe import JuheClient, JuheError, JuheResult, VerifyRequest, form_body
 

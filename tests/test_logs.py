@@ -16,8 +16,8 @@ from werkzeug.serving import make_server
 
 from webapp.identity import mask_idcard
 
-from .loopback import Receiver
 from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, Person, idcard
+from .loopback import Receiver
 
 WEBHOOK_SECRET = "whsec-logscan-0123456789"
 SECRET_KEY = "test-secret-key-0123456789"   # conftest's make_app
@@ -157,7 +157,7 @@ def test_a_whole_run_logs_no_secret_no_identity_and_no_page_token(make_app, juhe
         import datetime as dt
         dispatcher = app.extensions["liveness"].dispatcher
         assert dispatcher.deliver_due() == 1
-        later = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=1)
+        later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
         assert dispatcher.deliver_due(later) == 1
         assert len(receiver.received) == 2
     finally:

@@ -7,7 +7,6 @@ are refused or answered with Juhe's download codes, and never cost an attempt.""
 from __future__ import annotations
 
 import json
-
 import threading
 from pathlib import Path
 

@@ -58,7 +58,7 @@ def test_upload_without_file_or_challenge_is_a_clear_400(client, new_session):
 
 
 def test_page_never_carries_the_identity_and_needs_no_cookie(client, new_session):
-    created, person = new_session(idcard=idcard(11))
+    _created, person = new_session(idcard=idcard(11))
     response = client.get(person.path)
     assert idcard(11).encode() not in response.data and "张三".encode() not in response.data
     assert "Set-Cookie" not in response.headers

@@ -120,12 +120,12 @@ def test_a_session_ends_once_with_one_event(server, juhe, hook, media):
     path = created["url"].split(str(server.port), 1)[1]
     video = media("safari_fmp4").read_bytes()
     for rounds in range(3):
-        issued = at_once(4, lambda i: request("POST", f"{server.url}{path}/challenge",
-                                              source=address(300 + 4 * rounds + i)))
+        issued = at_once(4, lambda i, rounds=rounds: request(
+            "POST", f"{server.url}{path}/challenge", source=address(300 + 4 * rounds + i)))
         open_ids = [r.json()["challenge"]["id"] for r in issued if r.status == 201]
         assert bool(open_ids) == (rounds == 0)  # once failed, no tab can draw again
         if open_ids:
-            at_once(len(open_ids), lambda i: upload(server, path, open_ids[i], video, address(320 + i)))
+            at_once(len(open_ids), lambda i, ids=open_ids: upload(server, path, ids[i], video, address(320 + i)))
     view = request("GET", f"{server.url}/api/v1/sessions/{created['id']}", headers=AUTH).json()
     assert view["status"] == "failed" and len(juhe.requests) == 1 == len(view["attempts"])
     events = request("GET", f"{server.url}/api/v1/sessions/{created['id']}/webhooks", headers=AUTH).json()

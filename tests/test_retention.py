@@ -30,7 +30,7 @@ def test_purge_expires_overdue_sessions_and_deletes_old_ones(make_app, juhe, med
     assert result.exit_code == 0 and "expired 1" in result.output and "purged 1" in result.output
 
     # The overdue one ended now: it stays for RETENTION_DAYS, without its clear identity.
-    remaining = dict((r[0], r[1:]) for r in rows(database_url, "select id, status, realname, idcard from sessions"))
+    remaining = {r[0]: r[1:] for r in rows(database_url, "select id, status, realname, idcard from sessions")}
     assert remaining == {fresh["id"]: ("pending", "王五", idcard(3)), overdue["id"]: ("expired", None, None)}
     assert rows(database_url, "select count(*) from attempts") == [(0,)]
     assert client.get(f"/api/v1/sessions/{finished['id']}", headers=AUTH).status_code == 404
@@ -40,7 +40,7 @@ def test_an_expired_session_keeps_only_the_masked_identity_until_purged(make_app
     app = make_app(RETENTION_DAYS=30)
     client = app.test_client()
     created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "李四", "idcard": idcard(2)}).get_json()
-    age(app, created["id"], expires_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1))
+    age(app, created["id"], expires_at=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
     app.test_cli_runner().invoke(args=["purge"])
     [(status, realname, number, masked)] = rows(
         database_url, "select status, realname, idcard, idcard_masked from sessions")

@@ -26,7 +26,7 @@ def test_defaults_are_the_contracts_and_sandbox_without_a_key(tmp_path):
 
 def test_sandbox_secret_is_made_once_and_kept(tmp_path):
     first = load_settings(tmp_path / "instance").SECRET_KEY
-    assert first and load_settings(tmp_path / "instance").SECRET_KEY == first
+    assert first and first == load_settings(tmp_path / "instance").SECRET_KEY
 
 
 def test_environment_values_are_parsed(monkeypatch, tmp_path):

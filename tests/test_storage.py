@@ -2,11 +2,10 @@
 previous release, and uploads left behind by processes that died."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import time
-
-import datetime as dt
 
 import pytest
 from sqlalchemy import inspect, text
@@ -64,6 +63,7 @@ def test_the_migrations_make_exactly_the_models_schema(make_app):
     """A model changed without a revision would be missed by every upgraded database."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+
     from webapp.storage import Base
     engine = make_app().extensions["liveness"].store.engine
     with engine.connect() as conn:

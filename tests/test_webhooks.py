@@ -34,7 +34,7 @@ def test_delivery_is_signed_retried_until_2xx_with_one_event_id(make_app, juhe, 
     client = app.test_client()
     created = finish_session(client, media, callback_url=receiver.url)
     dispatcher = app.extensions["liveness"].dispatcher
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     assert dispatcher.deliver_due() == 1                 # 500
     assert dispatcher.deliver_due() == 0                 # not due yet: back-off
     assert dispatcher.deliver_due(now + dt.timedelta(seconds=BACKOFF[0] + 1)) == 1   # 503
@@ -74,7 +74,7 @@ def test_pending_delivery_survives_a_restart(make_app, juhe, media, tmp_path):
         app.extensions["liveness"].dispatcher.deliver_due()
         # A new process on the same database picks the delivery up once it is due.
         restarted = make_app(WEBHOOK_SECRET=SECRET)
-        later = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=BACKOFF[0] + 1)
+        later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=BACKOFF[0] + 1)
         assert restarted.extensions["liveness"].dispatcher.deliver_due(later) == 1
         assert len(down.received) == 2
         assert down.received[0]["headers"]["X-Event-Id"] == down.received[1]["headers"]["X-Event-Id"]
@@ -93,7 +93,7 @@ def test_a_receiver_that_never_answers_2xx_ends_failed_after_the_last_try(make_a
         client = app.test_client()
         created = finish_session(client, media, callback_url=never.url)
         dispatcher = app.extensions["liveness"].dispatcher
-        when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        when = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         for _ in range(MAX_TRIES + 2):
             dispatcher.deliver_due(when)
             when += dt.timedelta(days=1)
@@ -171,7 +171,7 @@ def test_delivery_rechecks_the_target_a_name_rebound_to_loopback_is_a_failed_try
     assert resolutions.calls  # checked at creation
     resolutions.table["hooks.bank.example"] = ["127.0.0.1"]
     dispatcher = Dispatcher(services.store, SECRET, allow_private=False, resolver=resolutions)
-    before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     assert dispatcher.deliver_due() == 1
     assert receiver.received == []
     [delivery] = _deliveries(client, created["id"])

@@ -16,7 +16,18 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import best_frames, clients, limits, metrics, sessions, targets, uploads, verification, video_url, webhooks
+from . import (
+    best_frames,
+    clients,
+    limits,
+    metrics,
+    sessions,
+    targets,
+    uploads,
+    verification,
+    video_url,
+    webhooks,
+)
 from .challenges import MODES, describe
 from .extensions import json_error, limiter, services
 from .guidance import guidance_for

@@ -6,12 +6,26 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flask import Flask, Request, request
 
-from . import api, commands, console, limits, logs, migrate, pages, security, sessions, static_files, uploads, video, webhooks
+from . import (
+    api,
+    commands,
+    console,
+    limits,
+    logs,
+    migrate,
+    pages,
+    security,
+    sessions,
+    static_files,
+    uploads,
+    video,
+    webhooks,
+)
 from .extensions import Services, csrf
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
@@ -63,7 +77,7 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                     with s.store.session() as db:
                         sessions.housekeeping(db, s.settings)
                     last_housekeeping = time.monotonic()
-            except Exception:  # noqa: BLE001 - the loop must outlive a database hiccup
+            except Exception:
                 logging.getLogger(__name__).exception("background pass failed")
             s.dispatcher.wait(interval)
 

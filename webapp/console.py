@@ -17,7 +17,7 @@ import datetime as dt
 import hmac
 import time
 
-from flask import (Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for)
+from flask import Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
@@ -25,9 +25,8 @@ from sqlalchemy import select
 from wtforms import PasswordField
 
 from . import funnel, sessions
-from .extensions import services
+from .extensions import limiter, services
 from .guidance import guidance_for
-from .extensions import limiter
 from .storage import VerificationSession, find_session, utcnow
 
 PREFIX = "/console"

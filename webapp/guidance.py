@@ -21,10 +21,10 @@ passes depends on the score (``low_score`` when below the pass line).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Mapping
 
 
 class Category(StrEnum):

@@ -10,16 +10,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # birth dates are dates in China
+
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 # First two digits: the province-level division (GB/T 2260); 81/82/83 begin the residence
 # permit numbers of Hong Kong, Macau and Taiwan residents, 71 is reserved for Taiwan.
 _PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 "
-    "71 81 82 83".split())
+    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82", "83"])
 _ID_RE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only: \d would take any script's
 # Separators people type in minority names (维吾尔族 etc.): all become U+00B7 MIDDLE DOT.
-_DOTS = str.maketrans({c: "·" for c in "•・‧∙⋅●．.﹒"})
+_DOTS = str.maketrans(dict.fromkeys("•・‧∙⋅●．.﹒", "·"))
 _NAME_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]+(?:·[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]+)*")
 
 
@@ -51,7 +52,7 @@ def normalize_idcard(value: str, *, today: dt.date | None = None) -> str:
         born = dt.date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
         born = None
-    today = today or dt.date.today()
+    today = today or dt.datetime.now(CHINA).date()
     if born is None or born.year < 1900 or born > today:
         raise IdentityError("idcard", "The birth date inside the ID number is not valid.",
                             "身份证号中的出生日期不正确，请核对。")
@@ -101,7 +102,7 @@ class Identity:
     idcard: str
 
     @classmethod
-    def parse(cls, realname: str, idcard: str) -> "Identity":
+    def parse(cls, realname: str, idcard: str) -> Identity:
         """Validate both fields; raises IdentityError for the first invalid one (name first)."""
         return cls(normalize_realname(realname), normalize_idcard(idcard))
 

@@ -19,8 +19,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote_plus
 
 import requests
@@ -133,7 +134,7 @@ class JuheResult:
     charged: bool = False
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JuheResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> JuheResult:
         """Build from Juhe's decoded JSON. Raises ``ValueError`` when ``error_code`` is not an int.
 
         Tolerates ``result``/``res`` missing or null, the score as number or string,
@@ -429,7 +430,7 @@ class _Watch:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="juhe-deadline", daemon=True)
 
-    def __enter__(self) -> "_Watch":
+    def __enter__(self) -> _Watch:
         _watching.watch = self
         self._thread.start()
         return self

@@ -11,8 +11,17 @@ import hmac
 import logging
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge

@@ -25,8 +25,9 @@ import secrets
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -208,7 +209,7 @@ class SandboxAdapter(BaseAdapter):
         response.status_code, response.reason = 200, "OK"
         response.headers = CaseInsensitiveDict({"Content-Type": "application/json;charset=utf-8",
                                                 "Content-Length": str(len(body))})
-        response._content = body  # noqa: SLF001 - the documented way to build a Response
+        response._content = body
         response.encoding = "utf-8"
         response.url = request.url or ""
         response.request = request

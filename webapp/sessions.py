@@ -23,8 +23,17 @@ from sqlalchemy.orm import Session
 from . import best_frames, challenges, clients, webhooks
 from .identity import Identity
 from .settings import Settings
-from .storage import (IN_FLIGHT, Attempt, Challenge, QueuedVideo, Store, VerificationSession, isoformat,
-                      lock_session, utcnow)
+from .storage import (
+    IN_FLIGHT,
+    Attempt,
+    Challenge,
+    QueuedVideo,
+    Store,
+    VerificationSession,
+    isoformat,
+    lock_session,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +170,7 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
 
 
 def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
-                  device: "clients.Client | None" = None) -> tuple[Challenge, Attempt]:
+                  device: clients.Client | None = None) -> tuple[Challenge, Attempt]:
     """Use the session's open challenge for a new attempt, in flight under this process's lease.
     The session must be locked and open (require_open): the claim, the in-flight check and
     the session's end are decided under the same lock."""
@@ -209,7 +218,7 @@ class Lease:
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
                                         name=f"lease-{attempt_id}", daemon=True)  # logs keep the request id
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self._thread.start()
         return self
 
@@ -228,7 +237,7 @@ class Lease:
                         .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
                         .execution_options(synchronize_session=False)).rowcount
                     db.commit()
-            except Exception:  # noqa: BLE001 - the database may be back at the next beat
+            except Exception:
                 log.exception("attempt %s: lease not renewed", self.attempt_id)
                 kept = None
             if kept == 0:

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         """Seconds, or a number with s, m, h or d ("3d")."""
         if isinstance(value, str):
             text = value.strip().lower()
-            unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:], None)
+            unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:])
             number = text[:-1] if unit else text
             if not number.isascii() or not number.isdigit():
                 raise ValueError(f"{value!r} is not a duration like 3d, 72h, 90m or 3600")

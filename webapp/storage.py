@@ -10,23 +10,42 @@ import fcntl
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine,
-                        event, select, text)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
 
 from .challenges import LIVENESS_TYPE
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
 def isoformat(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class Base(DeclarativeBase):
@@ -60,11 +79,11 @@ class VerificationSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-    attempts: Mapped[list["Attempt"]] = relationship(
+    attempts: Mapped[list[Attempt]] = relationship(
         back_populates="session", order_by="Attempt.id", cascade="all, delete-orphan")
-    challenges: Mapped[list["Challenge"]] = relationship(
+    challenges: Mapped[list[Challenge]] = relationship(
         back_populates="session", order_by="Challenge.issued_at", cascade="all, delete-orphan")
-    kept_frames: Mapped[list["BestFrames"]] = relationship(
+    kept_frames: Mapped[list[BestFrames]] = relationship(
         order_by="BestFrames.attempt_id", cascade="all, delete-orphan")
 
     @property
@@ -229,7 +248,7 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        except Exception as exc:
             return f"database unavailable: {type(exc).__name__}"
         return None
 

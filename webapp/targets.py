@@ -129,7 +129,7 @@ def resolve(url: str, resolver: Resolver | None = None) -> Target:
 def check(url: str, allow_private: bool = False, resolver: Resolver | None = None) -> Target:
     """Resolve the URL's host and, unless `allow_private`, refuse it if any address is internal
     (or the name is `localhost` or under `.localhost`, which are loopback by definition)."""
-    scheme, host, port = split(url)
+    _scheme, host, _port = split(url)
     name = host.rstrip(".")
     if not allow_private and (name == "localhost" or name.endswith(".localhost")):
         raise TargetRefused(f"{_short(host)} is a loopback name")

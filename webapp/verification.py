@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import delete
 
@@ -108,7 +108,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 return _interrupted(store, page_token, attempt_id, mode, challenge_id)
             try:
                 enqueue(attempt_id)
-            except Exception:  # noqa: BLE001 - the broker is down: give the session back now
+            except Exception:
                 log.exception("attempt %s: could not be queued; nothing sent", attempt_id)
                 with store.session() as db:
                     _lock(db, settings, page_token, refresh=False)

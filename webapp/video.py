@@ -84,15 +84,15 @@ from typing import IO
 import ffmpeg  # ffmpeg-python: command-line builder only
 
 __all__ = [
+    "PreparedVideo",
+    "ProbeInfo",
+    "Tools",
     "VideoRejected",
     "VideoToolError",
-    "ProbeInfo",
-    "PreparedVideo",
-    "Tools",
-    "probe",
     "prepare",
-    "tools_problem",
+    "probe",
     "sniff_container",
+    "tools_problem",
 ]
 
 # Juhe's codes for what it would reject.
@@ -752,7 +752,7 @@ def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool
     return _Plan(remux=True, audio=audio, volumedetect=require_audio)
 
 
-def _mov_h264_sound(path: Path) -> str | None | bool:
+def _mov_h264_sound(path: Path) -> str | bool | None:
     """The sound's codec ("aac", "other", None: no sound) of a MOV holding one upright H.264
     track; False for anything else."""
     moov = _find_moov(path)
@@ -770,7 +770,7 @@ def _mov_h264_sound(path: Path) -> str | None | bool:
     return None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
 
 
-def _matroska_h264_sound(path: Path) -> str | None | bool:
+def _matroska_h264_sound(path: Path) -> str | bool | None:
     """The same for Matroska/WebM, from the codec IDs in its first 64 KB (the track list of a
     recorder's stream comes right after its header)."""
     with open(path, "rb") as fh:
@@ -915,7 +915,7 @@ def _header_info(path: Path, container: str) -> ProbeInfo | None:
     if found is None:
         return None
     codec, width, height, rotation, fps, duration, audio = found
-    if not (MIN_SHORT_SIDE <= min(width, height) and max(width, height) <= MAX_CODED_LONG_SIDE
+    if not (min(width, height) >= MIN_SHORT_SIDE and max(width, height) <= MAX_CODED_LONG_SIDE
             and width * height <= MAX_CODED_PIXELS) or (duration is not None and duration < MIN_SECONDS):
         return None
     if rotation in (90, 270):

@@ -18,9 +18,9 @@ name the host at most, never the path or query (a signed URL's token lives there
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import requests
 from requests import exceptions as rex

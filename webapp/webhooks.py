@@ -20,8 +20,7 @@ import requests
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from . import targets
-from . import metrics
+from . import metrics, targets
 from .storage import Base, Store, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-    log: Mapped[list["DeliveryTry"]] = relationship(order_by="DeliveryTry.id", cascade="all, delete-orphan")
+    log: Mapped[list[DeliveryTry]] = relationship(order_by="DeliveryTry.id", cascade="all, delete-orphan")
 
 
 class DeliveryTry(Base):

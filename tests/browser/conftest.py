@@ -19,10 +19,11 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 # A loaded 2-core CI machine is slow: give every expectation room (they return as soon as met).
-expect.set_options(timeout=15_000)
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
+
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent / "screenshots"

@@ -22,7 +22,7 @@ def test_with_two_front_cameras_the_chosen_one_is_used_and_remembered(live_app, 
     expect(choice).to_be_visible()
     expect(choice.locator("option")).to_have_count(2)
     first = page.evaluate(CAMERA_IN_USE)
-    other = [o for o in choice.locator("option").all_inner_texts() if o != first][0]
+    other = next(o for o in choice.locator("option").all_inner_texts() if o != first)
     screenshot(page, "camera-choice")
 
     choice.select_option(label=other)

@@ -73,7 +73,7 @@ LivenessEmbed.open(document.getElementById('box'), "{url}", {{height: '300px'}})
 
 
 def test_framed_the_page_sizes_its_frame_and_never_says_close_this_page(live_app, standin, phone):
-    url, number = live_app.new_session("number", embed_origin=live_app.operator_origin)
+    url, _number = live_app.new_session("number", embed_origin=live_app.operator_origin)
     page = phone()
     page.goto(live_app.operator_page("shop", OPERATOR_PAGE.format(app=live_app.url, url=url)))
     iframe = page.locator("#box iframe")
