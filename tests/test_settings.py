@@ -73,3 +73,17 @@ def test_env_example_copied_as_dotenv_gives_a_sandbox(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(tmp_path / "instance")
     assert settings.sandbox and settings.standalone and settings.webhook_allow_private
+
+
+def test_ffmpeg_defaults_to_the_static_build_that_runs(monkeypatch, tmp_path):
+    import subprocess
+
+    monkeypatch.delenv("FFMPEG_BINARY", raising=False)
+    chosen = load_settings(tmp_path).FFMPEG_BINARY
+    assert "imageio_ffmpeg" in chosen   # the package is a dependency: the static build is used
+    shown = subprocess.run([chosen, "-hide_banner", "-version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.startswith("ffmpeg version")
+    monkeypatch.setenv("FFMPEG_BINARY", "/usr/bin/ffmpeg")   # an explicit path wins
+    assert load_settings(tmp_path).FFMPEG_BINARY == "/usr/bin/ffmpeg"
+    monkeypatch.setenv("FFMPEG_BINARY", "auto")
+    assert load_settings(tmp_path).FFMPEG_BINARY == chosen
