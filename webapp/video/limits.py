@@ -2,7 +2,8 @@
 
 The other modules read them as ``limits.NAME`` when they run (never a copy taken at import),
 so patching one here (``monkeypatch.setattr(limits, "MAX_BYTES", ...)``) changes every use.
-The one exception is ``MAX_CHILDREN``: ``runner._SLOTS`` is sized from it at import.
+Two exceptions are taken at import: ``MAX_CHILDREN`` sizes ``runner._SLOTS``, and
+``X264_CRF``/``VIDEO_MAXRATE`` are ``plan._Plan``'s defaults.
 """
 
 from __future__ import annotations
