@@ -20,7 +20,7 @@ import pytest
 
 from webapp import video
 from webapp.guidance import Category, guidance_for
-from webapp.video import Tools, VideoRejected, VideoToolError
+from webapp.video import Tools, VideoRejected, VideoToolError, limits, runner
 
 from .media import make_fixture
 
@@ -178,7 +178,7 @@ def test_a_remux_never_sends_a_coded_picture_over_1080p(bomb, tools):
 
 
 def test_a_child_over_its_cpu_limit_is_a_clear_rejection(bomb, tools, monkeypatch):
-    monkeypatch.setattr(video, "CHILD_CPU_SECONDS", 1)  # the 4K encode needs about 3
+    monkeypatch.setattr(limits, "CHILD_CPU_SECONDS", 1)  # the 4K encode needs about 3
     with pytest.raises(VideoRejected) as caught:
         video.prepare(bomb("uhd_4k_mp4"), keep_audio=False, require_audio=False, tools=tools)
     assert caught.value.code == video.BAD_FORMAT
@@ -186,7 +186,7 @@ def test_a_child_over_its_cpu_limit_is_a_clear_rejection(bomb, tools, monkeypatc
 
 
 def test_a_child_over_its_memory_limit_is_a_clear_rejection(bomb, tools, monkeypatch):
-    monkeypatch.setattr(video, "CHILD_MEMORY", 160 * MB)  # less than ffmpeg's libraries alone
+    monkeypatch.setattr(limits, "CHILD_MEMORY", 160 * MB)  # less than ffmpeg's libraries alone
     with pytest.raises(VideoRejected) as caught:
         video.prepare(bomb("uhd_4k_mp4"), keep_audio=False, require_audio=False, tools=tools)
     assert caught.value.code == video.BAD_FORMAT
@@ -245,20 +245,20 @@ def test_a_burst_queues_for_slots_and_every_call_completes(bomb, tools):
         assert result.output.audio_codec == ("aac" if number else None), kind
         assert result.output.duration >= 2.9, kind
     assert results[2].remuxed
-    assert 1 <= max(seen) <= video.MAX_CHILDREN
+    assert 1 <= max(seen) <= limits.MAX_CHILDREN
 
 
 def test_waiting_for_a_slot_past_the_deadline_is_a_tool_error(bomb, tmp_path):
     workdir = tmp_path / "video-tmp"
     workdir.mkdir()
-    for _ in range(video.MAX_CHILDREN):  # as if other uploads held every slot
-        assert video._SLOTS.acquire(timeout=60)
+    for _ in range(limits.MAX_CHILDREN):  # as if other uploads held every slot
+        assert runner._SLOTS.acquire(timeout=60)
     try:
         with pytest.raises(VideoToolError) as caught:
             video.prepare(bomb("uhd_4k_mp4"), keep_audio=False, require_audio=False,
                           tools=Tools(tmpdir=str(workdir), timeout=0.5))
     finally:
-        for _ in range(video.MAX_CHILDREN):
-            video._SLOTS.release()
+        for _ in range(limits.MAX_CHILDREN):
+            runner._SLOTS.release()
     assert "budget" in caught.value.reason
     assert list(workdir.iterdir()) == []

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from webapp import video
-from webapp.video import Tools, VideoRejected, VideoToolError
+from webapp.video import Tools, VideoRejected, VideoToolError, fast_copy, limits, probing
 
 from .media import DREF_TARGET, PRIVATE_METADATA, hls_playlist, make_fixture
 
@@ -148,13 +148,13 @@ def test_sniff_container_reads_magic_bytes_only(head, expected):
 def test_input_is_locked_to_the_sniffed_demuxer_and_protocol(tmp_path):
     """The command lines themselves: forced demuxer, whitelists, stdin for non-MOV."""
     path = tmp_path / "upload.webm"
-    webm = video._probe_argv(path, "matroska", Tools(), packets=True)
+    webm = probing._probe_argv(path, "matroska", Tools(), packets=True)
     assert webm[webm.index("-f") + 1] == "matroska"
     assert webm[webm.index("-protocol_whitelist") + 1] == "pipe"
     assert webm[webm.index("-format_whitelist") + 1] == "matroska,webm"
     assert webm[webm.index("-i") + 1] == "pipe:0"
     assert str(path) not in " ".join(webm)  # the file is handed over as stdin only
-    mov = video._probe_argv(tmp_path / "upload.mp4", "mov", Tools(), packets=False)
+    mov = probing._probe_argv(tmp_path / "upload.mp4", "mov", Tools(), packets=False)
     assert mov[mov.index("-f") + 1] == "mov"
     assert mov[mov.index("-protocol_whitelist") + 1] == "file"
     assert mov[mov.index("-enable_drefs") + 1] == "0"
@@ -369,8 +369,10 @@ def test_a_declined_copy_falls_back_to_a_whole_output(clip, tools, tmp_path, mon
     upload = tmp_path / "h264.mkv"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("safari_fmp4")), "-c:v", "copy", "-c:a", "libopus",
                     "-f", "matroska", str(upload)], check=True, timeout=60)
-    monkeypatch.setattr(video, "_input_facts", lambda stderr: None)
+    declined = []
+    monkeypatch.setattr(fast_copy, "_input_facts", declined.append)  # where _try_copy reads it; None
     prepared = video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
+    assert declined and prepared.timings["probe"] > 0  # the copy was declined: the full path probed
     assert prepared.remuxed and top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]
 
 
@@ -465,7 +467,7 @@ def test_rejection_details_carry_no_metadata(clip, tools, tmp_path):
 
 
 def test_output_over_the_limit_is_re_encoded_at_a_lower_bitrate(clip, tools, monkeypatch):
-    monkeypatch.setattr(video, "MAX_BYTES", 350_000)
+    monkeypatch.setattr(limits, "MAX_BYTES", 350_000)
     prepared = video.prepare(clip("android_1080p_mp4"), keep_audio=True, require_audio=False, tools=tools)
     assert len(prepared.data) <= 350_000
     assert prepared.output.audio_codec == "aac"
@@ -473,7 +475,7 @@ def test_output_over_the_limit_is_re_encoded_at_a_lower_bitrate(clip, tools, mon
 
 
 def test_upload_over_the_limit_is_not_remuxed(clip, tools, monkeypatch):
-    monkeypatch.setattr(video, "MAX_BYTES", 1_000_000)  # safari_fmp4 is ~1.6 MB
+    monkeypatch.setattr(limits, "MAX_BYTES", 1_000_000)  # safari_fmp4 is ~1.6 MB
     prepared = video.prepare(clip("safari_fmp4"), keep_audio=False, require_audio=False, tools=tools)
     assert not prepared.remuxed
     assert len(prepared.data) <= 1_000_000
@@ -590,7 +592,7 @@ def test_nested_gab2_demuxer_is_refused_by_our_format_whitelist(clip, tools):
     path = clip("avi_gab2_srt")
     streams = ffprobe(path)["streams"]
     assert [s["codec_name"] for s in streams if s["codec_type"] == "subtitle"] == ["subrip"]
-    argv = video._probe_argv(path, "avi", tools, packets=False)
+    argv = probing._probe_argv(path, "avi", tools, packets=False)
     with open(path, "rb") as fh:
         proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=60)
     ours = json.loads(proc.stdout)["streams"]

@@ -1,0 +1,170 @@
+"""The copy that runs first and alone: an upload whose header says H.264 is remuxed in one
+ffmpeg process, and the facts a probe would give are read from that process's own
+description of its input. Used only when they show the very upload the full path copies."""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+from . import limits
+from .checks import _check, _check_loudness
+from .errors import VideoRejected, VideoToolError
+from .header import _matroska_h264_sound, _mov_h264_sound
+from .inputs import _PIPED
+from .mp4 import Mp4
+from .output import _verify_output
+from .plan import _command, _Plan, _plan
+from .runner import _Deadline, _Job
+from .types import PreparedVideo, ProbeInfo, Tools
+
+
+def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool) -> _Plan | None:
+    """The copy this upload will probably get, judged from its header alone; None if unlikely.
+
+    MP4/MOV: the 'moov' box holds one H.264 track, not turned by its matrix.  Matroska/WebM
+    (Chromium asked for H.264): the track list names AVC and no other video codec.  Only a
+    guess, to start the copy without a probe: ``_try_copy`` checks what ffmpeg then read.
+    """
+    try:
+        if path.stat().st_size > limits.MAX_BYTES:
+            return None
+        if container == "mov":
+            sound = _mov_h264_sound(path)
+        elif container == "matroska":
+            sound = _matroska_h264_sound(path)
+        else:
+            return None
+    except (OSError, struct.error, IndexError, ValueError):
+        return None
+    if sound is False:  # not H.264, or not upright
+        return None
+    if require_audio and sound is None:
+        return None  # the full path says "no sound" (267539)
+    audio = None
+    if keep_audio and sound is not None:
+        audio = "copy" if sound == "aac" else "aac"
+    return _Plan(remux=True, audio=audio, volumedetect=require_audio)
+
+
+def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
+              out: Path, deadline: _Deadline, jobs: list[_Job]) -> PreparedVideo | None:
+    """Copy the upload in one process and read from that process what ffprobe would have said.
+
+    Returns the prepared video only when the input ffmpeg described is one the full path
+    copies too (H.264 yuv420p, upright, square pixels, <= 1080p, <= 30 fps, 2..10 s, not
+    dense with packets) and the output verifies; otherwise ``None`` (the caller probes).
+    Digital silence in number mode is rejected here, as the full path would.
+    """
+    command = _command(plan, path, container, tools, out)
+    command[command.index("-v") + 1] = "info"  # the input's description, and volumedetect's
+    job = _Job.start(command, path if container in _PIPED else None, deadline, jobs)
+    returncode, _stdout, stderr_bytes = job.wait("copy")
+    if returncode != 0:
+        return None
+    stderr = stderr_bytes.decode("utf-8", "replace")
+    facts = _input_facts(stderr)
+    if facts is None:
+        return None
+    try:
+        data, output = _verify_output(out, plan, _COPY_SOURCE)
+    except (VideoRejected, VideoToolError):
+        return None
+    if len(data) > limits.MAX_BYTES:  # AAC from Opus can add a little: the full path squeezes it
+        return None
+    mp4 = Mp4.parse(data)
+    packets = sum(t.samples for t in mp4.tracks)
+    duration = facts["duration"] or output.duration
+    info = ProbeInfo(
+        container=container,
+        video_codec=facts["codec"],
+        pix_fmt=facts["pix_fmt"],
+        width=facts["width"],
+        height=facts["height"],
+        rotation=0,
+        fps=output.fps,
+        duration=duration,
+        audio_codec=facts["audio"],
+        size_bytes=path.stat().st_size,
+    )
+    if (
+        (output.width, output.height) != (info.width, info.height)
+        or (facts["duration"] is None and output.duration >= limits.MAX_SECONDS - 0.05)  # streamed: was it longer?
+        or packets > limits.MAX_PACKET_RATE * max(output.duration, 1.0)
+        or _plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
+    ):
+        return None
+    try:
+        _check(info, require_audio)
+    except VideoRejected:
+        return None  # the full path says what is wrong
+    if plan.volumedetect:
+        _check_loudness(stderr)
+    return PreparedVideo(data=data, source=info, output=replace(output, pix_fmt=info.pix_fmt),
+                         remuxed=True, timings={})
+
+
+_COPY_SOURCE = ProbeInfo("mov", "h264", "yuv420p", 0, 0, 0, None, None, None, 0)  # what a copy is made from
+_STREAM_LINE = re.compile(r"^  Stream #0:\d+\S*: (\w+): (.*)$", re.M)
+_INPUT_DURATION = re.compile(r"^  Duration: (?:N/A|(\d+):(\d\d):(\d\d(?:\.\d+)?))", re.M)
+
+
+def _input_facts(stderr: str) -> dict | None:
+    """Codec, pixel format, size, duration and sound of input #0, from ffmpeg's own description
+    of it (``-v info``); None when it is not one plain, upright, square-pixel video stream.
+
+    An upload's metadata keys are printed raw (newlines and all), so the section is bounded by
+    ffmpeg's own markers: the first "Input #0," (nothing of the upload comes before it) and the
+    last "Output #0," (the output carries no metadata of the upload: -map_metadata -1). A key
+    that fakes a stream line shows as one "Stream #0:" more than the lines that parse, or as a
+    second video: either way None, and the full path (ffprobe's JSON) decides.
+    """
+    begin = stderr.find("Input #0,")
+    end = stderr.rfind("\nOutput #0,")
+    if begin < 0 or end < begin:
+        return None
+    section = stderr[begin:end]
+    if "displaymatrix" in section:
+        return None
+    streams = _STREAM_LINE.findall(section)
+    if section.count("Stream #0:") != len(streams):
+        return None
+    videos = [desc for kind, desc in streams if kind == "Video" and "(attached pic)" not in desc]
+    if len(videos) != 1:
+        return None
+    parts = _top_level_split(videos[0])
+    size = re.match(r"(\d+)x(\d+)(?: \[SAR (\d+):(\d+) DAR \d+:\d+\])?$", parts[2].strip()) if len(parts) > 2 else None
+    if size is None or (size.group(3) and size.group(3) != size.group(4)):
+        return None
+    audio = next((desc.split(None, 1)[0].rstrip(",") for kind, desc in streams if kind == "Audio"), None)
+    match = _INPUT_DURATION.search(section)
+    duration = None
+    if match and match.group(1) is not None:
+        duration = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+    return {
+        "codec": parts[0].split(None, 1)[0],
+        "pix_fmt": re.match(r"\w*", parts[1].strip()).group(0) if len(parts) > 1 else None,
+        "width": int(size.group(1)),
+        "height": int(size.group(2)),
+        "duration": duration,
+        "audio": audio,
+    }
+
+
+def _top_level_split(text: str) -> list[str]:
+    """Split ffmpeg's stream description at the commas outside parentheses."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts

@@ -1,0 +1,125 @@
+"""One uploaded video's path, top to bottom: sniff -> (copy first | probe -> check -> plan ->
+remux or encode) -> verify -> the bytes for Juhe. The package's docstring says why each step."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import limits
+from .checks import _check, _check_loudness
+from .errors import EMPTY, VideoRejected
+from .fast_copy import _copy_plan, _try_copy
+from .header import _header_info
+from .inputs import _PIPED, _sniff_file
+from .output import _verify_output
+from .plan import _command, _over_1080p, _plan
+from .probing import _probe
+from .runner import _Deadline, _finish_ffmpeg, _Job
+from .types import PreparedVideo, ProbeInfo, Tools
+
+
+def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> PreparedVideo:
+    """Probe, check and normalise one upload; return the MP4 to send.
+
+    ``keep_audio``: put the sound in the output (number mode: Juhe listens).
+    ``require_audio``: reject a video without sound (267539) or with digital
+    silence (267540), as Juhe would.
+
+    Raises ``VideoRejected`` for what Juhe would reject anyway, and
+    ``VideoToolError`` when ffmpeg is missing or runs out of time.
+    Opens nothing but ``path``; leaves no temporary file behind.
+    """
+    started = time.perf_counter()
+    deadline = _Deadline(tools.timeout)
+    source_path = Path(path).resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="video-", dir=tools.tmpdir))
+    jobs: list[_Job] = []
+    try:
+        # 1. sniff: what container do the bytes say this is?
+        container = _sniff_file(source_path)
+        out = workdir / "out.mp4"
+
+        # An upload whose header says H.264 (Safari's MP4, Chromium's H.264 WebM/MP4/Matroska)
+        # is copied straight away, in one ffmpeg process that also describes its input: no
+        # ffprobe (each process costs a third of a second of start-up on a busy machine).
+        # Used only when what that process read shows the very upload the full path would
+        # copy; anything else (rotated, too long, odd) takes the full path below.
+        copy = _copy_plan(source_path, container, keep_audio, require_audio)
+        if copy is not None:
+            copied = _try_copy(copy, source_path, container, keep_audio, require_audio, tools, out, deadline, jobs)
+            if copied is not None:
+                finished = time.perf_counter()
+                return replace(copied, timings={"probe": 0.0, "normalise": finished - started,
+                                                "total": finished - started})
+
+        # 2. probe; meanwhile (if a slot is free) the encode the header promises, used only
+        #    if the plan made from the probe is the very same command line
+        guess = _header_info(source_path, container)
+        guess_command = None
+        if guess is not None:
+            guess_command = _command(_plan(guess, keep_audio, require_audio), source_path, container, tools, out)
+        info = _probe(source_path, container, tools, deadline, jobs, guess_command)
+        probed = time.perf_counter()
+
+        # 3. check what Juhe would reject
+        _check(info, require_audio)
+
+        # 4. decide: remux or encode, and run it
+        plan = _plan(info, keep_audio, require_audio)
+        command = _command(plan, source_path, container, tools, out)
+        stdin = source_path if container in _PIPED else None
+        # (a job already waited for, such as a declined copy with the same command line, has
+        # done its work on `out` already: only a running speculative encode is taken over)
+        job = next((j for j in jobs if j.argv == command and not j.killed and j.result is None), None)
+        for other in jobs:
+            if other is not job:
+                other.kill()
+        if job is None:
+            job = _Job.start(command, stdin, deadline, jobs)
+        stderr = _finish_ffmpeg(job, "normalise")
+        if plan.volumedetect:
+            _check_loudness(stderr)
+
+        # 5. verify the output (and squeeze it if it is too big, encode it if a
+        #    remux kept a coded picture over 1080p: non-square pixels)
+        data, output = _verify_output(out, plan, info)
+        while len(data) > limits.MAX_BYTES or _over_1080p(output.width, output.height):
+            if not plan.remux and plan.crf is None and plan.maxrate <= 100_000:
+                raise VideoRejected(EMPTY, "video cannot be made small enough")
+            plan = plan.smaller(info, output.duration or info.duration or limits.MAX_SECONDS)
+            command = _command(plan, source_path, container, tools, out)
+            _finish_ffmpeg(_Job.start(command, stdin, deadline, jobs), "re-encode")
+            data, output = _verify_output(out, plan, info)
+
+        finished = time.perf_counter()
+        return PreparedVideo(
+            data=data,
+            source=info,
+            output=output,
+            remuxed=plan.remux,
+            timings={"probe": probed - started, "normalise": finished - probed, "total": finished - started},
+        )
+    finally:
+        for job in jobs:
+            job.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def probe(path, *, tools: Tools) -> ProbeInfo:
+    """Describe a video as displayed (rotation applied), with ffprobe.
+
+    Raises ``VideoRejected(267536)`` for an empty file and ``VideoRejected(267537)``
+    for anything that is not a readable video (wrong magic bytes, broken,
+    truncated, no video stream).  ``VideoToolError`` on timeout / missing ffprobe.
+    """
+    source_path = Path(path).resolve()
+    jobs: list[_Job] = []
+    try:
+        return _probe(source_path, _sniff_file(source_path), tools, _Deadline(tools.timeout), jobs)
+    finally:
+        for job in jobs:
+            job.kill()
