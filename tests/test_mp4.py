@@ -181,17 +181,14 @@ def test_only_the_known_containers_are_opened():
 
 def test_containers_nested_deeper_than_a_real_file_are_still_read():
     inner = box(b"stbl", stsd(b"avc1", 320, 240))
-    for _ in range(50):
+    for _ in range(mp4.MAX_DEPTH - 1):   # 15 levels where a real track has 3
         inner = box(b"minf", inner)
     track = mp4.read_trak(*_trak_bounds(box(b"trak", hdlr(b"vide"), inner)))
     assert (track.codec, track.width, track.height) == (b"avc1", 320, 240)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="known gap, kept as found in the split: read_trak recurses once per nested box, "
-                          "so ~1000 nested containers (8 KB) raise RecursionError, which neither "
-                          "Mp4.parse nor the header readers turn into a refusal")
 def test_absurdly_deep_nesting_is_refused_not_a_crash():
+    """~3000 nested containers (24 KB) once raised RecursionError out of prepare."""
     inner = hdlr(b"vide")
     for _ in range(3000):
         inner = box(b"stbl", inner)

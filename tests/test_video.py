@@ -649,3 +649,32 @@ def test_mov_external_data_reference_is_not_followed(clip, tools, tmp_path):
         assert isinstance(result, (VideoRejected, video.PreparedVideo))
     finally:
         target.release()
+
+
+def test_an_mp4_nested_thousands_deep_is_refused_not_a_crash(tools, tmp_path):
+    """A 24 KB upload whose track nests 3000 containers once raised RecursionError out of
+    prepare (the header reader walked it recursively); now it is one more broken file."""
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    inner = box(b"hdlr", bytes(8) + b"vide" + bytes(12))
+    for _ in range(3000):
+        inner = box(b"stbl", inner)
+    path = tmp_path / "deep.mp4"
+    path.write_bytes(box(b"ftyp", b"isom" + bytes(4) + b"isomavc1") + box(b"moov", box(b"trak", inner))
+                     + box(b"mdat", bytes(64)))
+    with pytest.raises(VideoRejected) as refused:
+        video.prepare(path, keep_audio=False, require_audio=False, tools=tools)
+    assert refused.value.code == video.BAD_FORMAT
+
+
+@pytest.mark.parametrize("kind", ["safari_fmp4", "chrome_h264_mp4", "chrome_h264_webm", "chrome_h264_mkv"])
+@pytest.mark.parametrize("number", [True, False], ids=["number", "silent"])
+def test_compliant_h264_is_copied_by_one_ffmpeg_with_no_ffprobe(clip, tools, kind, number):
+    """The fast path for every browser's H.264, with the sound kept (Opus made AAC) or not:
+    the shipped ffmpeg describes its input itself (ffmpeg 7 prints the stream mapping before the
+    outputs; that once made every upload whose sound is re-encoded take ffprobe's path too)."""
+    assert "imageio_ffmpeg" in tools.ffmpeg   # the static build the service runs by default
+    prepared = video.prepare(clip(kind), keep_audio=number, require_audio=number, tools=tools)
+    assert prepared.remuxed and prepared.timings["probe"] == 0
+    assert prepared.output.audio_codec == ("aac" if number else None)

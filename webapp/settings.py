@@ -17,24 +17,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .video import static_ffmpeg
+
 DEFAULT_JUHE_URL = "https://apis.juhe.cn/antiFaceId/query"
 SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
 
 Mode = Literal["silent", "number", "action", "random"]
-
-
-def static_ffmpeg() -> str:
-    """The statically linked ffmpeg the imageio-ffmpeg package ships, else `ffmpeg` on PATH.
-
-    A process start is most of what a copied upload costs: Debian's ffmpeg loads 215 shared
-    libraries and takes ~75 ms of CPU to start, the static one ~13 ms (README, Benchmarks).
-    ffprobe (only for uploads that are re-encoded) stays Debian's: the package has none.
-    """
-    try:
-        import imageio_ffmpeg
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):  # not installed, or no binary for this platform
-        return "ffmpeg"
 
 
 class ConfigurationError(RuntimeError):

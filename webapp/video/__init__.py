@@ -92,7 +92,7 @@ from .errors import (
 from .inputs import sniff_container
 from .pipeline import prepare, probe
 from .runner import tools_problem
-from .types import PreparedVideo, ProbeInfo, Tools
+from .types import PreparedVideo, ProbeInfo, Tools, static_ffmpeg
 
 __all__ = [
     "BAD_FORMAT",
@@ -109,5 +109,6 @@ __all__ = [
     "prepare",
     "probe",
     "sniff_container",
+    "static_ffmpeg",
     "tools_problem",
 ]

@@ -117,7 +117,8 @@ def _input_facts(stderr: str) -> dict | None:
 
     An upload's metadata keys are printed raw (newlines and all), so the section is bounded by
     ffmpeg's own markers: the first "Input #0," (nothing of the upload comes before it) and the
-    last "Output #0," (the output carries no metadata of the upload: -map_metadata -1). A key
+    last "Output #0," (the output carries no metadata of the upload: -map_metadata -1), or the
+    "Stream mapping:" just before it (ffmpeg 7 and later print the mapping first). A key
     that fakes a stream line shows as one "Stream #0:" more than the lines that parse, or as a
     second video: either way None, and the full path (ffprobe's JSON) decides.
     """
@@ -125,6 +126,10 @@ def _input_facts(stderr: str) -> dict | None:
     end = stderr.rfind("\nOutput #0,")
     if begin < 0 or end < begin:
         return None
+    # ffmpeg 7 and later print the stream mapping before the outputs: its last heading before
+    # "Output #0," is ffmpeg's own (the inputs' metadata all comes before it).
+    mapping = stderr.rfind("\nStream mapping:", begin, end)
+    end = mapping if mapping >= 0 else end
     section = stderr[begin:end]
     if "displaymatrix" in section:
         return None

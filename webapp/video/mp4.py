@@ -40,6 +40,7 @@ def find_moov(path: Path, limit: int = 8 << 20) -> bytes | None:
 
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+MAX_DEPTH = 16  # containers inside a trak: a real one has 3 (mdia, minf, stbl)
 
 
 @dataclass
@@ -121,10 +122,12 @@ def _mvhd_duration(data: bytes, body: int) -> float:
 def read_trak(data: bytes, start: int, end: int) -> Track:
     track = Track()
 
-    def walk(s: int, e: int) -> None:
+    def walk(s: int, e: int, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:  # a real track nests 5 deep; a crafted one would exhaust the stack
+            raise ValueError("boxes nested too deep")
         for kind, _bs, be, body in boxes(data, s, e):
             if kind in _CONTAINERS:
-                walk(body, be)
+                walk(body, be, depth + 1)
             elif kind == b"tkhd":
                 track.matrix_at = body + (52 if data[body] == 1 else 40)
             elif kind == b"mdhd":

@@ -3,7 +3,26 @@ what a video is (``ProbeInfo``), what ``prepare`` hands back (``PreparedVideo``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+
+
+@cache
+def static_ffmpeg() -> str:
+    """The statically linked ffmpeg of the imageio-ffmpeg package, else ``ffmpeg`` on PATH.
+
+    A process start is most of what a copied upload costs: Debian's ffmpeg loads 215 shared
+    libraries and takes ~75 ms of CPU to start, a static build a few (README, Benchmarks).
+    The package is pinned at 0.6.0, whose ffmpeg is 7.0.2: the ffmpeg 9.0.2 of 0.7 and later
+    hung at exit about one run in four on ``bomb_packets_mkv`` (tests/test_media_bombs.py),
+    holding a slot until the deadline. ffprobe (only for uploads that are re-encoded) stays
+    the one on PATH: the package has none.
+    """
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):  # not installed, or no binary for this platform
+        return "ffmpeg"
 
 
 @dataclass(frozen=True)
@@ -15,7 +34,7 @@ class Tools:
     of the private temporary directory (``None``: the system default).
     """
 
-    ffmpeg: str = "ffmpeg"
+    ffmpeg: str = field(default_factory=static_ffmpeg)
     ffprobe: str = "ffprobe"
     timeout: float = 60.0
     tmpdir: str | None = None
