@@ -100,7 +100,7 @@ def configure_flask(app: Flask, settings: Settings, extra: dict) -> None:
         SESSION_COOKIE_SECURE=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https")),
         WTF_CSRF_TIME_LIMIT=3600,
     )
-    app.json.ensure_ascii = False  # names and messages in Chinese as they are (Flask 3 has no JSON_AS_ASCII)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's  # names and messages in Chinese as they are (Flask 3 has no JSON_AS_ASCII)
     app.config.update(extra)
 
 
@@ -125,6 +125,7 @@ def build_services(app: Flask, settings: Settings) -> Services:
         from .sandbox import sandbox_session
         http, key = sandbox_session(tools), "sandbox"
     else:
+        assert settings.JUHE_KEY, "no key is sandbox mode"
         http, key = http_session(), settings.JUHE_KEY
     client = JuheClient(http, key=key, url=settings.JUHE_API_URL,
                         timeout=(settings.JUHE_CONNECT_TIMEOUT, settings.JUHE_READ_TIMEOUT))

@@ -56,6 +56,7 @@ def vault(settings: Settings) -> Vault:
     """The vault for these settings: BEST_FRAMES_KEY, else a key derived from SECRET_KEY."""
     if settings.BEST_FRAMES_KEY:
         return Vault([k.encode() for k in settings.BEST_FRAMES_KEY])
+    assert settings.SECRET_KEY, "load_settings always sets SECRET_KEY"
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(
         settings.SECRET_KEY.encode())
     return Vault([base64.urlsafe_b64encode(derived)])
@@ -105,10 +106,11 @@ def purge(db: Session, settings: Settings, now: dt.datetime | None = None) -> in
     """Drop the sealed data of every set past its deadline; return how many sets."""
     now = now or utcnow()
     cutoff = now - dt.timedelta(seconds=settings.BEST_FRAMES_RETENTION)
-    purged = db.execute(
+    result = db.execute(
         update(BestFrames)
         .where(BestFrames.data.is_not(None), or_(BestFrames.expires_at <= now, BestFrames.created_at <= cutoff))
-        .values(data=None, purged_at=now).execution_options(synchronize_session=False)).rowcount
+        .values(data=None, purged_at=now).execution_options(synchronize_session=False))
+    purged: int = result.rowcount  # type: ignore[attr-defined]  # an UPDATE's CursorResult
     if purged:
         log.info("best frames of %d attempt(s) purged (BEST_FRAMES_RETENTION)", purged)
     return purged

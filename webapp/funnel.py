@@ -35,7 +35,8 @@ def compute(db: Session, operator: str, since: dt.datetime, until: dt.datetime) 
              .where(VerificationSession.operator == operator, Attempt.state == "done",
                     Attempt.started_at >= since, Attempt.started_at < until)
              .group_by(Attempt.outcome, Attempt.browser, Attempt.os, Attempt.charged))
-    codes, paid_by_code = Counter(), Counter()
+    codes: Counter[str] = Counter()
+    paid_by_code: Counter[str] = Counter()
     by_client: dict[tuple[str, str], Counter] = defaultdict(Counter)
     by_os: dict[str, Counter] = defaultdict(Counter)
     paid = unknown = 0
@@ -88,10 +89,10 @@ def service_outcomes() -> list[dict]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for family in registry.collect():
         if family.name == "liveness_verifications":
             for sample in family.samples:
                 if sample.name.endswith("_total"):
-                    counts[sample.labels["outcome"]] += sample.value
+                    counts[sample.labels["outcome"]] += int(sample.value)
     return [{"code": c, "label": label(c), "count": int(n)} for c, n in counts.most_common() if n]

@@ -107,7 +107,7 @@ class Identity:
         return cls(normalize_realname(realname), normalize_idcard(idcard))
 
     @property
-    def masked(self) -> dict[str, str]:
+    def masked(self) -> dict[str, str | None]:
         return {"realname": mask_realname(self.realname), "idcard": mask_idcard(self.idcard)}
 
     def __repr__(self) -> str:

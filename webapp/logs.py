@@ -26,7 +26,7 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 def redact(text: str) -> str:
     """`text` with ID numbers masked, page tokens and known secrets replaced by `***`."""
-    clean = _IDCARD.sub(lambda m: mask_idcard(m.group(0).upper()), text)
+    clean = _IDCARD.sub(lambda m: mask_idcard(m.group(0).upper()) or "", text)
     clean = _PAGE_TOKEN.sub(r"\1***", clean)
     for secret in _secrets:
         clean = clean.replace(secret, "***")
@@ -64,7 +64,7 @@ class JsonFormatter(logging.Formatter):
                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
                 "request_id": getattr(record, "request_id", None)}
         if record.exc_info or record.exc_text:
-            line["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+            line["exception"] = record.exc_text or redact(self.formatException(record.exc_info or (None, None, None)))
         return json.dumps(line, ensure_ascii=False)
 
 

@@ -32,7 +32,9 @@ def config(connection=None) -> Config:
 
 
 def head() -> str:
-    return ScriptDirectory.from_config(config()).get_current_head()
+    head = ScriptDirectory.from_config(config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
 
 
 def current(store: Store) -> str | None:

@@ -26,7 +26,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar
 
 from limits.errors import ConfigurationError
 from limits.storage.base import (
@@ -66,7 +65,7 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport,
                     TimestampedSlidingWindow):
     """Rate-limit counters in one SQLite file shared by the processes of a machine."""
 
-    STORAGE_SCHEME: ClassVar[list[str]] = [SCHEME]
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012  (the base class declares it an instance attribute)
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, timeout: float = 5.0,
                  **options: float | str | bool) -> None:

@@ -79,7 +79,7 @@ def _describe(sequence: int) -> str:
     kind, value = _outcome(sandbox_idcard(sequence))
     if kind == "score":
         return f"error_code 0, score {value:g}"
-    return f"{kind} code {value}: {guidance_for(value).meaning}"
+    return f"{kind} code {value}: {guidance_for(int(value)).meaning}"
 
 
 TEST_IDS: list[tuple[str, str]] = [
@@ -223,7 +223,7 @@ def _form(request: requests.PreparedRequest) -> dict[str, str]:
     """Query string plus, when the body is form-urlencoded, the body's fields (first values)."""
     fields = {k: v[0] for k, v in parse_qs(urlsplit(request.url or "").query,
                                            keep_blank_values=True).items()}
-    content_type = (request.headers.get("Content-Type") or "").lower()
+    content_type = str(request.headers.get("Content-Type") or "").lower()
     if content_type.split(";")[0].strip() == "application/x-www-form-urlencoded" and request.body:
         body = request.body
         try:

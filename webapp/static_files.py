@@ -80,7 +80,7 @@ def build(folder: Path) -> dict[str, Asset]:
 
     assets = {}
     for name in raw:
-        version = digest(name)
+        version = digest(name) or ""  # (only a name inside an import cycle has none, transiently)
         body = bodies[name]
         mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if mimetype.startswith("text/") or mimetype == "application/javascript" or name.endswith(".js"):
@@ -92,6 +92,7 @@ def build(folder: Path) -> dict[str, Asset]:
 
 def init_app(app: Flask) -> None:
     """Serve `app.static_folder` from memory and version `url_for('static', ...)`."""
+    assert app.static_folder is not None
     assets = build(Path(app.static_folder))
     app.extensions["static_assets"] = assets
     send_static_file = app.send_static_file

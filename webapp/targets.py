@@ -75,7 +75,7 @@ class Target:
 def system_resolver(host: str, port: int) -> list[str]:
     """Resolve as urllib3 does when it connects: getaddrinfo, IPv6 too where the host has it."""
     infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def _short(host: str) -> str:
@@ -94,7 +94,7 @@ def split(url: str) -> tuple[str, str, int]:
         raise TargetRefused("not a valid http(s) URL") from None
     if scheme not in DEFAULT_PORTS or not host:
         raise TargetRefused("not a valid http(s) URL")
-    return scheme, host, port or DEFAULT_PORTS[scheme]
+    return scheme, str(host), port or DEFAULT_PORTS[scheme]
 
 
 def internal_kind(address: Address) -> str | None:

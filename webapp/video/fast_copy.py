@@ -89,10 +89,11 @@ def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require
         audio_codec=facts["audio"],
         size_bytes=path.stat().st_size,
     )
+    output_seconds = output.duration or 0.0  # our own MP4 always states it
     if (
         (output.width, output.height) != (info.width, info.height)
-        or (facts["duration"] is None and output.duration >= limits.MAX_SECONDS - 0.05)  # streamed: was it longer?
-        or packets > limits.MAX_PACKET_RATE * max(output.duration, 1.0)
+        or (facts["duration"] is None and output_seconds >= limits.MAX_SECONDS - 0.05)  # streamed: was it longer?
+        or packets > limits.MAX_PACKET_RATE * max(output_seconds, 1.0)
         or _plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
     ):
         return None
@@ -150,7 +151,7 @@ def _input_facts(stderr: str) -> dict | None:
         duration = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
     return {
         "codec": parts[0].split(None, 1)[0],
-        "pix_fmt": re.match(r"\w*", parts[1].strip()).group(0) if len(parts) > 1 else None,
+        "pix_fmt": _leading_word(parts[1].strip()) if len(parts) > 1 else None,
         "width": int(size.group(1)),
         "height": int(size.group(2)),
         "duration": duration,
@@ -158,9 +159,17 @@ def _input_facts(stderr: str) -> dict | None:
     }
 
 
+def _leading_word(text: str) -> str:
+    """"yuv420p(progressive)" → "yuv420p"."""
+    word = re.match(r"\w*", text)
+    return word.group(0) if word else ""
+
+
 def _top_level_split(text: str) -> list[str]:
     """Split ffmpeg's stream description at the commas outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1

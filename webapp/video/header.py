@@ -73,6 +73,8 @@ def _mov_header(path: Path) -> tuple | None:
     if len(videos) != 1 or not videos[0].samples or not videos[0].ticks or videos[0].matrix_at is None:
         return None  # fragmented (no samples in moov), or several pictures
     video = videos[0]
+    if video.matrix_at is None:
+        return None
     a, b = struct.unpack_from(">2i", moov, video.matrix_at)
     rotation = _right_angle(math.degrees(math.atan2(b, a)))
     codec = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}.get(video.codec)

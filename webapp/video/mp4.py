@@ -72,7 +72,7 @@ class Mp4:
     mdat_offset: int | None
 
     @classmethod
-    def parse(cls, data: bytes) -> Mp4:
+    def parse(cls, data: bytes | bytearray) -> Mp4:
         moov_offset = mdat_offset = None
         duration = 0.0
         tracks: list[Track] = []
@@ -94,7 +94,7 @@ class Mp4:
         return cls(tracks, duration, moov_offset, mdat_offset)
 
 
-def boxes(data: bytes, start: int, end: int):
+def boxes(data: bytes | bytearray, start: int, end: int):
     """(type, start, end, body) of the boxes between start and end."""
     offset = start
     while offset + 8 <= end:
@@ -111,7 +111,7 @@ def boxes(data: bytes, start: int, end: int):
         offset += size
 
 
-def _mvhd_duration(data: bytes, body: int) -> float:
+def _mvhd_duration(data: bytes | bytearray, body: int) -> float:
     if data[body] == 1:
         timescale, duration = struct.unpack_from(">IQ", data, body + 20)
     else:
@@ -119,7 +119,7 @@ def _mvhd_duration(data: bytes, body: int) -> float:
     return duration / timescale if timescale else 0.0
 
 
-def read_trak(data: bytes, start: int, end: int) -> Track:
+def read_trak(data: bytes | bytearray, start: int, end: int) -> Track:
     track = Track()
 
     def walk(s: int, e: int, depth: int = 0) -> None:
@@ -134,9 +134,9 @@ def read_trak(data: bytes, start: int, end: int) -> Track:
                 track.duration = _mvhd_duration(data, body)
                 track.timescale = struct.unpack_from(">I", data, body + (20 if data[body] == 1 else 12))[0]
             elif kind == b"hdlr" and not track.handler:  # the media's, not QuickTime's data handler
-                track.handler = data[body + 8 : body + 12]
+                track.handler = bytes(data[body + 8 : body + 12])
             elif kind == b"stsd":
-                track.codec = data[body + 12 : body + 16]
+                track.codec = bytes(data[body + 12 : body + 16])
                 if track.handler == b"vide":
                     track.width, track.height = struct.unpack_from(">HH", data, body + 8 + 8 + 24)
             elif kind == b"stts":

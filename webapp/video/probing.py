@@ -130,7 +130,8 @@ def _rotation(stream: dict) -> int:
             # ffprobe reports the display matrix angle counter-clockwise
             return _right_angle(-float(side["rotation"]))
     tag = (stream.get("tags") or {}).get("rotate")
-    return _right_angle(float(tag)) if _float(tag) is not None else 0
+    angle = _float(tag)
+    return _right_angle(angle) if angle is not None else 0
 
 
 def _packet_span(packets: list[dict]) -> tuple[float | None, int]:

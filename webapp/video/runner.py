@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, overload
 
 from . import limits
 from .errors import BAD_FORMAT, VideoRejected, VideoToolError
@@ -52,6 +52,16 @@ class _Job:
         self.result: tuple[int, bytes, bytes] | None = None
         self.killed = False  # killed before its result was read
         self.slot = True  # holds one of _SLOTS until reaped
+
+    @overload
+    @classmethod
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
+              speculative: Literal[False] = False) -> _Job: ...
+
+    @overload
+    @classmethod
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
+              speculative: bool) -> _Job | None: ...
 
     @classmethod
     def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
