@@ -17,7 +17,8 @@ COPY pyproject.toml requirements.lock requirements-test.lock README.md wsgi.py g
 COPY scripts ./scripts
 COPY deploy ./deploy
 COPY webapp ./webapp
-# Debian's ffmpeg and nginx (and openssl, python3-venv checks) via the README's own install script.
+# Debian's ffmpeg (its ffprobe; ffmpeg itself runs imageio-ffmpeg's static build from the lock)
+# and nginx, openssl, python3-venv, via the README's own install script.
 RUN bash scripts/setup.sh \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --create-home app \
