@@ -117,6 +117,15 @@ def test_list_filters_by_reference(client):
     assert [s["reference"] for s in listed] == ["a", "a"]
 
 
+
+def test_sessions_made_within_one_second_list_newest_first(client):
+    """Whole-second creation times left sessions made in one second in any order (seen in CI)."""
+    made = [client.post("/api/v1/sessions", headers=AUTH, json={
+        "realname": "张三", "idcard": idcard(1), "reference": "burst"}).get_json()["id"] for _ in range(8)]
+    listed = client.get("/api/v1/sessions?reference=burst", headers=AUTH).get_json()["sessions"]
+    assert [s["id"] for s in listed] == made[::-1]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["created_at"]) for s in listed)
+
 def test_public_url_builds_page_links(make_app):
     client = make_app(PUBLIC_URL="https://verify.example.com/").test_client()
     created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(1)}).get_json()

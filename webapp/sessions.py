@@ -32,6 +32,7 @@ from .storage import (
     VerificationSession,
     isoformat,
     lock_session,
+    precise_utcnow,
     utcnow,
 )
 
@@ -78,8 +79,9 @@ def operator_fingerprint(key: str) -> str:
 
 
 def create(db: Session, settings: Settings, identity: Identity, new: NewSession, operator: str) -> VerificationSession:
-    """Store a new pending session; `random` mode is resolved here, once."""
-    now = utcnow()
+    """Store a new pending session; `random` mode is resolved here, once. Its creation time keeps
+    microseconds so two sessions made in one second still list newest first."""
+    now = precise_utcnow()
     session = VerificationSession(
         id="ses_" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y"),
         page_token=secrets.token_urlsafe(32), operator=operator,

@@ -44,8 +44,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
+def precise_utcnow() -> dt.datetime:
+    """The time to the microsecond, for orderings that must hold within one second (newest first)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def isoformat(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+    """Whole seconds, UTC, `Z`: what the API and webhooks print."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC, microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class Base(DeclarativeBase):
