@@ -303,7 +303,7 @@ def test_the_download_deadline_covers_the_whole_transfer(tmp_path, files):
 # -- the example operator (docs/operator-example) --------------------------------------------------
 def test_the_example_operator_verifies_a_native_recording_and_fetches_its_best_frame(make_app, juhe, media,
                                                                                     monkeypatch):
-    """docs/operator-example/operator.py against the service on a real loopback server: its
+    """docs/operator-example/bank_demo.py against the service on a real loopback server: its
     native-app routes draw the challenge, pass the recording on, and fetch the best frame."""
     import importlib.util
 
@@ -313,7 +313,7 @@ def test_the_example_operator_verifies_a_native_recording_and_fetches_its_best_f
     try:
         monkeypatch.setenv("LIVENESS_URL", f"http://127.0.0.1:{server.server_port}")
         monkeypatch.setenv("LIVENESS_KEY", "op-key-abcdef")
-        path = Path(__file__).resolve().parent.parent / "docs" / "operator-example" / "operator.py"
+        path = Path(__file__).resolve().parent.parent / "docs" / "operator-example" / "bank_demo.py"
         spec = importlib.util.spec_from_file_location("operator_example", path)
         example = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(example)

@@ -2,10 +2,15 @@
 embed.js, and your backend reads the trusted result (API or webhook). Run beside the service:
 
     LIVENESS_URL=http://localhost:8000 LIVENESS_KEY=sandbox-operator-key \
-    WEBHOOK_SECRET=... flask --app docs/operator-example/operator.py run --port 5001
+    WEBHOOK_SECRET=... .venv/bin/flask --app docs/operator-example/bank_demo.py run --port 5001
 
 and start the service with EMBED_ORIGINS=http://127.0.0.1:5001 (and the same WEBHOOK_SECRET).
 Open http://127.0.0.1:5001/ (another site than localhost:8000, as in production).
+
+Its settings, from the environment: LIVENESS_URL (the service), LIVENESS_KEY (an operator key
+of OPERATOR_API_KEYS), WEBHOOK_SECRET (the service's, to check signatures), MY_ORIGIN (where
+this demo is served: the port given to `run` and the service's EMBED_ORIGINS must agree).
+(It is not named operator.py: that would shadow Python's own `operator` module.)
 
 Also shown: a video recorded in your own app (POST /native/start, then /native/<id>/video with
 the file or a `video_url`), and best frames fetched within BEST_FRAMES_RETENTION
