@@ -52,7 +52,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     """Run one uploaded video through the whole path. Raises sessions.SessionStateError when the
     session cannot take an upload (closed, expired, busy, challenge used or expired).
 
-    `on_finished(session_id)` is called once the session reached passed or failed (webhooks).
+    `on_finished(session_id)` is called once the session reached passed or failed with a webhook
+    to deliver (a session without `callback_url` queues none: no delivery round is started).
     With `enqueue` (a Celery broker is configured), the prepared video is stored and
     `enqueue(attempt_id)` hands the rest to a worker (`run_queued`); None is returned and the
     page follows the session's state. `device`: the browser family and OS, kept on the attempt.
@@ -216,7 +217,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
              session.id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
              " (answer arrived after the attempt was released)" if late else "")
-    if ended and on_finished:
+    if ended and on_finished and session.callback_url:
         on_finished(session.id)
 
     # 7. Tell the person.
