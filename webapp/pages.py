@@ -32,7 +32,7 @@ from wtforms.validators import ValidationError
 from . import clients, limits, metrics, security, sessions, uploads, verification, video
 from .challenges import MODES, describe
 from .extensions import csrf, json_error, limiter, services
-from .guidance import guidance_for
+from .guidance import Guidance, guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
 
@@ -246,9 +246,14 @@ def outcome_json(outcome: verification.Outcome) -> dict:
     """A person's view of an outcome: words to act on, never raw codes."""
     g = outcome.guidance
     return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
-            "category": str(g.category), "retry": outcome.session_status == "pending",
+            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == "pending",
             "final": g.final, "attempts_left": outcome.attempts_left,
             "challenge_id": outcome.challenge_id}
+
+
+def problem_json(g: Guidance) -> dict:
+    """The problem in a few words ("太暗"), which the page names once the attempts are used up."""
+    return {"problem": g.problem_zh, "problem_en": g.problem_en}
 
 
 def state_json(session: VerificationSession) -> dict:
@@ -260,7 +265,7 @@ def state_json(session: VerificationSession) -> dict:
     if ended:
         g = verification.attempt_guidance(ended[-1])
         result = session.status if session.status in ("passed", "failed") else "retry"
-        last = {"result": result, "message": g.person_zh, "message_en": g.person_en,
+        last = {"result": result, "message": g.person_zh, "message_en": g.person_en, **problem_json(g),
                 "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
