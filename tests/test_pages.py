@@ -1,5 +1,6 @@
 """The standalone form, the page endpoints' rules, security headers and rate limits."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,46 @@ def test_api_is_limited_per_operator_key(make_app):
     client = make_app(RATELIMIT_ENABLED=True).test_client()
     codes = [client.get("/api/v1/sessions/ses_x", headers=AUTH).status_code for _ in range(305)]
     assert codes[0] == 404 and codes[-1] == 429
+
+
+# -- the capture page's phases: capture.js's list and the template's data-show agree ------------
+STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
+TEMPLATES = Path(__file__).resolve().parents[1] / "webapp" / "templates"
+
+
+def script_phases() -> list[str]:
+    source = (STATIC / "capture.js").read_text()
+    listed = re.search(r"export const PHASES = Object\.freeze\(\[(.*?)\]\);", source, re.S)
+    assert listed, "capture.js exports PHASES"
+    return re.findall(r"'([a-z]+)'", listed.group(1))
+
+
+def test_the_scripts_phases_are_the_templates_data_show_names():
+    phases = script_phases()
+    assert len(phases) == len(set(phases)) >= 10
+    template = re.sub(r"\{#.*?#\}", "", (TEMPLATES / "capture.html").read_text(), flags=re.S)  # comments
+    shown = set()
+    for names in re.findall(r"""(?:data-show=|show\()["']([a-z ]+)["']""", template):
+        shown.update(names.split())
+    assert shown == set(phases), (sorted(shown - set(phases)), sorted(set(phases) - shown))
+    first = re.search(r'set first = "(\w+)" if .* else "(\w+)"', template)
+    assert first and set(first.groups()) <= set(phases)
+
+
+def test_the_script_sets_only_listed_phases_and_keeps_its_state_in_one_object():
+    source = (STATIC / "capture.js").read_text()
+    used = set(re.findall(r"setPhase\('([a-z]+)'\)", source))
+    assert used and used <= set(script_phases()), used - set(script_phases())
+    assert not re.findall(r"^let ", source, re.M), "state lives in the one `page` object"
+    for gone in ("resultKey", "recorderFailed", "problemOf", ".split(/[："):
+        assert gone not in source, gone
+
+
+def test_the_outcome_and_the_state_name_the_problem_in_a_few_words(client, juhe, new_session, media):
+    number = idcard(41)
+    _created, person = new_session(idcard=number)
+    juhe.script[number] = 267517
+    body = person.upload(media("safari_fmp4")).get_json()
+    assert body["outcome"]["problem"] == "光线太暗" and body["outcome"]["problem_en"] == "too dark"
+    last = person.state()["last"]
+    assert last["problem"] == "光线太暗" and last["problem_en"] == "too dark"

@@ -39,7 +39,6 @@ export default {
   noResult: 'No result came back for this video. Please record again.',
   network: 'No connection. Check your network, then tap "Record again".',
   server: 'The service had a problem. Tap "Record again" in a moment.',
-  recorderFailed: 'Recording failed. You can record with the phone\'s camera instead and upload.',
   paused: 'The page went to the background, so recording stopped. The camera reopens when you come back.',
   fileChosen: 'Video chosen, uploading…',
   useCameraApp: 'Please record with the phone\'s camera app instead.',

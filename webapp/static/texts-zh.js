@@ -39,7 +39,6 @@ export default {
   noResult: '没有收到这段视频的核验结果，请重新录制。',
   network: '网络连接失败，请检查网络后点「重新录制」。',
   server: '服务暂时出错，请稍后点「重新录制」。',
-  recorderFailed: '录制出错了，可以改用手机相机录制后上传。',
   paused: '页面切到了后台，录制已停止。回到此页后会重新打开摄像头。',
   fileChosen: '已选择视频，正在上传…',
   useCameraApp: '请改用手机相机录制。',
