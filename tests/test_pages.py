@@ -1,6 +1,7 @@
 """The standalone form, the page endpoints' rules, security headers and rate limits."""
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -162,3 +163,45 @@ def test_the_outcome_and_the_state_name_the_problem_in_a_few_words(client, juhe,
     assert body["outcome"]["problem"] == "光线太暗" and body["outcome"]["problem_en"] == "too dark"
     last = person.state()["last"]
     assert last["problem"] == "光线太暗" and last["problem_en"] == "too dark"
+
+
+# -- accessibility that reads from the files ----------------------------------------------------
+def contrast(one: str, other: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_focus_ring_stands_out_3_to_1_against_the_page_and_the_cards():
+    css = (STATIC / "app.css").read_text()
+    colours = {name: value if len(value) == 7 else "#" + "".join(c * 2 for c in value[1:])
+               for name, value in re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\s*;", css)}
+    rings = re.findall(r"outline:\s*\d+px solid ([^;]+);", css)
+    assert rings and all(ring.strip() == "var(--focus)" for ring in rings), rings
+    for background in ("bg", "card"):
+        assert contrast(colours["focus"], colours[background]) >= 3, background
+    assert contrast(colours["focus"], "#ffffff") >= 3  # the halo between ring and element
+
+
+def test_the_id_field_opens_a_numeric_keypad_that_still_takes_the_final_x(client):
+    html = client.get("/").get_data(as_text=True)
+    field = re.search(r"<input[^>]*id=\"idcard\"[^>]*>", html).group(0)
+    assert 'inputmode="numeric"' in field and 'pattern="[0-9]{17}[0-9Xx]"' in field
+    assert 'maxlength="18"' in field
+    assert re.search(r'<button[^>]*id="x-key"[^>]*>X</button>', html)
+    assert re.search(r'<script type="module" src="/static/idcard\.js\?v=\w+">', html)
+
+
+def test_every_page_links_the_versioned_svg_favicon(client, new_session):
+    created, _person = new_session()
+    for path in ("/", urlsplit(created["url"]).path, "/v/unknown-link"):
+        html = client.get(path).get_data(as_text=True)
+        icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="(/static/favicon\.svg\?v=\w+)">', html)
+        assert icon, path
+    answer = client.get(icon.group(1))
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
+    assert "immutable" in answer.headers["Cache-Control"]

@@ -44,6 +44,8 @@ const resendButton = document.getElementById('resend');
 const retryButton = document.getElementById('retry');
 const returnLink = document.getElementById('return');
 const why = document.getElementById('why');
+const challengeTitle = document.getElementById('challenge-title');
+const resultTitle = document.getElementById('result-title');
 const fixes = document.getElementById('fixes');
 const cameraAgainButton = document.getElementById('camera-again');
 const fallbackHint = document.getElementById('fallback-hint');
@@ -139,7 +141,7 @@ function agree() {
   const then = page.afterConsent;
   page.afterConsent = null;
   then?.();
-  focusOn(document.getElementById('challenge-title'));
+  focusOn(challengeTitle);
 }
 
 function decline() {
@@ -170,7 +172,7 @@ function endWords(result) {
 
 function renderChallenge(next) {
   page.challenge = next;
-  if (digits) digits.textContent = next.digits ?? '';
+  if (digits) showDigits(next.digits ?? '');
   (next.actions ?? []).forEach((action, i) => {
     const item = steps[i];
     if (!item) return;
@@ -186,9 +188,22 @@ function renderChallenge(next) {
   fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
 }
 
+/** The digits as one big number to the eye, and one by one to a screen reader ("1 2 3 4", not
+ * "one thousand two hundred thirty-four"). */
+function showDigits(text) {
+  const seen = Object.assign(document.createElement('span'), { textContent: text });
+  seen.setAttribute('aria-hidden', 'true');
+  const heard = Object.assign(document.createElement('span'), { textContent: spaced(text), className: 'visually-hidden' });
+  digits.replaceChildren(...(text ? [seen, heard] : []));
+}
+
+function spaced(text) {
+  return [...text].join(' ');
+}
+
 function clearChallenge() {
   page.challenge = null;
-  if (digits) digits.textContent = '';
+  if (digits) showDigits('');
   for (const item of steps) item.querySelector('.step-name').textContent = '';
 }
 
@@ -408,7 +423,7 @@ function recordAgainLocally() {
 function promptDuringRecording() {
   if (mode === 'number') {
     prompt.textContent = page.challenge.digits;
-    say(t('recordingNumber', { digits: page.challenge.digits }));
+    say(t('recordingNumber', { digits: spaced(page.challenge.digits) }));
   } else if (mode === 'action') {
     say(t('recordingAction'));
     cue(t('holdStill'), -1);
@@ -473,6 +488,7 @@ function useFallback(reason) {
   page.fallbackReason = reason;
   explain(reason);
   setPhase('fallback');
+  focusOn(challengeTitle);  // the challenge to remember, then how to record it
   fileInput.disabled = !page.challenge;
   if (!page.challenge) say(t('preparing'));
   else if (page.chosenFile) sendChosenFile();
@@ -534,6 +550,7 @@ async function send(next) {
   setPhase('uploading');
   progress.value = 0;
   say(t('uploading'));
+  focusOn(resultTitle);  // the start button that had the focus is gone
   let answer;
   try {
     answer = await net.uploadVideo(base, page.upload, {
@@ -597,6 +614,7 @@ async function recoverLostUpload() {
 function offerResend() {
   setPhase('resend');
   say(t('lost'));
+  focusOn(resendButton);
 }
 
 function sendAgain() {
@@ -642,6 +660,7 @@ function offerRetry(message, note = '') {
   setPhase('retry');
   const left = page.state.attempts_left > 0 ? t('attemptsLeft', { n: page.state.attempts_left }) : '';
   say(message, note, left);
+  focusOn(retryButton);
 }
 
 function finish(status, ...words) {
@@ -653,13 +672,14 @@ function finish(status, ...words) {
   editLink.hidden = !(root.dataset.form && status === 'failed' && page.state.last?.category === 'identity');
   tellParent(status);
   goBackLater(words);
-  focusOn(document.querySelector('.controls a:not([hidden])'));
+  focusOn(document.querySelector('.controls a:not([hidden])') ?? resultTitle);
 }
 
 function notFound() {
   stopCapture();
   setPhase('over');
   say(t('notFound'));
+  focusOn(resultTitle);
 }
 
 /** Framed by an allowed site: tell it the result (never to `*`). */
