@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
+import re
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,7 +30,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import clients, limits, metrics, security, sessions, uploads, verification, video
+from . import clients, limits, metrics, security, sessions, theming, uploads, verification, video
 from .challenges import MODES, describe
 from .extensions import csrf, json_error, limiter, services
 from .guidance import Guidance, guidance_for
@@ -44,6 +45,29 @@ log = logging.getLogger(__name__)
 def _page_context() -> dict:
     """Every page says when it is in sandbox mode."""
     return {"sandbox": services().settings.sandbox}
+
+
+def _theme(session: VerificationSession) -> theming.Theme | None:
+    return theming.theme_for(services().settings.OPERATOR_THEMES, session.operator, sessions.operator_fingerprint)
+
+
+@bp.get("/theme.css")
+@limiter.exempt
+def theme_css():
+    """An operator's colour as the stylesheet's custom properties (the pages' Content-Security-Policy
+    allows no inline style). Only configured colours; the answer depends on the URL alone."""
+    primary = "#" + request.args.get("primary", "")
+    colours = {t.color for t in services().settings.OPERATOR_THEMES.values() if t.color}
+    if not re.fullmatch(r"#[0-9a-f]{6}", primary) or primary not in colours:
+        abort(404)
+    theme = theming.Theme(color=primary)
+    body = (f":root {{ --primary: {theme.color}; --primary-soft: {theme.soft()}; "
+            f"--primary-disabled: {theme.disabled()}; }}\n")
+    response = current_app.response_class(body, mimetype="text/css")
+    response.cache_control.public = True
+    response.cache_control.max_age = 365 * 24 * 3600
+    response.cache_control.immutable = True
+    return response
 
 
 # -- the standalone entry ------------------------------------------------------------------------
@@ -90,7 +114,8 @@ def index():
         log.info("standalone session created for %s", identity)
         lang = {"lang": "en"} if request.args.get("lang") == "en" else {}
         return redirect(url_for("pages.capture", token=token, **lang), 303)
-    return render_template("index.html", form=form), 422 if form.errors else 200
+    return (render_template("index.html", form=form, theme=settings.OPERATOR_THEMES.get("standalone")),
+            422 if form.errors else 200)
 
 
 # -- the capture page ----------------------------------------------------------------------------
@@ -110,10 +135,11 @@ def capture(token: str):
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
         consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames}
         standalone = session.operator == "standalone"
+        theme = _theme(session)
         db.commit()
     form_url = url_for("pages.index", **({"lang": "en"} if request.args.get("lang") == "en" else {}))
     response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
-                                             form_url=form_url if standalone else None))
+                                             form_url=form_url if standalone else None, theme=theme))
     return security.allow_framing(response, origins)
 
 
