@@ -205,3 +205,23 @@ def test_every_page_links_the_versioned_svg_favicon(client, new_session):
     answer = client.get(icon.group(1))
     assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
     assert "immutable" in answer.headers["Cache-Control"]
+
+
+def test_an_expired_link_is_a_410_page_that_says_what_to_do_next(client, new_session):
+    import datetime as dt
+
+    from webapp.extensions import services
+    from webapp.storage import VerificationSession
+    created, _person = new_session(idcard=idcard(42))
+    with client.application.app_context(), services().store.session() as db:
+        db.get(VerificationSession, created["id"]).expires_at = dt.datetime(2000, 1, 1)
+        db.commit()
+    path = urlsplit(created["url"]).path
+    response = client.get(path)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 410
+    assert "链接已过期" in html and "重新发起刷脸核验" in html
+    assert '"status": "expired"' in html  # the page's script still tells a framing operator
+    english = client.get(path + "?lang=en")
+    assert english.status_code == 410 and "This link has expired" in english.get_data(as_text=True)
+    assert "Start the face verification again" in english.get_data(as_text=True)

@@ -139,7 +139,8 @@ def capture(token: str):
         db.commit()
     form_url = url_for("pages.index", **({"lang": "en"} if request.args.get("lang") == "en" else {}))
     response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
-                                             form_url=form_url if standalone else None, theme=theme))
+                                             form_url=form_url if standalone else None, theme=theme),
+                             410 if state["status"] == "expired" else 200)
     return security.allow_framing(response, origins)
 
 

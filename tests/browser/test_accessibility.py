@@ -149,6 +149,33 @@ def test_the_closed_and_message_pages_have_no_serious_violation(live_app, axe_ph
     check(page, "message")
 
 
+def test_an_expired_link_has_no_serious_violation(live_app, axe_phone, make_app):
+    """Drawn from another app's answer (this server's sessions cannot be aged from here); its
+    script runs against this server, where the token is unknown: the notice is the server's."""
+    import datetime as dt
+    from urllib.parse import urlsplit
+
+    from webapp.extensions import services
+    from webapp.storage import VerificationSession
+
+    from ..conftest import create_session
+    client = make_app().test_client()
+    created, _person = create_session(client, idcard=next_idcard())
+    with client.application.app_context(), services().store.session() as db:
+        db.get(VerificationSession, created["id"]).expires_at = dt.datetime(2000, 1, 1)
+        db.commit()
+    for suffix in ("", "?lang=en"):
+        answer = client.get(urlsplit(created["url"]).path + suffix)
+        assert answer.status_code == 410
+        page = axe_phone()
+        page.route("**/v/**", lambda route: route.fulfill(status=404, body="{}"))
+        page.goto(f"{live_app.url}/healthz")
+        page.set_content(answer.get_data(as_text=True))
+        page.evaluate("document.getElementById('expired-title')?.closest('section').removeAttribute('hidden')")
+        expect(page.locator("#expired-title")).to_be_visible()
+        check(page, f"expired {suffix}")
+
+
 def test_the_x_key_types_the_final_x_and_keeps_the_field_focused(live_app, phone):
     page = phone()
     page.goto(live_app.url + "/")

@@ -49,6 +49,7 @@ const resultTitle = document.getElementById('result-title');
 const fixes = document.getElementById('fixes');
 const cameraAgainButton = document.getElementById('camera-again');
 const fallbackHint = document.getElementById('fallback-hint');
+const fallbackRemember = document.getElementById('fallback-remember');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
 
@@ -186,6 +187,7 @@ function renderChallenge(next) {
     }
   });
   fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
+  fallbackRemember.textContent = t('fallbackRemember');
 }
 
 /** The digits as one big number to the eye, and one by one to a screen reader ("1 2 3 4", not
@@ -197,8 +199,8 @@ function showDigits(text) {
   digits.replaceChildren(...(text ? [seen, heard] : []));
 }
 
-function spaced(text) {
-  return [...text].join(' ');
+function spaced(text, space = ' ') {
+  return [...text].join(space);
 }
 
 function clearChallenge() {
@@ -208,7 +210,7 @@ function clearChallenge() {
 }
 
 function fallbackWords(next) {
-  if (next.digits) return t('fallbackNumber');
+  if (next.digits) return t('fallbackNumber', { digits: spaced(next.digits, '\u00a0') });  // on one line
   if (next.actions) {
     const [first, second] = next.actions.map((a) => (english ? a.en : a.zh));
     return t('fallbackAction', { first, second });
