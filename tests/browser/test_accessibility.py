@@ -181,6 +181,7 @@ def test_the_x_key_types_the_final_x_and_keeps_the_field_focused(live_app, phone
     page.goto(live_app.url + "/")
     field = page.get_by_label("身份证号")
     expect(field).to_have_attribute("inputmode", "numeric")
+    expect(field).to_have_accessible_description("共 18 位。末位是 X 的，请点输入框右边的 X 键。")
     number = next_idcard()
     field.fill(number[:17])
     page.get_by_role("button", name="输入字母 X").click()
