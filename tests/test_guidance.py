@@ -141,3 +141,24 @@ def test_lookup_by_numeric_string_and_fallback_for_unknown_codes():
         assert not row.counts and not row.charged and not row.final
         assert row.person_zh and row.person_en and row.operator
         assert not re.search(r"\d{5,}", row.person_zh + row.person_en)
+
+
+@pytest.mark.parametrize("code", SERVICE + SYSTEM + OWN)
+def test_every_problem_has_a_few_words_in_both_languages(code):
+    """The capture page names the last problem with these words (no splitting of the advice)."""
+    row = GUIDANCE[code]
+    assert row.problem_zh and row.problem_en, code
+    assert len(row.problem_zh) <= 12 and len(row.problem_en) <= 45, (row.problem_zh, row.problem_en)
+    assert not re.search(r"[：:。.]", row.problem_zh + row.problem_en), code
+
+
+def test_an_unknown_code_has_problem_words_too():
+    row = guidance_for(999999)
+    assert row.problem_zh == "未知错误" and row.problem_en
+
+
+def test_no_guidance_module_is_over_350_lines():
+    folder = Path(__file__).resolve().parents[1] / "webapp" / "guidance"
+    sizes = {p.name: len(p.read_text().splitlines()) for p in folder.glob("*.py")}
+    assert {"__init__.py", "model.py", "table.py", "problems.py"} <= set(sizes)
+    assert max(sizes.values()) <= 350, sizes

@@ -1,5 +1,7 @@
 """The standalone form, the page endpoints' rules, security headers and rate limits."""
 import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -118,3 +120,109 @@ def test_api_is_limited_per_operator_key(make_app):
     client = make_app(RATELIMIT_ENABLED=True).test_client()
     codes = [client.get("/api/v1/sessions/ses_x", headers=AUTH).status_code for _ in range(305)]
     assert codes[0] == 404 and codes[-1] == 429
+
+
+# -- the capture page's phases: capture.js's list and the template's data-show agree ------------
+STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
+TEMPLATES = Path(__file__).resolve().parents[1] / "webapp" / "templates"
+
+
+def script_phases() -> list[str]:
+    source = (STATIC / "capture.js").read_text()
+    listed = re.search(r"export const PHASES = Object\.freeze\(\[(.*?)\]\);", source, re.S)
+    assert listed, "capture.js exports PHASES"
+    return re.findall(r"'([a-z]+)'", listed.group(1))
+
+
+def test_the_scripts_phases_are_the_templates_data_show_names():
+    phases = script_phases()
+    assert len(phases) == len(set(phases)) >= 10
+    template = re.sub(r"\{#.*?#\}", "", (TEMPLATES / "capture.html").read_text(), flags=re.S)  # comments
+    shown = set()
+    for names in re.findall(r"""(?:data-show=|show\()["']([a-z ]+)["']""", template):
+        shown.update(names.split())
+    assert shown == set(phases), (sorted(shown - set(phases)), sorted(set(phases) - shown))
+    first = re.search(r'set first = "(\w+)" if .* else "(\w+)"', template)
+    assert first and set(first.groups()) <= set(phases)
+
+
+def test_the_script_sets_only_listed_phases_and_keeps_its_state_in_one_object():
+    source = (STATIC / "capture.js").read_text()
+    used = set(re.findall(r"setPhase\('([a-z]+)'\)", source))
+    assert used and used <= set(script_phases()), used - set(script_phases())
+    assert not re.findall(r"^let ", source, re.M), "state lives in the one `page` object"
+    for gone in ("resultKey", "recorderFailed", "problemOf", ".split(/[："):
+        assert gone not in source, gone
+
+
+def test_the_outcome_and_the_state_name_the_problem_in_a_few_words(client, juhe, new_session, media):
+    number = idcard(41)
+    _created, person = new_session(idcard=number)
+    juhe.script[number] = 267517
+    body = person.upload(media("safari_fmp4")).get_json()
+    assert body["outcome"]["problem"] == "光线太暗" and body["outcome"]["problem_en"] == "too dark"
+    last = person.state()["last"]
+    assert last["problem"] == "光线太暗" and last["problem_en"] == "too dark"
+
+
+# -- accessibility that reads from the files ----------------------------------------------------
+def contrast(one: str, other: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_focus_ring_stands_out_3_to_1_against_the_page_and_the_cards():
+    css = (STATIC / "app.css").read_text()
+    colours = {name: value if len(value) == 7 else "#" + "".join(c * 2 for c in value[1:])
+               for name, value in re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\s*;", css)}
+    rings = re.findall(r"outline:\s*\d+px solid ([^;]+);", css)
+    assert rings and all(ring.strip() == "var(--focus)" for ring in rings), rings
+    for background in ("bg", "card"):
+        assert contrast(colours["focus"], colours[background]) >= 3, background
+    assert contrast(colours["focus"], "#ffffff") >= 3  # the halo between ring and element
+
+
+def test_the_id_field_opens_a_numeric_keypad_that_still_takes_the_final_x(client):
+    html = client.get("/").get_data(as_text=True)
+    field = re.search(r"<input[^>]*id=\"idcard\"[^>]*>", html).group(0)
+    # The numeric keypad comes with the X key (idcard.js): without the script, the full keyboard.
+    assert "inputmode" not in field and 'pattern="[0-9]{17}[0-9Xx]"' in field
+    assert 'maxlength="18"' in field
+    assert re.search(r'<button[^>]*id="x-key"[^>]*>X</button>', html)
+    assert re.search(r'<script type="module" src="/static/idcard\.js\?v=\w+">', html)
+
+
+def test_every_page_links_the_versioned_svg_favicon(client, new_session):
+    created, _person = new_session()
+    for path in ("/", urlsplit(created["url"]).path, "/v/unknown-link"):
+        html = client.get(path).get_data(as_text=True)
+        icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="(/static/favicon\.svg\?v=\w+)">', html)
+        assert icon, path
+    answer = client.get(icon.group(1))
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
+    assert "immutable" in answer.headers["Cache-Control"]
+
+
+def test_an_expired_link_is_a_410_page_that_says_what_to_do_next(client, new_session):
+    import datetime as dt
+
+    from webapp.extensions import services
+    from webapp.storage import VerificationSession
+    created, _person = new_session(idcard=idcard(42))
+    with client.application.app_context(), services().store.session() as db:
+        db.get(VerificationSession, created["id"]).expires_at = dt.datetime(2000, 1, 1)
+        db.commit()
+    path = urlsplit(created["url"]).path
+    response = client.get(path)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 410
+    assert "链接已过期" in html and "重新发起刷脸核验" in html
+    assert '"status": "expired"' in html  # the page's script still tells a framing operator
+    english = client.get(path + "?lang=en")
+    assert english.status_code == 410 and "This link has expired" in english.get_data(as_text=True)
+    assert "Start the face verification again" in english.get_data(as_text=True)

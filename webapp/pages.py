@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
+import re
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,10 +30,10 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import clients, limits, metrics, security, sessions, uploads, verification, video
+from . import clients, limits, metrics, security, sessions, theming, uploads, verification, video
 from .challenges import MODES, describe
 from .extensions import csrf, json_error, limiter, services
-from .guidance import guidance_for
+from .guidance import Guidance, guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
 
@@ -44,6 +45,29 @@ log = logging.getLogger(__name__)
 def _page_context() -> dict:
     """Every page says when it is in sandbox mode."""
     return {"sandbox": services().settings.sandbox}
+
+
+def _theme(session: VerificationSession) -> theming.Theme | None:
+    return theming.theme_for(services().settings.OPERATOR_THEMES, session.operator, sessions.operator_fingerprint)
+
+
+@bp.get("/theme.css")
+@limiter.exempt
+def theme_css():
+    """An operator's colour as the stylesheet's custom properties (the pages' Content-Security-Policy
+    allows no inline style). Only configured colours; the answer depends on the URL alone."""
+    primary = "#" + request.args.get("primary", "")
+    colours = {t.color for t in services().settings.OPERATOR_THEMES.values() if t.color}
+    if not re.fullmatch(r"#[0-9a-f]{6}", primary) or primary not in colours:
+        abort(404)
+    theme = theming.Theme(color=primary)
+    body = (f":root {{ --primary: {theme.color}; --primary-soft: {theme.soft()}; "
+            f"--primary-disabled: {theme.disabled()}; }}\n")
+    response = current_app.response_class(body, mimetype="text/css")
+    response.cache_control.public = True
+    response.cache_control.max_age = 365 * 24 * 3600
+    response.cache_control.immutable = True
+    return response
 
 
 # -- the standalone entry ------------------------------------------------------------------------
@@ -90,7 +114,8 @@ def index():
         log.info("standalone session created for %s", identity)
         lang = {"lang": "en"} if request.args.get("lang") == "en" else {}
         return redirect(url_for("pages.capture", token=token, **lang), 303)
-    return render_template("index.html", form=form), 422 if form.errors else 200
+    return (render_template("index.html", form=form, theme=settings.OPERATOR_THEMES.get("standalone")),
+            422 if form.errors else 200)
 
 
 # -- the capture page ----------------------------------------------------------------------------
@@ -110,10 +135,12 @@ def capture(token: str):
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
         consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames}
         standalone = session.operator == "standalone"
+        theme = _theme(session)
         db.commit()
     form_url = url_for("pages.index", **({"lang": "en"} if request.args.get("lang") == "en" else {}))
     response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
-                                             form_url=form_url if standalone else None))
+                                             form_url=form_url if standalone else None, theme=theme),
+                             410 if state["status"] == "expired" else 200)
     return security.allow_framing(response, origins)
 
 
@@ -246,9 +273,14 @@ def outcome_json(outcome: verification.Outcome) -> dict:
     """A person's view of an outcome: words to act on, never raw codes."""
     g = outcome.guidance
     return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
-            "category": str(g.category), "retry": outcome.session_status == "pending",
+            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == "pending",
             "final": g.final, "attempts_left": outcome.attempts_left,
             "challenge_id": outcome.challenge_id}
+
+
+def problem_json(g: Guidance) -> dict:
+    """The problem in a few words ("太暗"), which the page names once the attempts are used up."""
+    return {"problem": g.problem_zh, "problem_en": g.problem_en}
 
 
 def state_json(session: VerificationSession) -> dict:
@@ -260,7 +292,7 @@ def state_json(session: VerificationSession) -> dict:
     if ended:
         g = verification.attempt_guidance(ended[-1])
         result = session.status if session.status in ("passed", "failed") else "retry"
-        last = {"result": result, "message": g.person_zh, "message_en": g.person_en,
+        last = {"result": result, "message": g.person_zh, "message_en": g.person_en, **problem_json(g),
                 "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,

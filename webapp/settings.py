@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .theming import Theme, parse_themes
 from .video import static_ffmpeg
 
 DEFAULT_JUHE_URL = "https://apis.juhe.cn/antiFaceId/query"
@@ -79,6 +80,8 @@ class Settings(BaseSettings):
     # Unset: one derived from SECRET_KEY (webapp.best_frames).
     BEST_FRAMES_KEY: Annotated[tuple[str, ...], NoDecode] = ()
     BEST_FRAMES_RETENTION: int = Field(3 * 24 * 3600, ge=60)   # seconds; "3d", "72h", "90m" accepted
+    # JSON: operator key, its fingerprint or "standalone" → {"color", "logo", "name"} (webapp.theming).
+    OPERATOR_THEMES: Annotated[dict[str, Theme], NoDecode] = Field(default_factory=dict)
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
                      "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
@@ -126,6 +129,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not a duration like 3d, 72h, 90m or 3600")
             return int(number) * (unit or 1)
         return value
+
+    @field_validator("OPERATOR_THEMES", mode="before")
+    @classmethod
+    def _themes(cls, value):
+        return parse_themes(value)
 
     @field_validator("EMBED_ORIGINS", mode="before")
     @classmethod

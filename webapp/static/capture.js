@@ -1,8 +1,9 @@
 // The capture page: show the challenge, record a few seconds of video, upload it, show the outcome.
 //
-// One variable, `phase`, says where the page is; setPhase() changes it and shows the elements
-// whose data-show lists it. The server's state is the truth: after anything unexpected the page
-// asks GET /state and draws itself from the answer. Nothing is recorded, and the camera stays
+// One object, `page`, holds everything that changes; `page.phase` (one of PHASES) says where the
+// page is, and setPhase() changes it and shows the elements whose data-show lists it. The
+// server's state is the truth: after anything unexpected the page asks GET /state and draws
+// itself from the answer. Nothing is recorded, and the camera stays
 // closed, until the person has agreed on the consent screen; the live checks (coach.js, with its
 // face detector) load only once the camera is live.
 
@@ -43,40 +44,57 @@ const resendButton = document.getElementById('resend');
 const retryButton = document.getElementById('retry');
 const returnLink = document.getElementById('return');
 const why = document.getElementById('why');
+const challengeTitle = document.getElementById('challenge-title');
+const resultTitle = document.getElementById('result-title');
 const fixes = document.getElementById('fixes');
 const cameraAgainButton = document.getElementById('camera-again');
 const fallbackHint = document.getElementById('fallback-hint');
+const fallbackRemember = document.getElementById('fallback-remember');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
 
-// consent → start → camera → ready → countdown → recording → uploading → verifying → passed |
-// retry | over; also: declined (no consent), redo (the recording failed its own check and was not
-// sent), fallback (file input), resend (upload lost), paused (page hidden), blank (first paint).
-let phase = root.dataset.phase;
+/** Every phase the page can be in; an element's data-show names some of them (capture.html, and
+ * tests/test_pages.py checks that the two agree).
+ * consent → start → camera → ready → countdown → recording → uploading → verifying → passed |
+ * retry | over; also: declined (no consent), redo (the recording failed its own check and was not
+ * sent), fallback (file input), resend (upload lost), paused (page hidden), blank (first paint). */
+export const PHASES = Object.freeze([
+  'blank', 'consent', 'declined', 'start', 'camera', 'ready', 'countdown', 'recording', 'redo',
+  'uploading', 'verifying', 'passed', 'retry', 'over', 'fallback', 'resend', 'paused',
+]);
+
 const framed = window.parent !== window;
 
-let state = JSON.parse(document.getElementById('initial-state').textContent);
-let challenge = null;       // the challenge on screen
-let stream = null;          // the camera (and microphone) while open
-let recorder = null;        // the recording in progress
-let cues = [];              // timers of the action prompts
-let beeper = null;          // AudioContext for the action prompts' beeps
-let upload = null;          // the last upload, kept so a lost one can be sent again
-let fallbackReason = null;  // why the page uses the file input instead of the camera
-let chosenFile = null;      // a file picked before its challenge arrived (sent once it has)
-let toldParent = false;
-let agreed = false;         // the person agreed on the consent screen (this page's life)
-let afterConsent = null;    // what agreeing goes on to
-let live = null;            // coach.js, loaded once a camera is live (null: not, or it failed)
-let coach = null;           // its live checks while the camera is open
-let startable = false;      // the checks let recording start (or there are none)
-let openings = 0;           // camera requests made: only the newest may keep what it opens
+/** Everything the page knows that changes: one object, so where the page stands is in one place. */
+const page = {
+  phase: root.dataset.phase,  // one of PHASES; only setPhase() changes it
+  state: JSON.parse(document.getElementById('initial-state').textContent),  // the server's, last seen
+  challenge: null,       // the challenge on screen
+  stream: null,          // the camera (and microphone) while open
+  recorder: null,        // the recording in progress
+  cues: [],              // timers of the action prompts
+  beeper: null,          // AudioContext for the action prompts' beeps
+  upload: null,          // the last upload, kept so a lost one can be sent again
+  fallbackReason: null,  // why the page uses the file input instead of the camera
+  chosenFile: null,      // a file picked before its challenge arrived (sent once it has)
+  toldParent: false,     // the framing page has been told the result
+  agreed: false,         // the person agreed on the consent screen (this page's life)
+  afterConsent: null,    // what agreeing goes on to
+  live: null,            // coach.js, loaded once a camera is live (null: not, or it failed)
+  coach: null,           // its live checks while the camera is open
+  startable: false,      // the checks let recording start (or there are none)
+  openings: 0,           // camera requests made: only the newest may keep what it opens
+};
 
 function setPhase(next) {
-  phase = next;
+  if (!PHASES.includes(next)) {
+    console.error('capture.js: unknown phase', next);
+    throw new Error(`unknown phase: ${next}`);
+  }
+  page.phase = next;
   root.dataset.phase = next;
   for (const element of shown) element.hidden = !element.dataset.show.split(' ').includes(next);
-  startButton.disabled = !(next === 'ready' && startable);
+  startButton.disabled = !(next === 'ready' && page.startable);
   cameraChoice.disabled = next !== 'ready';
 }
 
@@ -97,7 +115,7 @@ function sleep(ms) {
 // -- drawing the server's state ---------------------------------------------------------------
 
 function showState(next) {
-  state = next;
+  page.state = next;
   if (next.status === 'passed') return finish('passed', t('passed'));
   if (next.status === 'expired' && !next.last) return finish('expired', t('expired'));
   if (next.status !== 'pending') return finish(next.status, ...endWords(next.last));
@@ -111,20 +129,20 @@ function showState(next) {
 
 /** Go on with `then` once the person has agreed (at once if they already have). */
 function whenAgreed(then) {
-  if (agreed) return then();
-  afterConsent = then;
+  if (page.agreed) return then();
+  page.afterConsent = then;
   setPhase('consent');
   say('');
   return undefined;
 }
 
 function agree() {
-  agreed = true;
+  page.agreed = true;
   window.scrollTo(0, 0);  // the consent may have been scrolled to its button: the next screen fits
-  const then = afterConsent;
-  afterConsent = null;
+  const then = page.afterConsent;
+  page.afterConsent = null;
   then?.();
-  focusOn(document.getElementById('challenge-title'));
+  focusOn(challengeTitle);
 }
 
 function decline() {
@@ -146,24 +164,16 @@ function lastMessage(s) {
 function endWords(result) {
   if (!result) return [t('failed'), t('over')];
   const message = pick(result.message, result.message_en);
-  if (!endedByAttempts(result)) return [message, t('over')];
-  return [t('usedUp'), t('lastProblem', { problem: problemOf(message) }), t('startOver')];
-}
-
-function endedByAttempts(result) {
-  if (typeof result.final === 'boolean') return !result.final;
-  // Guidance reads "problem：what to do" for everything a new recording could fix.
-  return result.category !== 'identity' || /[：:]/.test(result.message ?? '');
-}
-
-/** "光线太暗：请到明亮的地方…" → "光线太暗" (the problem without the advice to retry). */
-function problemOf(message) {
-  return message.split(/[：:。]|\.\s/)[0].trim();
+  if (result.final) return [message, t('over')];
+  // The server names the problem in a few words ("光线太暗"): the advice to record again no
+  // longer applies.
+  const problem = pick(result.problem, result.problem_en);
+  return [t('usedUp'), problem ? t('lastProblem', { problem }) : '', t('startOver')];
 }
 
 function renderChallenge(next) {
-  challenge = next;
-  if (digits) digits.textContent = next.digits ?? '';
+  page.challenge = next;
+  if (digits) showDigits(next.digits ?? '');
   (next.actions ?? []).forEach((action, i) => {
     const item = steps[i];
     if (!item) return;
@@ -177,16 +187,30 @@ function renderChallenge(next) {
     }
   });
   fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
+  fallbackRemember.textContent = t('fallbackRemember');
+}
+
+/** The digits as one big number to the eye, and one by one to a screen reader ("1 2 3 4", not
+ * "one thousand two hundred thirty-four"). */
+function showDigits(text) {
+  const seen = Object.assign(document.createElement('span'), { textContent: text });
+  seen.setAttribute('aria-hidden', 'true');
+  const heard = Object.assign(document.createElement('span'), { textContent: spaced(text), className: 'visually-hidden' });
+  digits.replaceChildren(...(text ? [seen, heard] : []));
+}
+
+function spaced(text, space = ' ') {
+  return [...text].join(space);
 }
 
 function clearChallenge() {
-  challenge = null;
-  if (digits) digits.textContent = '';
+  page.challenge = null;
+  if (digits) showDigits('');
   for (const item of steps) item.querySelector('.step-name').textContent = '';
 }
 
 function fallbackWords(next) {
-  if (next.digits) return t('fallbackNumber');
+  if (next.digits) return t('fallbackNumber', { digits: spaced(next.digits, '\u00a0') });  // on one line
   if (next.actions) {
     const [first, second] = next.actions.map((a) => (english ? a.en : a.zh));
     return t('fallbackAction', { first, second });
@@ -199,7 +223,7 @@ function fallbackWords(next) {
 async function newAttempt() {
   clearChallenge();
   fileInput.disabled = true;
-  setPhase(fallbackReason ? 'fallback' : 'start');
+  setPhase(page.fallbackReason ? 'fallback' : 'start');
   say(t('preparing'));
   let answer;
   try {
@@ -208,7 +232,7 @@ async function newAttempt() {
     return offerRetry(t('network'));
   }
   if (answer.status === 201 && answer.body?.challenge) {
-    state = answer.body.state;
+    page.state = answer.body.state;
     return beginAttempt(answer.body.challenge);
   }
   return handleRefusal(answer);
@@ -216,30 +240,30 @@ async function newAttempt() {
 
 function beginAttempt(next) {
   renderChallenge(next);
-  if (fallbackReason) return useFallback(fallbackReason);
+  if (page.fallbackReason) return useFallback(page.fallbackReason);
   const problem = media.recordingProblem();
   return problem ? useFallback(problem) : openCamera();
 }
 
 async function openCamera() {
-  const opening = ++openings;
-  chosenFile = null;
-  startable = false;
+  const opening = ++page.openings;
+  page.chosenFile = null;
+  page.startable = false;
   setPhase('camera');
   say(t('cameraOpening'));
   let opened;
   try {
     opened = await media.openCamera(mode === 'number', remembered(CAMERA_KEY));
   } catch (error) {
-    if (opening !== openings) return undefined;  // a newer request decides
+    if (opening !== page.openings) return undefined;  // a newer request decides
     return useFallback(media.cameraProblem(error));
   }
   // Hidden and shown again while this request waited: a newer one owns the camera, and what
   // this one opened is stopped at once (else the camera and microphone would stay on).
-  if (opening !== openings) return media.stopStream(opened);
-  stream = opened;
-  if (phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
-  preview.srcObject = stream;
+  if (opening !== page.openings) return media.stopStream(opened);
+  page.stream = opened;
+  if (page.phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
+  preview.srcObject = page.stream;
   try {
     await preview.play();  // WeChat on iOS shows a black box without an explicit play()
   } catch {
@@ -247,7 +271,7 @@ async function openCamera() {
   }
   setPhase('ready');
   say(t('ready'));
-  startCoach(stream);
+  startCoach(page.stream);
 }
 
 /** Load the live checks (after the camera: they must not delay it or weigh on the page before
@@ -256,14 +280,14 @@ async function openCamera() {
 async function startCoach(forStream) {
   // A module that is slow to come must not hold the button back either.
   const late = setTimeout(() => {
-    if (stream === forStream && !coach) followChecks({ key: null, startable: true });
+    if (page.stream === forStream && !page.coach) followChecks({ key: null, startable: true });
   }, COACH_WAIT_MS);
-  live ??= await import('./coach.js').catch(() => null);
+  page.live ??= await import('./coach.js').catch(() => null);
   clearTimeout(late);
-  if (stream !== forStream || !CAPTURING.includes(phase)) return;  // closed meanwhile
-  if (!live) return followChecks({ key: null, startable: true });
+  if (page.stream !== forStream || !CAPTURING.includes(page.phase)) return;  // closed meanwhile
+  if (!page.live) return followChecks({ key: null, startable: true });
   try {
-    coach = live.startCoach({ video: preview, stage, level, stream, onChange: followChecks });
+    page.coach = page.live.startCoach({ video: preview, stage, level, stream: page.stream, onChange: followChecks });
   } catch {
     followChecks({ key: null, startable: true });
   }
@@ -273,19 +297,19 @@ async function startCoach(forStream) {
 /** Show what the checks say: words on the oval and in the live region, and whether (and how)
  * recording may start: 开始录制 when the checks pass, 仍然开始 when they have failed a while. */
 function followChecks({ key, words, ok, startable: may }) {
-  startable ||= may;  // once allowed, for as long as this camera is open
-  startButton.textContent = startable && !ok && key !== null ? t('startAnyway') : t('start');
-  if (phase === 'ready') {
-    startButton.disabled = !startable;
+  page.startable ||= may;  // once allowed, for as long as this camera is open
+  startButton.textContent = page.startable && !ok && key !== null ? t('startAnyway') : t('start');
+  if (page.phase === 'ready') {
+    startButton.disabled = !page.startable;
     if (key === null) say(t('ready'));
-    else if (key !== 'checking') say(words, ok ? t('goodToGo') : startable ? t('orStartAnyway') : '');
+    else if (key !== 'checking') say(words, ok ? t('goodToGo') : page.startable ? t('orStartAnyway') : '');
   }
   hint.textContent = key === 'good' || key === 'checking' ? '' : words ?? '';
 }
 
 function stopCoach() {
-  coach?.stop();
-  coach = null;
+  page.coach?.stop();
+  page.coach = null;
   hint.textContent = '';
 }
 
@@ -295,11 +319,11 @@ function stopCoach() {
  * the choice is remembered for the next visit. */
 async function offerCameraChoice(forStream) {
   const track = forStream.getVideoTracks()[0];
-  const cameras = await live.frontCameras();
-  if (stream !== forStream) return;
+  const cameras = await page.live.frontCameras();
+  if (page.stream !== forStream) return;
   const current = track?.getSettings?.().deviceId ?? '';
-  const other = cameras.find((c) => c.deviceId !== current && !live.isInfrared(c.label));
-  if (track && live.isInfrared(track.label) && other) return switchCamera(other.deviceId);
+  const other = cameras.find((c) => c.deviceId !== current && !page.live.isInfrared(c.label));
+  if (track && page.live.isInfrared(track.label) && other) return switchCamera(other.deviceId);
   const box = cameraChoice.parentElement;
   box.hidden = cameras.length < 2;
   cameraChoice.replaceChildren(...cameras.map((camera, i) => {
@@ -332,19 +356,19 @@ function remember(key, value) {
 }
 
 async function startRecording() {
-  if (phase !== 'ready' || !startable) return;
+  if (page.phase !== 'ready' || !page.startable) return;
   try {
-    recorder = media.makeRecorder(stream);
+    page.recorder = media.makeRecorder(page.stream);
   } catch {
     return useFallback('recorder');
   }
-  if (mode === 'action') beeper = makeBeeper();
+  if (mode === 'action') page.beeper = makeBeeper();
   setPhase('countdown');
   say(t('countdown', { n: COUNTDOWN_S }));
   for (let n = COUNTDOWN_S; n > 0; n -= 1) {
     count.textContent = String(n);
     await sleep(1000);
-    if (phase !== 'countdown') return;  // paused while counting
+    if (page.phase !== 'countdown') return;  // paused while counting
   }
   count.textContent = '';
   await record();
@@ -354,33 +378,33 @@ async function record() {
   setPhase('recording');
   ring.style.animationDuration = `${RECORD_MS}ms`;
   try {
-    recorder.start(RECORD_MS);
+    page.recorder.start(RECORD_MS);
   } catch {
     return useFallback('recorder');
   }
-  coach?.recording(true);
+  page.coach?.recording(true);
   const started = performance.now();
   promptDuringRecording();
   let blob;
   try {
-    blob = await recorder.done;
+    blob = await page.recorder.done;
   } catch (error) {
     if (error.name === 'AbortError') return;  // cancelled: the page went to the background
     return useFallback('recorder');
   } finally {
     stopCues();
-    recorder = null;
+    page.recorder = null;
   }
-  const problem = live
-    ? live.recordingFault(blob, {
-      ms: performance.now() - started, wantedMs: RECORD_MS, peak: mode === 'number' ? coach?.heardPeak() : null,
+  const problem = page.live
+    ? page.live.recordingFault(blob, {
+      ms: performance.now() - started, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null,
     })
     : blob.size ? null : 'small';
-  coach?.recording(false);
+  page.coach?.recording(false);
   if (problem) return redoLocally(problem);
   stopCoach();
   releaseCamera();
-  return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: challenge.id });
+  return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id });
 }
 
 /** The recording failed its own check: say why and record again with the camera still open.
@@ -392,21 +416,21 @@ function redoLocally(problem) {
 }
 
 function recordAgainLocally() {
-  if (phase !== 'redo') return;
+  if (page.phase !== 'redo') return;
   setPhase('ready');
   say(t('ready'));
-  if (!coach) followChecks({ key: null, startable: true });
+  if (!page.coach) followChecks({ key: null, startable: true });
 }
 
 function promptDuringRecording() {
   if (mode === 'number') {
-    prompt.textContent = challenge.digits;
-    say(t('recordingNumber', { digits: challenge.digits }));
+    prompt.textContent = page.challenge.digits;
+    say(t('recordingNumber', { digits: spaced(page.challenge.digits) }));
   } else if (mode === 'action') {
     say(t('recordingAction'));
     cue(t('holdStill'), -1);
-    const [first, second] = challenge.actions;
-    cues = [
+    const [first, second] = page.challenge.actions;
+    page.cues = [
       setTimeout(() => cue(t(`action${first.code}`), 0, true), CUE_MS[0]),
       setTimeout(() => cue(t(`action${second.code}`), 1, true), CUE_MS[1]),
       setTimeout(() => cue(t('actionDone'), -1), CUE_MS[2]),
@@ -422,16 +446,16 @@ function cue(words, index, withBeep = false) {
   prompt.textContent = words;
   steps.forEach((item, i) => item.classList.toggle('now', i === index));
   if (index >= 0) say(words);
-  if (withBeep) media.beep(beeper);
+  if (withBeep) media.beep(page.beeper);
 }
 
 function stopCues() {
-  cues.forEach(clearTimeout);
-  cues = [];
+  page.cues.forEach(clearTimeout);
+  page.cues = [];
   prompt.textContent = '';
   steps.forEach((item) => item.classList.remove('now'));
-  beeper?.close().catch(() => {});
-  beeper = null;
+  page.beeper?.close().catch(() => {});
+  page.beeper = null;
 }
 
 function makeBeeper() {
@@ -445,16 +469,16 @@ function makeBeeper() {
 
 /** Stop recording without keeping anything, and close the camera. */
 function stopCapture() {
-  recorder?.cancel();
-  recorder = null;
+  page.recorder?.cancel();
+  page.recorder = null;
   stopCues();
   stopCoach();
   releaseCamera();
 }
 
 function releaseCamera() {
-  media.stopStream(stream);
-  stream = null;
+  media.stopStream(page.stream);
+  page.stream = null;
   preview.srcObject = null;
   cameraChoice.parentElement.hidden = true;
 }
@@ -463,12 +487,13 @@ function releaseCamera() {
 
 function useFallback(reason) {
   stopCapture();
-  fallbackReason = reason;
+  page.fallbackReason = reason;
   explain(reason);
   setPhase('fallback');
-  fileInput.disabled = !challenge;
-  if (!challenge) say(t('preparing'));
-  else if (chosenFile) sendChosenFile();
+  focusOn(challengeTitle);  // the challenge to remember, then how to record it
+  fileInput.disabled = !page.challenge;
+  if (!page.challenge) say(t('preparing'));
+  else if (page.chosenFile) sendChosenFile();
   else if (reason === 'chosen') say(t('useCameraApp'));
   else say(t(`why_${reason}`));
 }
@@ -500,39 +525,40 @@ function onFileChosen() {
   const file = fileInput.files?.[0];
   fileInput.value = '';  // choosing the same file again still fires `change`
   // 'start' too: on a first visit the page may still be asking for the challenge.
-  if (!file || !['fallback', 'start'].includes(phase)) return;
-  chosenFile = file;
-  if (challenge) sendChosenFile();  // else it goes as soon as the challenge has arrived
+  if (!file || !['fallback', 'start'].includes(page.phase)) return;
+  page.chosenFile = file;
+  if (page.challenge) sendChosenFile();  // else it goes as soon as the challenge has arrived
 }
 
 function sendChosenFile() {
-  const file = chosenFile;
-  chosenFile = null;
+  const file = page.chosenFile;
+  page.chosenFile = null;
   say(t('fileChosen'));
-  send({ file, name: file.name || 'video', challengeId: challenge.id });
+  send({ file, name: file.name || 'video', challengeId: page.challenge.id });
 }
 
 function tryCameraAgain() {
-  fallbackReason = null;
+  page.fallbackReason = null;
   why.hidden = true;
-  if (challenge) openCamera();
+  if (page.challenge) openCamera();
   else newAttempt();
 }
 
 // -- upload and verdict -------------------------------------------------------------------------
 
-/** Upload a recording; `before` is what the state said before it, to recognise its result. */
-async function send(next, before = resultKey(state)) {
-  upload = { ...next, before };
+/** Upload a recording (kept in page.upload until it has an answer, to send again if lost). */
+async function send(next) {
+  page.upload = next;
   setPhase('uploading');
   progress.value = 0;
   say(t('uploading'));
+  focusOn(resultTitle);  // the start button that had the focus is gone
   let answer;
   try {
-    answer = await net.uploadVideo(base, upload, {
+    answer = await net.uploadVideo(base, page.upload, {
       onProgress: (fraction) => { progress.value = fraction; },
       onSent: () => {
-        if (phase !== 'uploading') return;
+        if (page.phase !== 'uploading') return;
         setPhase('verifying');
         say(t('verifying'));
       },
@@ -542,12 +568,12 @@ async function send(next, before = resultKey(state)) {
   }
   if (answer.status >= 500 || answer.body === null) return recoverLostUpload();
   if (answer.status === 202 && answer.body.state) {  // queued for a worker: follow the state
-    state = answer.body.state;
+    page.state = answer.body.state;
     return waitForVerdict();
   }
-  upload = null;
+  page.upload = null;
   if (answer.ok && answer.body.outcome) {
-    state = answer.body.state;
+    page.state = answer.body.state;
     return showOutcome(answer.body.outcome);
   }
   return handleRefusal(answer);
@@ -556,17 +582,17 @@ async function send(next, before = resultKey(state)) {
 function showOutcome(outcome) {
   const message = pick(outcome.message, outcome.message_en);
   if (outcome.result === 'passed') return finish('passed', t('passed'));
-  if (!outcome.retry) return finish(state.status === 'pending' ? 'failed' : state.status, ...endWords(outcome));
+  if (!outcome.retry) return finish(page.state.status === 'pending' ? 'failed' : page.state.status, ...endWords(outcome));
   return offerRetry(message, outcome.result === 'rejected' ? t('notCounted') : '');
 }
 
 /** The server said no (a 4xx with {error, state}): draw what it says. */
 function handleRefusal(answer) {
   const error = answer.body?.error;
-  if (answer.body?.state) state = answer.body.state;
+  if (answer.body?.state) page.state = answer.body.state;
   if (answer.status === 404) return notFound();
   if (error?.code === 'busy') return waitForVerdict();
-  if (state.status !== 'pending') return showState(state);
+  if (page.state.status !== 'pending') return showState(page.state);
   if (!error) return offerRetry(t('server'));
   return offerRetry(pick(error.message_zh, error.message));
 }
@@ -581,19 +607,20 @@ async function recoverLostUpload() {
   }
   if (answer.status === 404) return notFound();
   if (!answer.ok) return offerResend();
-  state = answer.body;
-  if (state.processing) return waitForVerdict();
-  if (state.challenge && state.challenge.id === upload?.challengeId) return offerResend();
-  return settle(state);
+  page.state = answer.body;
+  if (page.state.processing) return waitForVerdict();
+  if (page.state.challenge && page.state.challenge.id === page.upload?.challengeId) return offerResend();
+  return settle(page.state);
 }
 
 function offerResend() {
   setPhase('resend');
   say(t('lost'));
+  focusOn(resendButton);
 }
 
 function sendAgain() {
-  if (upload) send(upload, upload.before);
+  if (page.upload) send(page.upload);
 }
 
 /** A video is being verified (this page's, or one from before a reload): poll until it is done. */
@@ -615,22 +642,17 @@ async function waitForVerdict() {
 
 /** Draw a verdict read from the state (the upload's own answer was lost). */
 function settle(next) {
-  state = next;
+  page.state = next;
   if (next.status !== 'pending') return showState(next);
   const last = resultOfUpload(next);
-  upload = null;
+  page.upload = null;
   return offerRetry(last ? pick(last.message, last.message_en) : t('noResult'));
 }
 
 /** The state's `last`, if it is the result of the upload this page sent (else null). */
 function resultOfUpload(s) {
-  if (!upload) return s.last;
-  if (s.last && 'challenge_id' in s.last) return s.last.challenge_id === upload.challengeId ? s.last : null;
-  return resultKey(s) !== upload.before ? s.last : null;
-}
-
-function resultKey(s) {
-  return JSON.stringify([s.last, s.attempts_left]);
+  if (!page.upload) return s.last;
+  return s.last?.challenge_id === page.upload.challengeId ? s.last : null;
 }
 
 // -- outcomes -----------------------------------------------------------------------------------
@@ -638,40 +660,42 @@ function resultKey(s) {
 function offerRetry(message, note = '') {
   stopCapture();
   setPhase('retry');
-  const left = state.attempts_left > 0 ? t('attemptsLeft', { n: state.attempts_left }) : '';
+  const left = page.state.attempts_left > 0 ? t('attemptsLeft', { n: page.state.attempts_left }) : '';
   say(message, note, left);
+  focusOn(retryButton);
 }
 
 function finish(status, ...words) {
   stopCapture();
   setPhase(status === 'passed' ? 'passed' : 'over');
   // Framed, the operator's page takes over: it, not this frame, can be closed.
-  say(...words, status === 'passed' && !state.return_url && !framed ? t('closeNow') : '');
+  say(...words, status === 'passed' && !page.state.return_url && !framed ? t('closeNow') : '');
   // Standalone, a name and number that do not match (or are not registered) can be corrected.
-  editLink.hidden = !(root.dataset.form && status === 'failed' && state.last?.category === 'identity');
+  editLink.hidden = !(root.dataset.form && status === 'failed' && page.state.last?.category === 'identity');
   tellParent(status);
   goBackLater(words);
-  focusOn(document.querySelector('.controls a:not([hidden])'));
+  focusOn(document.querySelector('.controls a:not([hidden])') ?? resultTitle);
 }
 
 function notFound() {
   stopCapture();
   setPhase('over');
   say(t('notFound'));
+  focusOn(resultTitle);
 }
 
 /** Framed by an allowed site: tell it the result (never to `*`). */
 function tellParent(status) {
-  const origin = state.message_origin;
-  if (toldParent || !origin || !framed) return;
-  window.parent.postMessage({ type: 'liveness:result', sessionId: state.session_id, status }, origin);
-  toldParent = true;
+  const origin = page.state.message_origin;
+  if (page.toldParent || !origin || !framed) return;
+  window.parent.postMessage({ type: 'liveness:result', sessionId: page.state.session_id, status }, origin);
+  page.toldParent = true;
 }
 
 /** Framed, tell the parent the page's height whenever it changes, so that embed.js sizes the
  * frame to it and the page never scrolls inside the frame. */
 function tellParentTheHeight() {
-  const origin = state.message_origin;
+  const origin = page.state.message_origin;
   if (!origin || !framed || typeof ResizeObserver !== 'function') return;
   let last = 0;
   new ResizeObserver(() => {
@@ -684,7 +708,7 @@ function tellParentTheHeight() {
 
 /** Where the session has a return_url, go there after the person has seen the result. */
 function goBackLater(words) {
-  const url = safeUrl(state.return_url);
+  const url = safeUrl(page.state.return_url);
   if (!url) return;
   returnLink.href = url;
   returnLink.hidden = false;
@@ -704,11 +728,11 @@ function safeUrl(value) {
 // -- the page's life ----------------------------------------------------------------------------
 
 function onVisibilityChange() {
-  if (document.visibilityState === 'hidden' && CAPTURING.includes(phase)) {
+  if (document.visibilityState === 'hidden' && CAPTURING.includes(page.phase)) {
     stopCapture();
     setPhase('paused');
     say(t('paused'));
-  } else if (document.visibilityState === 'visible' && phase === 'paused') {
+  } else if (document.visibilityState === 'visible' && page.phase === 'paused') {
     openCamera();
   }
 }
@@ -742,9 +766,9 @@ function init() {
   document.addEventListener('visibilitychange', onVisibilityChange);
   window.addEventListener('pagehide', stopCapture);
   window.addEventListener('pageshow', (event) => {
-    if (event.persisted && CAPTURING.includes(phase)) openCamera();  // back from the page cache
+    if (event.persisted && CAPTURING.includes(page.phase)) openCamera();  // back from the page cache
   });
-  showState(state);
+  showState(page.state);
 }
 
 loaded.catch(() => {}).then(init);  // the sentences first (a failure leaves their keys)

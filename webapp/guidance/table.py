@@ -1,56 +1,9 @@
-"""Every answer Juhe can give, and our own failure situations, as one table of data.
-
-For each code: Juhe's own meaning (copied from its document), a category, whether a new
-attempt can help, whether Juhe bills it, whether it counts toward ``MAX_ATTEMPTS``, whether
-it ends the session as failed, what the person should do next (Chinese and English) and what
-the operator should know. People never see raw codes or anything about keys; only the
-``operator`` text may mention them.
-
-Counting (CONTRACT.md): an attempt counts when Juhe judged the video or the identity. Juhe's
-own service/network errors (267501, 267508, 267522, 267535, 267545) and every system code do
-not count. Our decision on top of the contract: the request-parameter codes (267502, 267503,
-267506, 267507, 267510) and the download/decrypt codes (267523, 267524, 267525) do not count
-either: they mean our request was malformed or Juhe failed to read it, so Juhe judged nothing,
-and a person must not lose an attempt to our bug or Juhe's plumbing.
-
-``final`` means the session fails now: a retry cannot change the answer (267509 name/number
-mismatch, 267526/267527 not in the registry, 267528 registry photo unusable, and 267504/267505
-because the identity itself is what Juhe refused). ``0`` is not final in this sense: whether it
-passes depends on the score (``low_score`` when below the pass line).
-"""
+"""The rows of the guidance table: every code of Juhe's document, then our own situations
+(what each flag means: the package docstring)."""
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from types import MappingProxyType
-
-
-class Category(StrEnum):
-    """Who or what has to change for the next attempt to succeed."""
-
-    CAPTURE = "capture"  # the recording: light, distance, face, sound, actions, length
-    IDENTITY = "identity"  # the name / ID number or its registry record
-    SERVICE = "service"  # Juhe or the network failed; nothing about the person
-    CONFIGURATION = "configuration"  # our deployment or request is wrong (key, quota, params)
-
-
-@dataclass(frozen=True)
-class Guidance:
-    """One row of the table; see the module docstring for the meaning of each flag."""
-
-    code: int | str
-    meaning: str  # Juhe's wording (Chinese) or ours for our own situations
-    category: Category
-    retry_helps: bool
-    charged: bool
-    counts: bool
-    final: bool
-    person_zh: str
-    person_en: str
-    operator: str
-
+from .model import Category, Guidance
+from .problems import PROBLEMS
 
 # Person texts shared by several codes.
 _UNAVAILABLE_ZH = "服务暂时不可用，请稍后再试。"
@@ -89,7 +42,9 @@ _ID_CONTACT_EN = " If an organisation asked you to verify, please contact them."
 
 def _g(code: int | str, meaning: str, category: Category, *, retry: bool, counts: bool,
        zh: str, en: str, op: str, charged: bool = False, final: bool = False) -> Guidance:
-    return Guidance(code, meaning, category, retry, charged, counts, final, zh, en, op)
+    problem_zh, problem_en = PROBLEMS[code]
+    return Guidance(code, meaning, category, retry, charged, counts, final, zh, en, op,
+                    problem_zh, problem_en)
 
 
 def _capture(code: int, meaning: str, zh: str, en: str, op: str) -> Guidance:
@@ -122,7 +77,7 @@ def _final_identity(code: int, meaning: str, zh: str, en: str, op: str,
               zh=zh + _ID_CONTACT_ZH, en=en + _ID_CONTACT_EN, op=op)
 
 
-_ROWS: list[Guidance] = [
+ROWS: list[Guidance] = [
     _g(0, "成功", Category.IDENTITY, retry=False, counts=True, charged=True,
        zh="核验通过。", en="Verification passed.",
        op="Juhe judged the video live and compared it with the registry photo; the score "
@@ -369,37 +324,3 @@ _ROWS: list[Guidance] = [
        op="ffmpeg/ffprobe could not run or ran out of time (FFMPEG_TIMEOUT) on our side; "
           "nothing was sent to Juhe and no attempt was used. Check /readyz and the server load."),
 ]
-
-GUIDANCE: Mapping[int | str, Guidance] = MappingProxyType({row.code: row for row in _ROWS})
-"""Every code of Juhe's document (0, 267501-267549, the 100xx system codes) plus our keys."""
-
-LOW_SCORE = "low_score"
-
-
-def guidance_for(code: int | str | None) -> Guidance:
-    """The table row for ``code``; a numeric string is looked up as its number.
-
-    Unknown codes get a safe fallback: category service, retry helps, does NOT count and is
-    not charged. Rationale: we cannot tell what Juhe judged, and a person must not lose an
-    attempt to something we cannot explain; the operator text asks for a look at Juhe's order
-    list in case it was billed.
-    """
-    if isinstance(code, str) and re.fullmatch(r"\s*-?\d+\s*", code):
-        code = int(code)
-    row = GUIDANCE.get(code) if code is not None else None
-    if row is not None:
-        return row
-    return Guidance(
-        code=code if code is not None else "unknown",
-        meaning="未知错误",
-        category=Category.SERVICE,
-        retry_helps=True,
-        charged=False,
-        counts=False,
-        final=False,
-        person_zh="暂时无法完成核验，本次不计入次数。请稍后再录制一次。",
-        person_en="We could not complete the check this time; this try does not count. "
-                  "Please record again a little later.",
-        operator=f"Unknown Juhe code {code!r}: not in Juhe's document. Treated as a "
-                 "non-counting service error; check Juhe's order list in case it was billed.",
-    )
