@@ -79,6 +79,10 @@ def test_the_capture_page_wears_its_operators_colour_and_logo(make_app, named_by
     assert sheet, "the theme's stylesheet is linked"
     assert f'<img class="logo" src="{LOGO}" alt="示例银行"' in html
     assert not re.search(r"\sstyle=", html), "no inline style (the CSP forbids it)"
+    # The logo's origin is allowed to load: the page's img-src names it (and nothing else new).
+    for path in (urlsplit(created["url"]).path, "/"):
+        images = re.search(r"img-src ([^;]*);", client.get(path).headers["Content-Security-Policy"]).group(1)
+        assert images.split() == ["'self'", "data:", "blob:", "https://cdn.bank.example"]
     css = client.get(sheet.group(1))
     assert css.status_code == 200 and css.mimetype == "text/css"
     assert f"--primary: {GREEN};" in css.get_data(as_text=True)

@@ -22,6 +22,7 @@ from . import (
     security,
     sessions,
     static_files,
+    theming,
     uploads,
     video,
     webhooks,
@@ -158,7 +159,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limits.init_app(app, settings)
     security.init_app(app, settings.PROXY_HOPS,
-                      https_public_url=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https:")))
+                      https_public_url=bool(settings.PUBLIC_URL and settings.PUBLIC_URL.startswith("https:")),
+                      img_origins=theming.logo_origins(settings.OPERATOR_THEMES))
 
 
 def register_blueprints(app: Flask) -> None:
