@@ -148,8 +148,7 @@ def require_open(session: VerificationSession) -> None:
 def open_challenge(session: VerificationSession, now: dt.datetime | None = None) -> Challenge | None:
     """The one challenge the next upload may use (there is never more than one)."""
     now = now or utcnow()
-    return next((c for c in reversed(session.challenges) if c.used_at is None and c.expires_at > now),
-                None)
+    return next((c for c in reversed(session.challenges) if c.is_open(now)), None)
 
 
 def issue_challenge(db: Session, settings: Settings, session: VerificationSession) -> Challenge:
@@ -159,8 +158,8 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
     now = utcnow()
     previous = None
     for old in session.challenges:
-        if old.used_at is None and old.expires_at > now:
-            old.expires_at = now
+        if old.is_open(now):
+            old.finished_at = now  # replaced: its expires_at stays what it was told
         previous = old.validate_data
     drawn = challenges.draw(session.mode, previous=previous)
     challenge = Challenge(id="ch_" + secrets.token_urlsafe(12), session=session, mode=drawn.mode,
@@ -182,7 +181,7 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
         raise SessionStateError("challenge_invalid", 409,
                                 "This challenge is used or expired; draw a new one.",
                                 "本次动作/数字已失效，请重新录制。")
-    challenge.used_at = now
+    challenge.used_at = challenge.finished_at = now
     attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
                       counts=True, owner=owner(),
                       lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),

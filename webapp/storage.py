@@ -112,7 +112,8 @@ class VerificationSession(Base):
 
 
 class Challenge(Base):
-    """What the person was asked to do for one attempt; used once, expires."""
+    """What the person was asked to do for one attempt; used once, expires. It is open (the next
+    upload may use it) until `finished_at` (used, or replaced by a new one) or `expires_at`."""
 
     __tablename__ = "challenges"
 
@@ -123,8 +124,12 @@ class Challenge(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # used or replaced
 
     session: Mapped[VerificationSession] = relationship(back_populates="challenges")
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.finished_at is None and self.expires_at > now
 
     @property
     def liveness_type(self) -> int:
