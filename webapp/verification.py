@@ -25,7 +25,7 @@ from sqlalchemy import delete
 
 from . import best_frames, clients, metrics, sessions, video
 from .guidance import Guidance, guidance_for
-from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
+from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
 from .storage import Attempt, Challenge, QueuedVideo, Store, lock_session, utcnow
 
@@ -247,19 +247,13 @@ def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
 def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float) -> Guidance:
     """Fill the attempt from Juhe's answer (or failure) and return the guidance that applies."""
     attempt.state, attempt.finished_at = "done", utcnow()
+    attempt.error_code, attempt.reason = answer.error_code, answer.reason
     if isinstance(answer, JuheResult):
-        attempt.error_code, attempt.reason = answer.error_code, answer.reason
         attempt.score, attempt.orderid, attempt.charged = answer.score, answer.orderid, answer.charged
-        if answer.error_code == 0 and not answer.passed(pass_score):
-            key: int | str = "low_score"
-        else:
-            key = answer.error_code
     else:
-        attempt.error_code, attempt.reason = answer.error_code, answer.reason
         # An answer that never came may still have been charged: we cannot know.
         attempt.charged = None if answer.reached and answer.error_code is None else False
-        key = answer.error_code if answer.kind == "system" and answer.error_code else {
-            "timeout": "juhe_timeout", "connection": "juhe_unreachable"}.get(answer.kind, "juhe_invalid_response")
+    key = guidance_key(answer, pass_score)
     guidance = guidance_for(key)
     attempt.outcome = str(key)
     attempt.counts = guidance.counts
