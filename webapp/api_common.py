@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 from flask import g
 
 from . import sessions, targets
-from .challenges import MODES
 from .extensions import json_error, services
 from .storage import VerificationSession, find_session, lock_session
+from .vocabulary import Mode
 
 LIMIT_RE = re.compile(r"[0-9]{1,3}")  # ASCII only: str.isdigit() takes "²" and other scripts' digits
 # Characters that make no sense in these fields: control characters everywhere (a database may
@@ -61,7 +61,7 @@ def visible(session: VerificationSession) -> bool:
 
 
 def checked_mode(value) -> str:
-    if value not in (*MODES, "random"):
+    if value not in tuple(Mode):
         raise ApiError(422, "invalid_mode", "mode must be silent, number, action or random.", "mode")
     return value
 

@@ -17,6 +17,7 @@ from .challenges import describe
 from .extensions import services
 from .guidance import guidance_for
 from .storage import find_session, isoformat
+from .vocabulary import Result, SessionStatus
 
 
 def register(bp: Blueprint) -> None:
@@ -84,7 +85,7 @@ def submit_video(session_id: str):
                                         failed.code, failed.detail)
                 metrics.VERIFICATIONS.labels(str(failed.code), mode).inc()
                 return _video_answer(session_id, verification.Outcome(
-                    "rejected", guidance_for(failed.code), "pending", 0, challenge_id), failed.detail)
+                    Result.REJECTED, guidance_for(failed.code), SessionStatus.PENDING, 0, challenge_id), failed.detail)
         tools = dataclasses.replace(s.tools, tmpdir=str(folder))
         try:
             outcome = verification.verify_upload(
@@ -170,7 +171,7 @@ def outcome_json(outcome: verification.Outcome, detail: str | None = None) -> di
     what the operator should know. `rejected`: refused before Juhe, no attempt used."""
     g = outcome.guidance
     body = {"result": outcome.result, "code": str(g.code), "category": str(g.category),
-            "final": g.final, "retry": outcome.session_status == "pending",
+            "final": g.final, "retry": outcome.session_status == SessionStatus.PENDING,
             "score": outcome.score, "challenge_id": outcome.challenge_id,
             "message": g.person_zh, "message_en": g.person_en, "operator": g.operator}
     if detail:

@@ -38,6 +38,11 @@ from sqlalchemy.orm import (
 )
 
 from .challenges import LIVENESS_TYPE
+from .vocabulary import IN_FLIGHT, AttemptState, SessionStatus
+
+__all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "QueuedVideo", "Store",
+           "VerificationSession", "file_lock", "find_session", "isoformat", "lock_session",
+           "precise_utcnow", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -74,7 +79,7 @@ class VerificationSession(Base):
     realname_masked: Mapped[str] = mapped_column(String(64))
     idcard_masked: Mapped[str] = mapped_column(String(18))
     mode: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(10), default=SessionStatus.PENDING, index=True)
     reference: Mapped[str | None] = mapped_column(String(200))
     return_url: Mapped[str | None] = mapped_column(String(2000))
     callback_url: Mapped[str | None] = mapped_column(String(2000))
@@ -144,8 +149,8 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     challenge_id: Mapped[str] = mapped_column(String(40))
-    # See IN_FLIGHT below and sessions.py.
-    state: Mapped[str] = mapped_column(String(12), default="preparing", index=True)
+    # vocabulary.AttemptState (IN_FLIGHT: not yet done or abandoned); see sessions.py.
+    state: Mapped[str] = mapped_column(String(12), default=AttemptState.PREPARING, index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # While in flight, the process working on the attempt renews this lease; a lapsed lease
     # means that process died, and the attempt stops blocking the session.
@@ -205,11 +210,6 @@ class QueuedVideo(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-# preparing (this process normalises) → [queued (waiting for a worker) →] sending (paid call) →
-# done; an attempt released before sending is abandoned. "processing": an older release's sending.
-IN_FLIGHT = ("preparing", "queued", "sending", "processing")
 
 
 class Store:

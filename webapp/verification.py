@@ -28,6 +28,7 @@ from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
 from .storage import Attempt, Challenge, QueuedVideo, Store, lock_session, utcnow
+from .vocabulary import AttemptState, Mode, Result, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """What the page shows after an upload."""
 
-    result: str            # passed | failed | retry | rejected
+    result: Result
     guidance: Guidance
     session_status: str
     attempts_left: int
@@ -71,8 +72,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
         # 2. Prepare the video. What Juhe would reject anyway is answered here, without an attempt.
         try:
-            prepared = video.prepare(upload, keep_audio=mode == "number",
-                                     require_audio=mode == "number", tools=tools)
+            prepared = video.prepare(upload, keep_audio=mode == Mode.NUMBER,
+                                     require_audio=mode == Mode.NUMBER, tools=tools)
         except (video.VideoRejected, video.VideoToolError) as problem:
             # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
             if isinstance(problem, video.VideoRejected):
@@ -85,9 +86,9 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             metrics.VERIFICATIONS.labels(str(key), mode).inc()
             with store.session() as db:
                 session = _lock(db, settings, page_token, refresh=False)
-                db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == "preparing"))
+                db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == AttemptState.PREPARING))
                 db.commit()
-                return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
+                return Outcome(Result.REJECTED, guidance_for(key), session.status, session.attempts_left,
                                challenge_id)
         metrics.FFMPEG_SECONDS.observe(prepared.timings["total"])
         summary = _video_summary(prepared)
@@ -97,7 +98,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             with store.session() as db:
                 _lock(db, settings, page_token, refresh=False)
                 attempt = db.get(Attempt, attempt_id)
-                ours = attempt.state == "preparing" and not lease.lost.is_set()
+                ours = attempt.state == AttemptState.PREPARING and not lease.lost.is_set()
                 if ours:
                     sessions.queue(attempt)
                     attempt.video_json = json.dumps(summary)
@@ -113,7 +114,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 with store.session() as db:
                     _lock(db, settings, page_token, refresh=False)
                     attempt = db.get(Attempt, attempt_id)
-                    if attempt.state == "queued":
+                    if attempt.state == AttemptState.QUEUED:
                         sessions.release(attempt, utcnow(),
                                          "the broker could not be reached; nothing was sent")
                         db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
@@ -122,7 +123,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             return None
 
         return _send(store, settings, client, page_token, attempt_id, prepared.data, lease,
-                     expected="preparing", summary=summary, timings=prepared.timings,
+                     expected=AttemptState.PREPARING, summary=summary, timings=prepared.timings,
                      started=started, on_finished=on_finished)
 
 
@@ -139,7 +140,7 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
         sessions.refresh(db, settings, session)
         db.refresh(attempt)
         queued = db.get(QueuedVideo, attempt_id)
-        if attempt.state != "queued" or queued is None:
+        if attempt.state != AttemptState.QUEUED or queued is None:
             log.warning("attempt %s delivered again while %s: nothing sent", attempt_id, attempt.state)
             db.commit()
             return None
@@ -151,12 +152,12 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
     if queued_at is not None:
         timings["queue"] = round(time.time() - queued_at, 3)
     with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
-        return _send(store, settings, client, page_token, attempt_id, data, lease, expected="queued",
+        return _send(store, settings, client, page_token, attempt_id, data, lease, expected=AttemptState.QUEUED,
                      summary=None, timings=timings, started=time.monotonic(), on_finished=on_finished)
 
 
 def _send(store: Store, settings: Settings, client: JuheClient, page_token: str, attempt_id: int,
-          data: bytes, lease: sessions.Lease, *, expected: str, summary: dict | None,
+          data: bytes, lease: sessions.Lease, *, expected: AttemptState, summary: dict | None,
           timings: dict, started: float, on_finished: Callable[[str], None] | None) -> Outcome:
     # 4. The attempt is about to be paid for: only while it is still ours.
     with store.session() as db:
@@ -165,7 +166,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         mode, challenge_id = session.mode, attempt.challenge_id
         ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
         if ours:
-            attempt.state = "sending"
+            attempt.state = AttemptState.SENDING
             if summary is not None:
                 attempt.video_json = json.dumps(summary)
             challenge = db.get(Challenge, attempt.challenge_id)
@@ -194,7 +195,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
         attempt = db.get(Attempt, attempt_id)
-        late = attempt.state != "sending"
+        late = attempt.state != AttemptState.SENDING
         guidance = _record(attempt, answer, session.pass_score)
         if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
             best_frames.keep(db, settings, session, attempt,
@@ -206,9 +207,9 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         db.flush()
         ended = False
         if attempt.outcome == "0":
-            ended = sessions.finish(db, session, "passed")
+            ended = sessions.finish(db, session, SessionStatus.PASSED)
         elif guidance.final or session.attempts_left <= 0:
-            ended = sessions.finish(db, session, "failed")
+            ended = sessions.finish(db, session, SessionStatus.FAILED)
         db.commit()
         status, left = session.status, session.attempts_left
     metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
@@ -220,8 +221,8 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         on_finished(session.id)
 
     # 7. Tell the person.
-    result = {"passed": "passed", "failed": "failed"}.get(status, "retry")
-    return Outcome(result, guidance, status, left if status == "pending" else 0, challenge_id,
+    result = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}.get(status, Result.RETRY)
+    return Outcome(result, guidance, status, left if status == SessionStatus.PENDING else 0, challenge_id,
                    score=attempt.score)
 
 
@@ -232,7 +233,7 @@ def _interrupted(store: Store, page_token: str, attempt_id: int, mode: str, chal
     with store.session() as db:
         session = lock_session(db, token=page_token)
         db.commit()
-        return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
+        return Outcome(Result.RETRY, guidance_for(sessions.INTERRUPTED), session.status,
                        session.attempts_left, challenge_id)
 
 
@@ -246,7 +247,7 @@ def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
 
 def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float) -> Guidance:
     """Fill the attempt from Juhe's answer (or failure) and return the guidance that applies."""
-    attempt.state, attempt.finished_at = "done", utcnow()
+    attempt.state, attempt.finished_at = AttemptState.DONE, utcnow()
     attempt.error_code, attempt.reason = answer.error_code, answer.reason
     if isinstance(answer, JuheResult):
         attempt.score, attempt.orderid, attempt.charged = answer.score, answer.orderid, answer.charged
