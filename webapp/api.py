@@ -51,7 +51,8 @@ def _api_error(error: ApiError):
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
-    return _api_error(ApiError(error.code or 500, error.name.lower().replace(" ", "_"), error.description))
+    return _api_error(ApiError(error.code or 500, error.name.lower().replace(" ", "_"),
+                               error.description or error.name))
 
 
 @bp.before_request
@@ -62,11 +63,11 @@ def _authenticate():
     if not keys:
         raise ApiError(401, "operator_api_off", "The operator API is off: set OPERATOR_API_KEYS.")
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    presented = presented.strip().encode()
+    token = presented.strip().encode()
     # Compare against every key, always, so timing tells nothing about which key is close.
     matched = None
     for key in keys:
-        if hmac.compare_digest(presented, key.encode()) and scheme.lower() == "bearer":
+        if hmac.compare_digest(token, key.encode()) and scheme.lower() == "bearer":
             matched = key
     if matched is None:
         raise ApiError(401, "unauthorized", "Missing or invalid bearer key.")
@@ -147,12 +148,13 @@ def session_best_frames(session_id: str):
                    "聚合尚未返回最佳截图：请在核验通过后再取。 Juhe has returned no best frames yet: "
                    "fetch them after a passed attempt.")
             raise ApiError(404, "no_best_frames", why)
-        if not best_frames.readable(settings, kept):
+        sealed = kept.data if best_frames.readable(settings, kept) else None
+        if sealed is None:
             raise ApiError(410, "best_frames_expired",
                            "最佳截图已过保存期（BEST_FRAMES_RETENTION）并已删除。 The best frames are past "
                            "BEST_FRAMES_RETENTION and were deleted; they cannot be fetched again.")
         try:
-            frames = best_frames.vault(settings).open(kept.data)
+            frames = best_frames.vault(settings).open(sealed)
         except best_frames.Unreadable:
             raise ApiError(500, "best_frames_unreadable",
                            "最佳截图无法解密：BEST_FRAMES_KEY 中已没有加密时的密钥。 No key of "
@@ -181,8 +183,9 @@ def list_sessions():
                            "reference")
         query = query.where(VerificationSession.reference == reference)
     with services().store.session() as db:
-        found = [sessions.refresh(db, services().settings, lock_session(db, id=s.id))
-                 for s in db.scalars(query).all()]
+        # A session purged between the listing and its lock is left out.
+        locked = [lock_session(db, id=s.id) for s in db.scalars(query).all()]
+        found = [sessions.refresh(db, services().settings, s) for s in locked if s is not None]
         db.commit()
         return jsonify({"sessions": [sessions.session_json(s) for s in found]})
 

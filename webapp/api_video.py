@@ -16,7 +16,7 @@ from .api_common import ApiError, checked_url, own_session, state_error
 from .challenges import describe
 from .extensions import services
 from .guidance import guidance_for
-from .storage import find_session, isoformat
+from .storage import isoformat
 from .vocabulary import Result, SessionStatus
 
 
@@ -160,7 +160,7 @@ def _enqueue(attempt_id: int) -> None:
 def _video_answer(session_id: str, outcome: verification.Outcome | None, detail: str | None = None):
     """The outcome (None: a worker has the video, 202) beside the session's trusted state."""
     with services().store.session() as db:
-        session = find_session(db, id=session_id)
+        session = own_session(db, session_id)
         body = {"outcome": None if outcome is None else outcome_json(outcome, detail),
                 "session": sessions.session_json(session)}
     return jsonify(body), 202 if outcome is None else 200

@@ -7,12 +7,13 @@ action = 2 (`1,2` = open the mouth then close the eyes, `2,1` the reverse).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .vocabulary import CHALLENGE_MODES, Mode
 
 MODES = CHALLENGE_MODES
-LIVENESS_TYPE = {Mode.SILENT: 0, Mode.NUMBER: 1, Mode.ACTION: 2}
+LIVENESS_TYPE: Mapping[str, int] = {Mode.SILENT: 0, Mode.NUMBER: 1, Mode.ACTION: 2}
 ACTIONS = {"1": {"zh": "张嘴", "en": "Open your mouth"}, "2": {"zh": "闭眼", "en": "Close your eyes"}}
 
 
@@ -53,5 +54,7 @@ def describe(mode: str, validate_data: str | None) -> dict:
     if mode == Mode.NUMBER:
         return {"digits": validate_data}
     if mode == Mode.ACTION:
+        if validate_data is None:
+            raise ValueError("an action challenge carries its actions")
         return {"actions": [{"code": int(c), **ACTIONS[c]} for c in validate_data.split(",")]}
     return {}

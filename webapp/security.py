@@ -16,8 +16,10 @@ _CSP = ("default-src 'self'; script-src 'self'{script}; style-src 'self'; img-sr
 def init_app(app: Flask, proxy_hops: int, https_public_url: bool) -> None:
     """Install the headers; trust `proxy_hops` reverse proxies for client IP and scheme."""
     if proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops,
-                                x_host=proxy_hops, x_prefix=proxy_hops)
+        proxied = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops,
+                           x_host=proxy_hops, x_prefix=proxy_hops)
+        # Flask's documented way to add WSGI middleware, which mypy reads as replacing a method.
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
     @app.after_request
     def _headers(response: Response) -> Response:

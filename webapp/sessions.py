@@ -30,6 +30,7 @@ from .storage import (
     QueuedVideo,
     Store,
     VerificationSession,
+    affected,
     isoformat,
     lock_session,
     precise_utcnow,
@@ -233,11 +234,11 @@ class Lease:
         while not self._stop.wait(self.every):
             try:
                 with self.store.session() as db:
-                    kept = db.execute(
+                    kept = affected(db,
                         update(Attempt).where(Attempt.id == self.attempt_id, Attempt.owner == owner(),
                                               Attempt.state.in_(IN_FLIGHT))
                         .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
-                        .execution_options(synchronize_session=False)).rowcount
+                        .execution_options(synchronize_session=False))
                     db.commit()
             except Exception:
                 log.exception("attempt %s: lease not renewed", self.attempt_id)
@@ -325,8 +326,8 @@ def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None
         .values(idcard=None, realname=None))
     frames = best_frames.purge(db, settings, now)
     cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
-    purged = db.execute(delete(VerificationSession).where(
+    purged = affected(db, delete(VerificationSession).where(
         VerificationSession.status != SessionStatus.PENDING,
-        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff)).rowcount
+        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff))
     db.commit()
     return {"expired": expired, "purged": purged, "best_frames": frames}

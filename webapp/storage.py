@@ -13,10 +13,13 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    CursorResult,
     DateTime,
+    Executable,
     Float,
     ForeignKey,
     Integer,
@@ -41,7 +44,7 @@ from .challenges import LIVENESS_TYPE
 from .vocabulary import IN_FLIGHT, AttemptState, SessionStatus
 
 __all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "QueuedVideo", "Store",
-           "VerificationSession", "file_lock", "find_session", "isoformat", "lock_session",
+           "VerificationSession", "affected", "file_lock", "find_session", "isoformat", "lock_session",
            "precise_utcnow", "utcnow"]
 
 
@@ -305,6 +308,12 @@ def lock_session(db: Session, *, id: str | None = None, token: str | None = None
     if query is None:
         return None
     return db.scalar(query.with_for_update().execution_options(populate_existing=True))
+
+
+def affected(db: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in `db`; how many rows it matched. (`Session.execute` is typed
+    as returning any Result; a DML statement's is a CursorResult, which has the count.)"""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount
 
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:

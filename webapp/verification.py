@@ -17,20 +17,32 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from . import best_frames, clients, metrics, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
-from .storage import Attempt, Challenge, QueuedVideo, Store, lock_session, utcnow
+from .storage import (
+    Attempt,
+    Challenge,
+    QueuedVideo,
+    Store,
+    VerificationSession,
+    lock_session,
+    utcnow,
+)
 from .vocabulary import AttemptState, Mode, Result, SessionStatus
 
 log = logging.getLogger(__name__)
+
+# What the person is told of one video, by the session's status after it: else record again.
+_RESULTS: Mapping[str, Result] = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
             if isinstance(problem, video.VideoRejected):
                 log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code,
                          problem.detail)
-                key = problem.code
+                key: int | str = problem.code
             else:
                 log.error("session %s: video processing failed: %s", session_id, problem.reason)
                 key = "video_processing_failed"
@@ -97,7 +109,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         if enqueue is not None:
             with store.session() as db:
                 _lock(db, settings, page_token, refresh=False)
-                attempt = db.get(Attempt, attempt_id)
+                attempt = db.get_one(Attempt, attempt_id)
                 ours = attempt.state == AttemptState.PREPARING and not lease.lost.is_set()
                 if ours:
                     sessions.queue(attempt)
@@ -106,20 +118,20 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                     db.add(QueuedVideo(attempt_id=attempt_id, data=prepared.data))
                 db.commit()
             if not ours:
-                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+                return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
             try:
                 enqueue(attempt_id)
             except Exception:
                 log.exception("attempt %s: could not be queued; nothing sent", attempt_id)
                 with store.session() as db:
                     _lock(db, settings, page_token, refresh=False)
-                    attempt = db.get(Attempt, attempt_id)
+                    attempt = db.get_one(Attempt, attempt_id)
                     if attempt.state == AttemptState.QUEUED:
                         sessions.release(attempt, utcnow(),
                                          "the broker could not be reached; nothing was sent")
                         db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
                     db.commit()
-                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+                return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
             return None
 
         return _send(store, settings, client, page_token, attempt_id, prepared.data, lease,
@@ -133,10 +145,11 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
     again after its attempt was sent (its worker died) finds it no longer queued and does
     nothing: the attempt's lease settles it as "charge unknown", never a second call."""
     with store.session() as db:
-        attempt = db.get(Attempt, attempt_id)
-        session = lock_session(db, id=attempt.session_id) if attempt is not None else None
-        if session is None:
+        found = db.get(Attempt, attempt_id)  # gone only with its session (purged)
+        session = lock_session(db, id=found.session_id) if found is not None else None
+        if found is None or session is None:
             return None
+        attempt = found
         sessions.refresh(db, settings, session)
         db.refresh(attempt)
         queued = db.get(QueuedVideo, attempt_id)
@@ -162,22 +175,25 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     # 4. The attempt is about to be paid for: only while it is still ours.
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
-        attempt = db.get(Attempt, attempt_id)
+        attempt = db.get_one(Attempt, attempt_id)
         mode, challenge_id = session.mode, attempt.challenge_id
         ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
-        if ours:
+        request = None
+        # The identity is forgotten only when the session ends, which it cannot while this
+        # attempt is in flight; were it gone, nothing could be sent.
+        if ours and session.idcard is not None and session.realname is not None:
             attempt.state = AttemptState.SENDING
             if summary is not None:
                 attempt.video_json = json.dumps(summary)
-            challenge = db.get(Challenge, attempt.challenge_id)
+            challenge = db.get_one(Challenge, attempt.challenge_id)
             request = VerifyRequest(video=data, idcard=session.idcard, realname=session.realname,
                                     liveness_type=challenge.liveness_type,
                                     validate_data=challenge.validate_data,
                                     best_frame=session.best_frames == 1,
                                     best_frame_num=session.best_frames if session.best_frames >= 2 else None)
         db.commit()
-    if not ours:
-        return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+    if request is None:
+        return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
 
     # 5. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body,
     # and gives up (closing the connection) at its deadline or when the lease is lost.
@@ -194,7 +210,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     # the session's fate, once. The stored video, if any, is used: gone.
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
-        attempt = db.get(Attempt, attempt_id)
+        attempt = db.get_one(Attempt, attempt_id)
         late = attempt.state != AttemptState.SENDING
         guidance = _record(attempt, answer, session.pass_score)
         if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
@@ -221,23 +237,24 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         on_finished(session.id)
 
     # 7. Tell the person.
-    result = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}.get(status, Result.RETRY)
+    result = _RESULTS.get(status, Result.RETRY)
     return Outcome(result, guidance, status, left if status == SessionStatus.PENDING else 0, challenge_id,
                    score=attempt.score)
 
 
-def _interrupted(store: Store, page_token: str, attempt_id: int, mode: str, challenge_id: str) -> Outcome:
+def _interrupted(store: Store, settings: Settings, page_token: str, attempt_id: int, mode: str,
+                 challenge_id: str) -> Outcome:
     """This process lost the attempt before paying for it (its lease lapsed): nothing was sent."""
     metrics.VERIFICATIONS.labels(sessions.INTERRUPTED, mode).inc()
     log.warning("attempt %s: lease lost before sending; nothing sent", attempt_id)
     with store.session() as db:
-        session = lock_session(db, token=page_token)
+        session = _lock(db, settings, page_token, refresh=False)
         db.commit()
         return Outcome(Result.RETRY, guidance_for(sessions.INTERRUPTED), session.status,
                        session.attempts_left, challenge_id)
 
 
-def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
+def _lock(db: Session, settings: Settings, page_token: str, refresh: bool = True) -> VerificationSession:
     session = lock_session(db, token=page_token)
     if session is None:
         raise sessions.SessionStateError("not_found", 404, "Unknown verification link.",

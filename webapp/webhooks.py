@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, upda
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import metrics, targets
-from .storage import Base, Store, isoformat, utcnow
+from .storage import Base, Store, affected, isoformat, utcnow
 from .vocabulary import DeliveryState
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Dispatcher:
             return 0
         tried = 0
         while (delivery := self._claim(now)) is not None:
-            self._send(delivery)
+            self._send(delivery, self.secret)
             tried += 1
         return tried
 
@@ -145,18 +145,18 @@ class Dispatcher:
                 Delivery.state == DeliveryState.PENDING, Delivery.next_try_at <= now).order_by(Delivery.next_try_at).limit(1))
             if candidate is None:
                 return None
-            leased = db.execute(update(Delivery).where(
+            leased = affected(db, update(Delivery).where(
                 Delivery.id == candidate.id, Delivery.next_try_at == candidate.next_try_at)
-                .values(next_try_at=now + LEASE)).rowcount
+                .values(next_try_at=now + LEASE))
             db.commit()
             return candidate if leased == 1 else self._claim(now)
 
-    def _send(self, delivery: Delivery) -> None:
+    def _send(self, delivery: Delivery, secret: str) -> None:
         body = delivery.body.encode()
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "User-Agent": "liveness-webhooks/1",
                    "X-Event-Id": delivery.event_id,
-                   "X-Signature": sign(self.secret, body, int(time.time()))}
+                   "X-Signature": sign(secret, body, int(time.time()))}
         started = time.monotonic()
         status, error = None, None
         try:
@@ -170,7 +170,7 @@ class Dispatcher:
             error = type(exc).__name__
         ok = status is not None and 200 <= status < 300
         with self.store.session() as db:
-            row = db.get(Delivery, delivery.id)
+            row = db.get_one(Delivery, delivery.id)  # claimed: only purge with its session removes it
             row.tries += 1
             row.log.append(DeliveryTry(status_code=status, error=error or (None if ok else f"HTTP {status}"),
                                        seconds=round(time.monotonic() - started, 3)))
