@@ -73,12 +73,18 @@ def test_a_challenge_is_used_once(juhe, new_session, media):
     assert len(juhe.requests) == 1
 
 
-def test_a_new_challenge_cancels_the_previous_one(juhe, new_session, media):
+def test_a_new_challenge_cancels_the_previous_one(juhe, new_session, media, database_url):
     _, person = new_session()
     old = person.challenge()
-    person.challenge()
+    new = person.challenge()
     assert person.upload(media("safari_fmp4"), old["id"]).status_code == 409
     assert juhe.requests == []
+    # It finished when the new one was issued; its expiry is still what it was told.
+    [(finished, expires)] = rows(database_url, "select finished_at, expires_at from challenges where id = :id",
+                                 id=old["id"])
+    [(issued,)] = rows(database_url, "select issued_at from challenges where id = :id", id=new["id"])
+    assert finished is not None and str(finished) == str(issued)
+    assert str(expires).replace(" ", "T")[:19] + "Z" == old["expires_at"]
 
 
 def test_counted_failures_use_up_the_attempts(client, juhe, new_session, media):
@@ -258,7 +264,8 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
     challenge = person.challenge()
     long_ago = dt.datetime(2001, 1, 1)
     with client.application.app_context(), services().store.session() as db:
-        db.get(Challenge, challenge["id"]).used_at = long_ago
+        used = db.get(Challenge, challenge["id"])
+        used.used_at = used.finished_at = long_ago
         db.add(Attempt(session_id=created["id"], challenge_id=challenge["id"], state="sending",
                        started_at=long_ago, lease_until=long_ago, counts=True))
         db.commit()

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from webapp.juhe import JuheClient, JuheError, JuheResult, VerifyRequest, form_body
+from webapp.guidance import GUIDANCE, LOW_SCORE
+from webapp.juhe import JuheClient, JuheError, JuheResult, VerifyRequest, form_body, guidance_key
 
 try:
     from tests.juhe_standin import JuheStandIn, make_idcard, make_video
@@ -312,7 +313,7 @@ def test_system_codes_raise_kind_system(standin, videos, mode, code):
     with pytest.raises(JuheError) as caught:
         client_for(standin.url).verify(request(videos["good"]))
     err = caught.value
-    assert (err.kind, err.error_code, err.reached, err.guidance_key) == ("system", code, True, code)
+    assert (err.kind, err.error_code, err.reached, guidance_key(err, 70)) == ("system", code, True, code)
 
 
 def test_a_wrong_key_is_system_code_10001(standin, videos):
@@ -398,3 +399,19 @@ def test_a_video_reaches_juhe_whole():
     video = base64.b64encode(os.urandom(300_000) + b"\xfb\xff\xfe").decode()
     body = form_body({"key": "k", "realname": "张三", "videoBase64": video})
     assert parse_qs(body.decode())["videoBase64"] == [video] and "+" in video and "/" in video
+
+
+@pytest.mark.parametrize("answer, key", [
+    (JuheResult(0, "成功", "o1", 80.0, charged=True), 0),
+    (JuheResult(0, "成功", "o1", 69.9, charged=True), LOW_SCORE),
+    (JuheResult(267509, "不一致", "o1", None, charged=True), 267509),
+    (JuheResult(267517, "动作", None, None), 267517),
+    (JuheError("system", "key", error_code=10001), 10001),
+    (JuheError("timeout", "slow"), "juhe_timeout"),
+    (JuheError("connection", "refused", reached=False), "juhe_unreachable"),
+    (JuheError("http", "HTTP 502"), "juhe_invalid_response"),
+    (JuheError("invalid_response", "0 without score", orderid="o2"), "juhe_invalid_response"),
+])
+def test_every_answer_maps_to_one_guidance_row(answer, key):
+    """juhe.guidance_key is the one mapping from an answer to what the person and operator read."""
+    assert guidance_key(answer, 70.0) == key and key in GUIDANCE

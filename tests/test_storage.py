@@ -59,6 +59,46 @@ def test_a_database_of_the_previous_release_is_upgraded_and_its_stuck_upload_rel
     assert charged is None and listed_state == "done"
 
 
+def test_an_upgrade_from_0005_says_when_each_challenge_finished(make_app, database_url, tmp_path):
+    """0006: a challenge used or replaced under 0005 had its moment in used_at or (replaced) in
+    expires_at, which the next challenge's issued_at equals; finished_at is filled from them, and
+    the one open challenge stays open."""
+    store = Store(database_url)
+    migrate.upgrade(store, tmp_path, revision="0005")
+    now = dt.datetime.utcnow().replace(microsecond=0)
+    ago = lambda minutes: now - dt.timedelta(minutes=minutes)  # noqa: E731
+    # (id, issued_at, expires_at, used_at) as 0005's code left them, oldest first.
+    challenges = [("ch_expired", ago(12), ago(10), None),   # ran out; the next came later
+                  ("ch_used", ago(8), ago(6), ago(7)),       # used for an attempt
+                  ("ch_replaced", ago(5), ago(3), None),     # replaced at ago(3): expires_at moved there
+                  ("ch_open", ago(3), now + dt.timedelta(minutes=2), None)]
+    with store.engine.begin() as db:
+        db.execute(text(
+            "INSERT INTO sessions (id, page_token, operator, realname, idcard, realname_masked, "
+            "idcard_masked, mode, status, best_frames, max_attempts, pass_score, sandbox, created_at, "
+            "expires_at) VALUES ('ses_05', 'tok-05', 'op', '张三', :idcard, '张*', :masked, 'silent', "
+            "'pending', 0, 3, 70, false, :created, :later)"),
+            {"idcard": idcard(23), "masked": idcard(23)[:4] + "*" * 10 + idcard(23)[-4:],
+             "created": ago(15), "later": now + dt.timedelta(minutes=10)})
+        for id_, issued, expires, used in challenges:
+            db.execute(text("INSERT INTO challenges (id, session_id, mode, issued_at, expires_at, used_at) "
+                            "VALUES (:id, 'ses_05', 'silent', :issued, :expires, :used)"),
+                       {"id": id_, "issued": issued, "expires": expires, "used": used})
+    store.engine.dispose()
+
+    app = make_app()  # the new release starts on it and upgrades it
+    assert migrate.current(app.extensions["liveness"].store) == migrate.head()
+    finished = {id_: at if at is None else str(at)  # SQLite answers text, PostgreSQL datetimes
+                for id_, at in rows(database_url, "select id, finished_at from challenges")}
+    assert finished == {"ch_expired": None, "ch_used": str(ago(7)), "ch_replaced": str(ago(3)),
+                        "ch_open": None}
+    from webapp.sessions import open_challenge
+    from webapp.storage import find_session
+    with app.extensions["liveness"].store.session() as db:
+        challenge = open_challenge(find_session(db, id="ses_05"))
+        assert challenge is not None and challenge.id == "ch_open"
+
+
 def test_the_migrations_make_exactly_the_models_schema(make_app):
     """A model changed without a revision would be missed by every upgraded database."""
     from alembic.autogenerate import compare_metadata

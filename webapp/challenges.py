@@ -7,16 +7,19 @@ action = 2 (`1,2` = open the mouth then close the eyes, `2,1` the reverse).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-MODES = ("silent", "number", "action")
-LIVENESS_TYPE = {"silent": 0, "number": 1, "action": 2}
+from .vocabulary import CHALLENGE_MODES, Mode
+
+MODES = CHALLENGE_MODES
+LIVENESS_TYPE: Mapping[str, int] = {Mode.SILENT: 0, Mode.NUMBER: 1, Mode.ACTION: 2}
 ACTIONS = {"1": {"zh": "张嘴", "en": "Open your mouth"}, "2": {"zh": "闭眼", "en": "Close your eyes"}}
 
 
 def resolve_mode(mode: str) -> str:
     """`random` becomes one of the three modes; others pass through."""
-    return secrets.choice(MODES) if mode == "random" else mode
+    return secrets.choice(MODES) if mode == Mode.RANDOM else mode
 
 
 @dataclass(frozen=True)
@@ -34,22 +37,24 @@ class Drawn:
 def draw(mode: str, previous: str | None = None) -> Drawn:
     """Draw a challenge for `mode`. In number mode the digits differ from `previous`, so a retry
     never shows the code of the attempt before it."""
-    if mode == "number":
+    if mode == Mode.NUMBER:
         while True:
             digits = f"{secrets.randbelow(10_000):04d}"
             if digits != previous:
                 return Drawn(mode, digits)
-    if mode == "action":
+    if mode == Mode.ACTION:
         return Drawn(mode, secrets.choice(("1,2", "2,1")))
-    if mode == "silent":
+    if mode == Mode.SILENT:
         return Drawn(mode, None)
     raise ValueError(f"unknown mode {mode!r}")
 
 
 def describe(mode: str, validate_data: str | None) -> dict:
     """What the page shows for a challenge: the digits, or the actions in order."""
-    if mode == "number":
+    if mode == Mode.NUMBER:
         return {"digits": validate_data}
-    if mode == "action":
+    if mode == Mode.ACTION:
+        if validate_data is None:
+            raise ValueError("an action challenge carries its actions")
         return {"actions": [{"code": int(c), **ACTIONS[c]} for c in validate_data.split(",")]}
     return {}

@@ -28,6 +28,7 @@ from . import funnel, sessions
 from .extensions import limiter, services
 from .guidance import guidance_for
 from .storage import VerificationSession, find_session, utcnow
+from .vocabulary import AttemptState
 
 PREFIX = "/console"
 COOKIE = "liveness_console"
@@ -147,7 +148,7 @@ def session_list():
                             .order_by(VerificationSession.created_at.desc()).limit(LIST_LIMIT)).all()
         rows = [{"id": s.id, "created_at": s.created_at, "reference": s.reference,
                  "realname": s.realname_masked, "idcard": s.idcard_masked, "mode": s.mode,
-                 "status": s.status, "attempts": sum(a.state == "done" for a in s.attempts),
+                 "status": s.status, "attempts": sum(a.state == AttemptState.DONE for a in s.attempts),
                  "paid": sum(bool(a.charged) for a in s.attempts)} for s in listed]
     return render_template("console_sessions.html", rows=rows, signout=SignOutForm())
 
@@ -161,7 +162,7 @@ def session_detail(session_id: str):
             abort(404)
         attempts = []
         for a in found.attempts:
-            if a.state != "done":
+            if a.state != AttemptState.DONE:
                 continue
             guidance = guidance_for(a.outcome)
             attempts.append({"at": a.started_at, "code": a.outcome, "error_code": a.error_code,

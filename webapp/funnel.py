@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from .clients import OTHER
 from .guidance import guidance_for
 from .storage import Attempt, VerificationSession, isoformat
+from .vocabulary import AttemptState
 
 PASSED = "0"
 TOP_CODES = 6  # the chart stacks the most frequent failure codes, the rest as "other"
@@ -32,7 +33,7 @@ def compute(db: Session, operator: str, since: dt.datetime, until: dt.datetime) 
     """The funnel of `operator`'s attempts started in [since, until)."""
     query = (select(Attempt.outcome, Attempt.browser, Attempt.os, Attempt.charged, func.count())
              .join(VerificationSession, VerificationSession.id == Attempt.session_id)
-             .where(VerificationSession.operator == operator, Attempt.state == "done",
+             .where(VerificationSession.operator == operator, Attempt.state == AttemptState.DONE,
                     Attempt.started_at >= since, Attempt.started_at < until)
              .group_by(Attempt.outcome, Attempt.browser, Attempt.os, Attempt.charged))
     codes: Counter[str] = Counter()

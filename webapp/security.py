@@ -25,8 +25,10 @@ def init_app(app: Flask, proxy_hops: int, https_public_url: bool,
     pages show images from `img_origins` (the https origins of operators' logos)."""
     app.extensions["csp_img_origins"] = tuple(img_origins)
     if proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops,
-                                x_host=proxy_hops, x_prefix=proxy_hops)
+        proxied = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops,
+                           x_host=proxy_hops, x_prefix=proxy_hops)
+        # Flask's documented way to add WSGI middleware, which mypy reads as replacing a method.
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -30,11 +30,13 @@ from .storage import (
     QueuedVideo,
     Store,
     VerificationSession,
+    affected,
     isoformat,
     lock_session,
     precise_utcnow,
     utcnow,
 )
+from .vocabulary import ENDED_WITH_EVENT, SENT, AttemptState, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def create(db: Session, settings: Settings, identity: Identity, new: NewSession,
         page_token=secrets.token_urlsafe(32), operator=operator,
         realname=identity.realname, idcard=identity.idcard,
         realname_masked=identity.masked["realname"], idcard_masked=identity.masked["idcard"],
-        mode=challenges.resolve_mode(new.mode), status="pending", reference=new.reference,
+        mode=challenges.resolve_mode(new.mode), status=SessionStatus.PENDING, reference=new.reference,
         return_url=new.return_url, callback_url=new.callback_url, embed_origin=new.embed_origin,
         best_frames=new.best_frames, max_attempts=settings.MAX_ATTEMPTS,
         pass_score=settings.PASS_SCORE, sandbox=settings.sandbox, created_at=now,
@@ -105,8 +107,8 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
         if attempt.in_flight and (attempt.lease_until is None or attempt.lease_until < now):
             release(attempt, now)
             db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt.id))
-    if session.status == "pending" and session.is_expired(now) and not upload_in_progress(session):
-        finish(db, session, "expired")
+    if session.status == SessionStatus.PENDING and session.is_expired(now) and not upload_in_progress(session):
+        finish(db, session, SessionStatus.EXPIRED)
     return session
 
 
@@ -114,8 +116,8 @@ def release(attempt: Attempt, now: dt.datetime, why: str | None = None) -> None:
     """An attempt whose process stopped (or `why` else it ends): nothing was sent (abandoned,
     not listed), or it was sent and its answer never recorded (listed, charge unknown).
     Neither counts."""
-    sent = attempt.state in ("sending", "processing")
-    attempt.state, attempt.finished_at = ("done" if sent else "abandoned"), now
+    sent = attempt.state in SENT
+    attempt.state, attempt.finished_at = (AttemptState.DONE if sent else AttemptState.ABANDONED), now
     attempt.outcome, attempt.counts, attempt.charged = INTERRUPTED, False, (None if sent else False)
     attempt.reason = why or ("the process handling this attempt stopped after sending it to Juhe; "
                              "Juhe's answer was never recorded" if sent else
@@ -131,10 +133,10 @@ def upload_in_progress(session: VerificationSession) -> bool:
 
 def require_open(session: VerificationSession) -> None:
     """Raise unless the session can take another upload."""
-    if session.status == "expired":
+    if session.status == SessionStatus.EXPIRED:
         raise SessionStateError("session_expired", 410, "This verification link has expired.",
                                 "本次核验链接已过期，请回到原来的页面重新发起。")
-    if session.status != "pending":
+    if session.status != SessionStatus.PENDING:
         raise SessionStateError("session_closed", 409, "This verification is already finished.",
                                 "本次核验已经结束。")
     if session.attempts_left <= 0:
@@ -148,8 +150,7 @@ def require_open(session: VerificationSession) -> None:
 def open_challenge(session: VerificationSession, now: dt.datetime | None = None) -> Challenge | None:
     """The one challenge the next upload may use (there is never more than one)."""
     now = now or utcnow()
-    return next((c for c in reversed(session.challenges) if c.used_at is None and c.expires_at > now),
-                None)
+    return next((c for c in reversed(session.challenges) if c.is_open(now)), None)
 
 
 def issue_challenge(db: Session, settings: Settings, session: VerificationSession) -> Challenge:
@@ -159,8 +160,8 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
     now = utcnow()
     previous = None
     for old in session.challenges:
-        if old.used_at is None and old.expires_at > now:
-            old.expires_at = now
+        if old.is_open(now):
+            old.finished_at = now  # replaced: its expires_at stays what it was told
         previous = old.validate_data
     drawn = challenges.draw(session.mode, previous=previous)
     challenge = Challenge(id="ch_" + secrets.token_urlsafe(12), session=session, mode=drawn.mode,
@@ -182,8 +183,8 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
         raise SessionStateError("challenge_invalid", 409,
                                 "This challenge is used or expired; draw a new one.",
                                 "本次动作/数字已失效，请重新录制。")
-    challenge.used_at = now
-    attempt = Attempt(session=session, challenge_id=challenge.id, state="preparing", started_at=now,
+    challenge.used_at = challenge.finished_at = now
+    attempt = Attempt(session=session, challenge_id=challenge.id, state=AttemptState.PREPARING, started_at=now,
                       counts=True, owner=owner(),
                       lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
                       browser=device.browser if device else None, os=device.os if device else None)
@@ -194,7 +195,7 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
 def queue(attempt: Attempt) -> None:
     """Hand a prepared attempt to the queue: no process owns it until a worker takes it; if no
     worker does within QUEUE_SECONDS (broker lost), it is released (nothing was sent)."""
-    attempt.state, attempt.owner = "queued", None
+    attempt.state, attempt.owner = AttemptState.QUEUED, None
     attempt.lease_until = utcnow() + dt.timedelta(seconds=QUEUE_SECONDS)
 
 
@@ -233,11 +234,11 @@ class Lease:
         while not self._stop.wait(self.every):
             try:
                 with self.store.session() as db:
-                    kept = db.execute(
+                    kept = affected(db,
                         update(Attempt).where(Attempt.id == self.attempt_id, Attempt.owner == owner(),
                                               Attempt.state.in_(IN_FLIGHT))
                         .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
-                        .execution_options(synchronize_session=False)).rowcount
+                        .execution_options(synchronize_session=False))
                     db.commit()
             except Exception:
                 log.exception("attempt %s: lease not renewed", self.attempt_id)
@@ -252,16 +253,16 @@ class Lease:
                 return
 
 
-def finish(db: Session, session: VerificationSession, status: str) -> bool:
+def finish(db: Session, session: VerificationSession, status: SessionStatus) -> bool:
     """End a pending session: passed, failed or expired. A session ends once: an ended one is
     left as it is (False). The clear identity is no longer needed; a passed or failed session
     with a callback_url gets its webhook queued in the same transaction."""
-    if session.status != "pending":
+    if session.status != SessionStatus.PENDING:
         return False
     session.status = status
     session.completed_at = utcnow()
     session.forget_identity()
-    if session.callback_url and status in ("passed", "failed"):
+    if session.callback_url and status in ENDED_WITH_EVENT:
         webhooks.enqueue(db, session.id, session.callback_url, session_json(session))
     return True
 
@@ -281,7 +282,7 @@ def attempt_json(attempt: Attempt) -> dict:
 
 def session_json(session: VerificationSession) -> dict:
     """The operator's view of a session (GET /api/v1/sessions/<id>, webhooks). Identity masked."""
-    listed = [a for a in session.attempts if a.state == "done"]
+    listed = [a for a in session.attempts if a.state == AttemptState.DONE]
     last = listed[-1] if listed else None
     body = {
         "id": session.id, "status": session.status, "mode": session.mode,
@@ -290,7 +291,7 @@ def session_json(session: VerificationSession) -> dict:
         "error_code": last.error_code if last else None, "reason": last.reason if last else None,
         "orderid": last.orderid if last else None,
         "attempts": [attempt_json(a) for a in listed],
-        "attempts_left": session.attempts_left if session.status == "pending" else 0,
+        "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
         "max_attempts": session.max_attempts,
         "identity": {"realname": session.realname_masked, "idcard": session.idcard_masked},
         "created_at": isoformat(session.created_at), "expires_at": isoformat(session.expires_at),
@@ -308,25 +309,25 @@ def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None
     sessions with their attempts and webhook logs once RETENTION_DAYS have passed."""
     now = now or utcnow()
     overdue = set(db.scalars(select(VerificationSession.id).where(
-        VerificationSession.status == "pending", VerificationSession.expires_at <= now)))
+        VerificationSession.status == SessionStatus.PENDING, VerificationSession.expires_at <= now)))
     overdue |= set(db.scalars(select(Attempt.session_id).where(
         Attempt.state.in_(IN_FLIGHT), Attempt.lease_until < now)))
     expired = 0
     for session_id in sorted(overdue):
         session = lock_session(db, id=session_id)
         if session is not None:
-            expired += refresh(db, settings, session, now).status == "expired"
+            expired += refresh(db, settings, session, now).status == SessionStatus.EXPIRED
     # A stored video whose attempt is over (its process died before deleting it) goes too.
     db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id.in_(
         select(Attempt.id).where(Attempt.state.not_in(IN_FLIGHT)))))
     # Any session no longer pending keeps only the masked identity, whatever path ended it.
     db.execute(update(VerificationSession).where(
-        VerificationSession.status != "pending", VerificationSession.idcard.is_not(None))
+        VerificationSession.status != SessionStatus.PENDING, VerificationSession.idcard.is_not(None))
         .values(idcard=None, realname=None))
     frames = best_frames.purge(db, settings, now)
     cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
-    purged = db.execute(delete(VerificationSession).where(
-        VerificationSession.status != "pending",
-        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff)).rowcount
+    purged = affected(db, delete(VerificationSession).where(
+        VerificationSession.status != SessionStatus.PENDING,
+        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff))
     db.commit()
     return {"expired": expired, "purged": purged, "best_frames": frames}

@@ -19,12 +19,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .theming import Theme, parse_themes
 from .video import static_ffmpeg
+from .vocabulary import Mode
 
 DEFAULT_JUHE_URL = "https://apis.juhe.cn/antiFaceId/query"
 SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
-
-Mode = Literal["silent", "number", "action", "random"]
-
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a usable deployment."""
@@ -52,7 +50,7 @@ class Settings(BaseSettings):
     OPERATOR_API_KEYS: Annotated[tuple[str, ...], NoDecode] = ()
     EMBED_ORIGINS: Annotated[tuple[str, ...], NoDecode] = ()
     PASS_SCORE: float = Field(70.0, ge=0, le=100)
-    LIVENESS_MODE: Mode = "number"
+    LIVENESS_MODE: Mode = Mode.NUMBER
     MAX_ATTEMPTS: int = Field(3, ge=1, le=20)
     SESSION_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
     STANDALONE: bool | None = None

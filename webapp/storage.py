@@ -13,10 +13,13 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    CursorResult,
     DateTime,
+    Executable,
     Float,
     ForeignKey,
     Integer,
@@ -38,6 +41,11 @@ from sqlalchemy.orm import (
 )
 
 from .challenges import LIVENESS_TYPE
+from .vocabulary import IN_FLIGHT, AttemptState, SessionStatus
+
+__all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "QueuedVideo", "Store",
+           "VerificationSession", "affected", "file_lock", "find_session", "isoformat", "lock_session",
+           "precise_utcnow", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -74,7 +82,7 @@ class VerificationSession(Base):
     realname_masked: Mapped[str] = mapped_column(String(64))
     idcard_masked: Mapped[str] = mapped_column(String(18))
     mode: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(10), default=SessionStatus.PENDING, index=True)
     reference: Mapped[str | None] = mapped_column(String(200))
     return_url: Mapped[str | None] = mapped_column(String(2000))
     callback_url: Mapped[str | None] = mapped_column(String(2000))
@@ -112,7 +120,8 @@ class VerificationSession(Base):
 
 
 class Challenge(Base):
-    """What the person was asked to do for one attempt; used once, expires."""
+    """What the person was asked to do for one attempt; used once, expires. It is open (the next
+    upload may use it) until `finished_at` (used, or replaced by a new one) or `expires_at`."""
 
     __tablename__ = "challenges"
 
@@ -123,8 +132,12 @@ class Challenge(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # used or replaced
 
     session: Mapped[VerificationSession] = relationship(back_populates="challenges")
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.finished_at is None and self.expires_at > now
 
     @property
     def liveness_type(self) -> int:
@@ -139,8 +152,8 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     challenge_id: Mapped[str] = mapped_column(String(40))
-    # See IN_FLIGHT below and sessions.py.
-    state: Mapped[str] = mapped_column(String(12), default="preparing", index=True)
+    # vocabulary.AttemptState (IN_FLIGHT: not yet done or abandoned); see sessions.py.
+    state: Mapped[str] = mapped_column(String(12), default=AttemptState.PREPARING, index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # While in flight, the process working on the attempt renews this lease; a lapsed lease
     # means that process died, and the attempt stops blocking the session.
@@ -200,11 +213,6 @@ class QueuedVideo(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-# preparing (this process normalises) → [queued (waiting for a worker) →] sending (paid call) →
-# done; an attempt released before sending is abandoned. "processing": an older release's sending.
-IN_FLIGHT = ("preparing", "queued", "sending", "processing")
 
 
 class Store:
@@ -300,6 +308,12 @@ def lock_session(db: Session, *, id: str | None = None, token: str | None = None
     if query is None:
         return None
     return db.scalar(query.with_for_update().execution_options(populate_existing=True))
+
+
+def affected(db: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in `db`; how many rows it matched. (`Session.execute` is typed
+    as returning any Result; a DML statement's is a CursorResult, which has the count.)"""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount
 
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:

@@ -17,26 +17,39 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from . import best_frames, clients, metrics, sessions, video
 from .guidance import Guidance, guidance_for
-from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
+from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
-from .storage import Attempt, Challenge, QueuedVideo, Store, lock_session, utcnow
+from .storage import (
+    Attempt,
+    Challenge,
+    QueuedVideo,
+    Store,
+    VerificationSession,
+    lock_session,
+    utcnow,
+)
+from .vocabulary import AttemptState, Mode, Result, SessionStatus
 
 log = logging.getLogger(__name__)
+
+# What the person is told of one video, by the session's status after it: else record again.
+_RESULTS: Mapping[str, Result] = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the page shows after an upload."""
 
-    result: str            # passed | failed | retry | rejected
+    result: Result
     guidance: Guidance
     session_status: str
     attempts_left: int
@@ -72,23 +85,23 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
         # 2. Prepare the video. What Juhe would reject anyway is answered here, without an attempt.
         try:
-            prepared = video.prepare(upload, keep_audio=mode == "number",
-                                     require_audio=mode == "number", tools=tools)
+            prepared = video.prepare(upload, keep_audio=mode == Mode.NUMBER,
+                                     require_audio=mode == Mode.NUMBER, tools=tools)
         except (video.VideoRejected, video.VideoToolError) as problem:
             # Refused as Juhe would refuse it, or our ffmpeg failed: either way no attempt is used.
             if isinstance(problem, video.VideoRejected):
                 log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code,
                          problem.detail)
-                key = problem.code
+                key: int | str = problem.code
             else:
                 log.error("session %s: video processing failed: %s", session_id, problem.reason)
                 key = "video_processing_failed"
             metrics.VERIFICATIONS.labels(str(key), mode).inc()
             with store.session() as db:
                 session = _lock(db, settings, page_token, refresh=False)
-                db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == "preparing"))
+                db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == AttemptState.PREPARING))
                 db.commit()
-                return Outcome("rejected", guidance_for(key), session.status, session.attempts_left,
+                return Outcome(Result.REJECTED, guidance_for(key), session.status, session.attempts_left,
                                challenge_id)
         metrics.FFMPEG_SECONDS.observe(prepared.timings["total"])
         summary = _video_summary(prepared)
@@ -97,8 +110,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
         if enqueue is not None:
             with store.session() as db:
                 _lock(db, settings, page_token, refresh=False)
-                attempt = db.get(Attempt, attempt_id)
-                ours = attempt.state == "preparing" and not lease.lost.is_set()
+                attempt = db.get_one(Attempt, attempt_id)
+                ours = attempt.state == AttemptState.PREPARING and not lease.lost.is_set()
                 if ours:
                     sessions.queue(attempt)
                     attempt.video_json = json.dumps(summary)
@@ -106,24 +119,24 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                     db.add(QueuedVideo(attempt_id=attempt_id, data=prepared.data))
                 db.commit()
             if not ours:
-                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+                return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
             try:
                 enqueue(attempt_id)
             except Exception:
                 log.exception("attempt %s: could not be queued; nothing sent", attempt_id)
                 with store.session() as db:
                     _lock(db, settings, page_token, refresh=False)
-                    attempt = db.get(Attempt, attempt_id)
-                    if attempt.state == "queued":
+                    attempt = db.get_one(Attempt, attempt_id)
+                    if attempt.state == AttemptState.QUEUED:
                         sessions.release(attempt, utcnow(),
                                          "the broker could not be reached; nothing was sent")
                         db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
                     db.commit()
-                return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+                return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
             return None
 
         return _send(store, settings, client, page_token, attempt_id, prepared.data, lease,
-                     expected="preparing", summary=summary, timings=prepared.timings,
+                     expected=AttemptState.PREPARING, summary=summary, timings=prepared.timings,
                      started=started, on_finished=on_finished)
 
 
@@ -133,14 +146,15 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
     again after its attempt was sent (its worker died) finds it no longer queued and does
     nothing: the attempt's lease settles it as "charge unknown", never a second call."""
     with store.session() as db:
-        attempt = db.get(Attempt, attempt_id)
-        session = lock_session(db, id=attempt.session_id) if attempt is not None else None
-        if session is None:
+        found = db.get(Attempt, attempt_id)  # gone only with its session (purged)
+        session = lock_session(db, id=found.session_id) if found is not None else None
+        if found is None or session is None:
             return None
+        attempt = found
         sessions.refresh(db, settings, session)
         db.refresh(attempt)
         queued = db.get(QueuedVideo, attempt_id)
-        if attempt.state != "queued" or queued is None:
+        if attempt.state != AttemptState.QUEUED or queued is None:
             log.warning("attempt %s delivered again while %s: nothing sent", attempt_id, attempt.state)
             db.commit()
             return None
@@ -152,32 +166,35 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
     if queued_at is not None:
         timings["queue"] = round(time.time() - queued_at, 3)
     with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
-        return _send(store, settings, client, page_token, attempt_id, data, lease, expected="queued",
+        return _send(store, settings, client, page_token, attempt_id, data, lease, expected=AttemptState.QUEUED,
                      summary=None, timings=timings, started=time.monotonic(), on_finished=on_finished)
 
 
 def _send(store: Store, settings: Settings, client: JuheClient, page_token: str, attempt_id: int,
-          data: bytes, lease: sessions.Lease, *, expected: str, summary: dict | None,
+          data: bytes, lease: sessions.Lease, *, expected: AttemptState, summary: dict | None,
           timings: dict, started: float, on_finished: Callable[[str], None] | None) -> Outcome:
     # 4. The attempt is about to be paid for: only while it is still ours.
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
-        attempt = db.get(Attempt, attempt_id)
+        attempt = db.get_one(Attempt, attempt_id)
         mode, challenge_id = session.mode, attempt.challenge_id
         ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
-        if ours:
-            attempt.state = "sending"
+        request = None
+        # The identity is forgotten only when the session ends, which it cannot while this
+        # attempt is in flight; were it gone, nothing could be sent.
+        if ours and session.idcard is not None and session.realname is not None:
+            attempt.state = AttemptState.SENDING
             if summary is not None:
                 attempt.video_json = json.dumps(summary)
-            challenge = db.get(Challenge, attempt.challenge_id)
+            challenge = db.get_one(Challenge, attempt.challenge_id)
             request = VerifyRequest(video=data, idcard=session.idcard, realname=session.realname,
                                     liveness_type=challenge.liveness_type,
                                     validate_data=challenge.validate_data,
                                     best_frame=session.best_frames == 1,
                                     best_frame_num=session.best_frames if session.best_frames >= 2 else None)
         db.commit()
-    if not ours:
-        return _interrupted(store, page_token, attempt_id, mode, challenge_id)
+    if request is None:
+        return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
 
     # 5. Ask Juhe. Exactly one paid request per attempt: the client never re-sends a body,
     # and gives up (closing the connection) at its deadline or when the lease is lost.
@@ -194,8 +211,8 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     # the session's fate, once. The stored video, if any, is used: gone.
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
-        attempt = db.get(Attempt, attempt_id)
-        late = attempt.state != "sending"
+        attempt = db.get_one(Attempt, attempt_id)
+        late = attempt.state != AttemptState.SENDING
         guidance = _record(attempt, answer, session.pass_score)
         if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
             best_frames.keep(db, settings, session, attempt,
@@ -207,9 +224,9 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         db.flush()
         ended = False
         if attempt.outcome == "0":
-            ended = sessions.finish(db, session, "passed")
+            ended = sessions.finish(db, session, SessionStatus.PASSED)
         elif guidance.final or session.attempts_left <= 0:
-            ended = sessions.finish(db, session, "failed")
+            ended = sessions.finish(db, session, SessionStatus.FAILED)
         db.commit()
         status, left = session.status, session.attempts_left
     metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
@@ -221,23 +238,24 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         on_finished(session.id)
 
     # 7. Tell the person.
-    result = {"passed": "passed", "failed": "failed"}.get(status, "retry")
-    return Outcome(result, guidance, status, left if status == "pending" else 0, challenge_id,
+    result = _RESULTS.get(status, Result.RETRY)
+    return Outcome(result, guidance, status, left if status == SessionStatus.PENDING else 0, challenge_id,
                    score=attempt.score)
 
 
-def _interrupted(store: Store, page_token: str, attempt_id: int, mode: str, challenge_id: str) -> Outcome:
+def _interrupted(store: Store, settings: Settings, page_token: str, attempt_id: int, mode: str,
+                 challenge_id: str) -> Outcome:
     """This process lost the attempt before paying for it (its lease lapsed): nothing was sent."""
     metrics.VERIFICATIONS.labels(sessions.INTERRUPTED, mode).inc()
     log.warning("attempt %s: lease lost before sending; nothing sent", attempt_id)
     with store.session() as db:
-        session = lock_session(db, token=page_token)
+        session = _lock(db, settings, page_token, refresh=False)
         db.commit()
-        return Outcome("retry", guidance_for(sessions.INTERRUPTED), session.status,
+        return Outcome(Result.RETRY, guidance_for(sessions.INTERRUPTED), session.status,
                        session.attempts_left, challenge_id)
 
 
-def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
+def _lock(db: Session, settings: Settings, page_token: str, refresh: bool = True) -> VerificationSession:
     session = lock_session(db, token=page_token)
     if session is None:
         raise sessions.SessionStateError("not_found", 404, "Unknown verification link.",
@@ -247,20 +265,14 @@ def _lock(db, settings: Settings, page_token: str, refresh: bool = True):
 
 def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float) -> Guidance:
     """Fill the attempt from Juhe's answer (or failure) and return the guidance that applies."""
-    attempt.state, attempt.finished_at = "done", utcnow()
+    attempt.state, attempt.finished_at = AttemptState.DONE, utcnow()
+    attempt.error_code, attempt.reason = answer.error_code, answer.reason
     if isinstance(answer, JuheResult):
-        attempt.error_code, attempt.reason = answer.error_code, answer.reason
         attempt.score, attempt.orderid, attempt.charged = answer.score, answer.orderid, answer.charged
-        if answer.error_code == 0 and not answer.passed(pass_score):
-            key: int | str = "low_score"
-        else:
-            key = answer.error_code
     else:
-        attempt.error_code, attempt.reason = answer.error_code, answer.reason
         # An answer that never came may still have been charged: we cannot know.
         attempt.charged = None if answer.reached and answer.error_code is None else False
-        key = answer.error_code if answer.kind == "system" and answer.error_code else {
-            "timeout": "juhe_timeout", "connection": "juhe_unreachable"}.get(answer.kind, "juhe_invalid_response")
+    key = guidance_key(answer, pass_score)
     guidance = guidance_for(key)
     attempt.outcome = str(key)
     attempt.counts = guidance.counts

@@ -25,7 +25,8 @@ from pathlib import Path
 import requests
 from requests import exceptions as rex
 
-from . import juhe, targets
+from . import targets
+from .deadline import Deadline, DeadlineAdapter
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Fetcher:
     def fetch(self, url: str, dest: Path) -> Fetched:
         """Download `url` into `dest`; raise FetchRefused or FetchFailed."""
         http = self._session()
-        deadline = juhe.Deadline(self.seconds, None)
+        deadline = Deadline(self.seconds, None)
         host = _host(url)
         try:
             with deadline, open(dest, "wb") as out:
@@ -152,7 +153,7 @@ class Fetcher:
         return FetchFailed(DOWNLOAD_FAILED, f"{host}: {type(exc).__name__}")
 
 
-class _Adapter(juhe.DeadlineMixin, targets.PinnedAdapter):
+class _Adapter(DeadlineAdapter, targets.PinnedAdapter):
     """Pinned to the checked address, and cut at the download's deadline."""
 
 

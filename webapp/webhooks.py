@@ -21,7 +21,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, upda
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import metrics, targets
-from .storage import Base, Store, isoformat, utcnow
+from .storage import Base, Store, affected, isoformat, utcnow
+from .vocabulary import DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Delivery(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(12), default="pending", index=True)  # pending|delivered|failed
+    state: Mapped[str] = mapped_column(String(12), default=DeliveryState.PENDING, index=True)
     tries: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -132,7 +133,7 @@ class Dispatcher:
             return 0
         tried = 0
         while (delivery := self._claim(now)) is not None:
-            self._send(delivery)
+            self._send(delivery, self.secret)
             tried += 1
         return tried
 
@@ -141,21 +142,21 @@ class Dispatcher:
         now = now or utcnow()
         with self.store.session() as db:
             candidate = db.scalar(select(Delivery).where(
-                Delivery.state == "pending", Delivery.next_try_at <= now).order_by(Delivery.next_try_at).limit(1))
+                Delivery.state == DeliveryState.PENDING, Delivery.next_try_at <= now).order_by(Delivery.next_try_at).limit(1))
             if candidate is None:
                 return None
-            leased = db.execute(update(Delivery).where(
+            leased = affected(db, update(Delivery).where(
                 Delivery.id == candidate.id, Delivery.next_try_at == candidate.next_try_at)
-                .values(next_try_at=now + LEASE)).rowcount
+                .values(next_try_at=now + LEASE))
             db.commit()
             return candidate if leased == 1 else self._claim(now)
 
-    def _send(self, delivery: Delivery) -> None:
+    def _send(self, delivery: Delivery, secret: str) -> None:
         body = delivery.body.encode()
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "User-Agent": "liveness-webhooks/1",
                    "X-Event-Id": delivery.event_id,
-                   "X-Signature": sign(self.secret, body, int(time.time()))}
+                   "X-Signature": sign(secret, body, int(time.time()))}
         started = time.monotonic()
         status, error = None, None
         try:
@@ -169,21 +170,21 @@ class Dispatcher:
             error = type(exc).__name__
         ok = status is not None and 200 <= status < 300
         with self.store.session() as db:
-            row = db.get(Delivery, delivery.id)
+            row = db.get_one(Delivery, delivery.id)  # claimed: only purge with its session removes it
             row.tries += 1
             row.log.append(DeliveryTry(status_code=status, error=error or (None if ok else f"HTTP {status}"),
                                        seconds=round(time.monotonic() - started, 3)))
             if ok:
-                row.state, row.delivered_at, row.next_try_at = "delivered", utcnow(), None
+                row.state, row.delivered_at, row.next_try_at = DeliveryState.DELIVERED, utcnow(), None
             elif row.tries >= MAX_TRIES:
-                row.state, row.next_try_at = "failed", None
+                row.state, row.next_try_at = DeliveryState.FAILED, None
             else:
                 row.next_try_at = utcnow() + dt.timedelta(seconds=BACKOFF[row.tries - 1])
             db.commit()
             log.info("webhook %s for %s: try %s -> %s", row.event_id, row.session_id, row.tries,
                      status or error)
         result = ("delivered" if ok else "refused" if error and error.startswith("refused")
-                  else "failed" if row.state == "failed" else "retry")
+                  else "failed" if row.state == DeliveryState.FAILED else "retry")  # metric labels
         metrics.WEBHOOKS.labels(result).inc()
 
 
