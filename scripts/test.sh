@@ -13,10 +13,12 @@ if [ "${1:-}" = fast ]; then
   shift
   bash scripts/setup.sh test
   .venv/bin/ruff check webapp tests bench
+  .venv/bin/mypy
   HYPOTHESIS_PROFILE=dev exec .venv/bin/python -m pytest -q -m "not (browser or video or fuzz or service)" "$@"
 fi
 bash scripts/setup.sh test
 .venv/bin/ruff check webapp tests bench
+.venv/bin/mypy
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 echo "--- the tests that store something, on PostgreSQL"

@@ -94,17 +94,12 @@ def test_building_the_app_starts_no_background_thread(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "liveness-background"]
 
 
-# webapp/guidance.py is being split by another branch (issue 11); its exemption goes once that
-# branch is merged.
-SIZE_EXEMPT = {"webapp/guidance.py"}
-
-
 def test_no_module_is_over_350_lines():
     """One concern per module reads in one sitting; a module past ~350 lines holds two."""
     sizes = {str(path.relative_to(ROOT)): len(path.read_text().splitlines())
              for path in (ROOT / "webapp").rglob("*.py")}
     assert len(sizes) > 40
-    too_long = {name: lines for name, lines in sizes.items() if lines > 350 and name not in SIZE_EXEMPT}
+    too_long = {name: lines for name, lines in sizes.items() if lines > 350}
     assert not too_long, too_long
 
 

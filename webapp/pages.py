@@ -10,6 +10,7 @@ import dataclasses
 import hmac
 import logging
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -36,6 +37,7 @@ from .extensions import csrf, json_error, limiter, services
 from .guidance import Guidance, guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
+from .vocabulary import ENDED_WITH_EVENT, AttemptState, Result, SessionStatus
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ def index():
             db.commit()
             token = session.page_token
         log.info("standalone session created for %s", identity)
-        lang = {"lang": "en"} if request.args.get("lang") == "en" else {}
+        lang: dict[str, Any] = {"lang": "en"} if request.args.get("lang") == "en" else {}
         return redirect(url_for("pages.capture", token=token, **lang), 303)
     return (render_template("index.html", form=form, theme=settings.OPERATOR_THEMES.get("standalone")),
             422 if form.errors else 200)
@@ -137,10 +139,11 @@ def capture(token: str):
         standalone = session.operator == "standalone"
         theme = _theme(session)
         db.commit()
-    form_url = url_for("pages.index", **({"lang": "en"} if request.args.get("lang") == "en" else {}))
+    english: dict[str, Any] = {"lang": "en"} if request.args.get("lang") == "en" else {}
+    form_url = url_for("pages.index", **english)
     response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
                                              form_url=form_url if standalone else None, theme=theme),
-                             410 if state["status"] == "expired" else 200)
+                             410 if state["status"] == SessionStatus.EXPIRED else 200)
     return security.allow_framing(response, origins)
 
 
@@ -210,6 +213,8 @@ def upload(token: str):
                 return _state_error(error, session)
     with s.store.session() as db:
         session = find_session(db, token=token)
+        if session is None:  # purged meanwhile (retention): the link's own page says what to do
+            abort(404)
         if outcome is None:  # a worker has it: the page follows the state
             return jsonify({"state": state_json(session)}), 202
         body = {"outcome": outcome_json(outcome), "state": state_json(session)}
@@ -260,7 +265,7 @@ def metrics_page():
 
 def _queued() -> int:
     with services().store.session() as db:
-        return db.scalar(select(func.count()).select_from(Attempt).where(Attempt.state == "queued"))
+        return db.scalar(select(func.count()).select_from(Attempt).where(Attempt.state == AttemptState.QUEUED)) or 0
 
 
 # -- JSON shapes the page reads ------------------------------------------------------------------
@@ -273,7 +278,7 @@ def outcome_json(outcome: verification.Outcome) -> dict:
     """A person's view of an outcome: words to act on, never raw codes."""
     g = outcome.guidance
     return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
-            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == "pending",
+            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == SessionStatus.PENDING,
             "final": g.final, "attempts_left": outcome.attempts_left,
             "challenge_id": outcome.challenge_id}
 
@@ -287,22 +292,22 @@ def state_json(session: VerificationSession) -> dict:
     """Everything the page needs to draw itself; no identity, no codes."""
     settings = services().settings
     open_challenge = sessions.open_challenge(session)
-    ended = [a for a in session.attempts if a.state in ("done", "abandoned")]
+    ended = [a for a in session.attempts if a.state in (AttemptState.DONE, AttemptState.ABANDONED)]
     last = None
     if ended:
         g = verification.attempt_guidance(ended[-1])
-        result = session.status if session.status in ("passed", "failed") else "retry"
+        result = session.status if session.status in ENDED_WITH_EVENT else Result.RETRY
         last = {"result": result, "message": g.person_zh, "message_en": g.person_en, **problem_json(g),
                 "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
-        "attempts_left": session.attempts_left if session.status == "pending" else 0,
+        "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
         "max_attempts": session.max_attempts, "expires_at": isoformat(session.expires_at),
         "processing": sessions.upload_in_progress(session),
         "challenge": challenge_json(open_challenge) if open_challenge else None,
         "last": last,
         "return_url": (sessions.with_session_id(session.return_url, session.id)
-                       if session.return_url and session.status != "pending" else None),
+                       if session.return_url and session.status != SessionStatus.PENDING else None),
         "session_id": session.id,
         "message_origin": message_origin(session, settings.EMBED_ORIGINS),
     }
@@ -325,7 +330,8 @@ def _session_or_404(db, token: str) -> VerificationSession:
 
 
 def _page_error(status: int, code: str, message: str, message_zh: str, state: dict | None = None):
-    return json_error(status, code, message, message_zh=message_zh, **({"state": state} if state is not None else {}))
+    extra: dict[str, Any] = {"state": state} if state is not None else {}
+    return json_error(status, code, message, message_zh=message_zh, **extra)
 
 
 def _state_error(error: sessions.SessionStateError, session: VerificationSession | None):
