@@ -48,13 +48,14 @@ __all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "QueuedVid
            "precise_utcnow", "utcnow"]
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-
-
 def precise_utcnow() -> dt.datetime:
     """The time to the microsecond, for orderings that must hold within one second (newest first)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def utcnow() -> dt.datetime:
+    """The time in whole seconds (naive UTC, as every column stores it)."""
+    return precise_utcnow().replace(microsecond=0)
 
 
 def isoformat(value: dt.datetime | None) -> str | None:
