@@ -11,7 +11,7 @@ in turn), draw a challenge, upload a real fixture file (`--kind`: safari_fmp4 is
 chrome_webm re-encoded), and wait for the verdict (the upload's answer, or the state the page
 polls). In the same run, the baseline: today's single machine (one gunicorn, SQLite, no broker).
 
-People poll the state on the capture page's own schedule (POLL_MS in capture.js). Prints, for
+People ask for the state as the capture page does (POLL_MS, STATE_WAIT_S in capture.js). Prints, for
 each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx
 answers, lost attempts (accepted uploads without a recorded attempt, or Juhe's log and the
 API disagreeing), and paid calls per passed session. `--kill-worker` SIGKILLs one Celery
@@ -90,16 +90,20 @@ class Deployment:
             web.stop()
 
 
-def page_polls():
-    """The capture page's own schedule for polling the state (capture.js's POLL_MS)."""
+def page_polls() -> tuple[float, float, float]:
+    """The capture page's own way of asking for the verdict (capture.js's POLL_MS and
+    STATE_WAIT_S): each question may wait that long at the server; one answered sooner than the
+    schedule is followed by a pause, from `first` growing by half up to `max` seconds."""
     script = (Path(__file__).resolve().parent.parent / "webapp/static/capture.js").read_text()
     found = re.search(r"POLL_MS = \{ first: (\d+), max: (\d+) \}", script)
-    if not found:
-        raise SystemExit("capture.js no longer says POLL_MS = { first: …, max: … }: update bench/load.py")
-    delay, most = int(found[1]) / 1000, int(found[2]) / 1000
-    while True:
-        yield delay
-        delay = min(delay * 1.5, most)
+    wait = re.search(r"STATE_WAIT_S = (\d+);", script)
+    if not found or not wait:
+        raise SystemExit("capture.js no longer says POLL_MS = { first: …, max: … } and STATE_WAIT_S = …: "
+                         "update bench/load.py")
+    return int(found[1]) / 1000, int(found[2]) / 1000, float(wait[1])
+
+
+POLL_FIRST, POLL_MAX, STATE_WAIT = page_polls()
 
 
 class Person:
@@ -139,13 +143,16 @@ class Person:
         if answer.status == 200:
             result = answer.json()["outcome"]["result"]
         elif answer.status == 202:
-            for delay in page_polls():
-                time.sleep(delay)
-                state = self.call("GET", f"{self.path}/state")
+            delay = POLL_FIRST
+            while True:
+                asked = time.monotonic()
+                state = self.call("GET", f"{self.path}/state?wait={STATE_WAIT:g}")
                 if state.status == 200 and not state.json()["processing"]:
                     last = state.json()["last"] or {}
                     result = last.get("result") or "lost"
                     break
+                time.sleep(max(0.0, delay - (time.monotonic() - asked)))
+                delay = min(delay * 1.5, POLL_MAX)
         else:
             return None
         self.seconds.append(time.monotonic() - started)

@@ -226,3 +226,38 @@ def test_an_expired_link_is_a_410_page_that_says_what_to_do_next(client, new_ses
     english = client.get(path + "?lang=en")
     assert english.status_code == 410 and "This link has expired" in english.get_data(as_text=True)
     assert "Start the face verification again" in english.get_data(as_text=True)
+
+
+def _attempt_in_flight(app, person, lease_seconds: float) -> None:
+    """An upload in flight on `person`'s session, its lease running out in `lease_seconds`."""
+    import datetime as dt
+
+    from webapp import sessions
+    from webapp.storage import lock_session, utcnow
+    challenge = person.challenge()
+    with app.extensions["liveness"].store.session() as db:
+        session = lock_session(db, token=person.path.rsplit("/", 1)[1])
+        _, attempt = sessions.start_attempt(db, session, challenge["id"])
+        attempt.lease_until = utcnow() + dt.timedelta(seconds=lease_seconds)
+        db.commit()
+
+
+def test_without_a_broker_a_waiting_state_question_is_answered_at_once(app, client, new_session):
+    """Nothing could wake it (no Redis): the page is answered now and polls on its schedule."""
+    import time
+    _, person = new_session()
+    _attempt_in_flight(app, person, lease_seconds=60)
+    asked = time.monotonic()
+    state = client.get(f"{person.path}/state?wait=15").get_json()
+    assert state["processing"] and time.monotonic() - asked < 5
+    for hostile in ("nan", "-1", "inf", "1e309", "x"):
+        assert client.get(f"{person.path}/state?wait={hostile}").get_json()["processing"]
+
+
+def test_the_state_releases_an_attempt_whose_process_died(app, client, new_session):
+    """The state is read without a lock, but a lease that ran out is settled by that read."""
+    _, person = new_session()
+    _attempt_in_flight(app, person, lease_seconds=-1)
+    state = client.get(f"{person.path}/state").get_json()
+    assert not state["processing"] and state["last"]["result"] == "retry" and state["attempts_left"] == 3
+    assert state["challenge"] is None  # the used one is gone; the page draws the next

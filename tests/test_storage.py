@@ -162,3 +162,19 @@ def test_a_request_body_is_spooled_into_the_private_folder_unnamed(make_app, med
     assert seen and all(where == folder for where, _ in seen)
     assert all(target.startswith(str(folder)) and target.endswith("(deleted)") for _, target in seen), seen
     assert list(folder.iterdir()) == []
+
+
+def test_a_queued_video_is_kept_uncompressed_on_postgresql(postgres, tmp_path):
+    """0007: PostgreSQL stores a queued video as it is. Compressing H.264 (which does not shrink)
+    cost about 30 ms of the database's CPU per video (bench/load.py)."""
+    url = postgres.new_database()
+    store = Store(url)
+    migrate.upgrade(store, tmp_path)
+    with store.engine.begin() as db:
+        db.execute(text("SET session_replication_role = replica"))  # no session or attempt rows needed
+        db.execute(text("INSERT INTO queued_videos (attempt_id, data, created_at) VALUES (1, :data, now())"),
+                   {"data": bytes(1_000_000)})  # zeros: what pglz would squeeze the most
+    assert rows(url, "select pg_column_compression(data), length(data) from queued_videos") == [(None, 1_000_000)]
+    assert rows(url, "select attstorage from pg_attribute where attrelid = 'queued_videos'::regclass "
+                     "and attname = 'data'") == [("e",)]
+    store.engine.dispose()

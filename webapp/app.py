@@ -31,6 +31,7 @@ from .extensions import Services, csrf
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
 from .storage import Store
+from .wakeups import Wakeups
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -62,9 +63,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0,
                      sweep_every: float = 30.0) -> Callable[[], None]:
     """One daemon thread per process: deliver due webhooks, sweep leftover uploads, and now and
-    then release dead attempts, expire overdue sessions and purge old ones. Several processes
+    then release dead attempts, expire overdue sessions and purge old ones (and, with a Redis
+    broker, the wake-ups' subscriber: webapp/wakeups.py). Several processes
     may run it: deliveries are leased, sessions locked. Returns what stops it."""
     stopping = threading.Event()
+    s.wakeups.start()
 
     def run() -> None:
         last_housekeeping = last_sweep = 0.0
@@ -135,7 +138,9 @@ def build_services(app: Flask, settings: Settings) -> Services:
             "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
     dispatcher = webhooks.Dispatcher(store, settings.WEBHOOK_SECRET,
                                      allow_private=settings.webhook_allow_private)
-    return Services(settings, store, client, tools, dispatcher, folder)
+    # A waiting state request holds one of gunicorn's threads: at most half of them wait.
+    wakeups = Wakeups(settings.CELERY_BROKER_URL, max_waiters=max(1, int(os.environ.get("GUNICORN_THREADS", 8)) // 2))
+    return Services(settings, store, client, tools, dispatcher, folder, wakeups)
 
 
 def _request_ids(app: Flask) -> None:

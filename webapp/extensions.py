@@ -15,6 +15,7 @@ from . import video, webhooks
 from .juhe import JuheClient
 from .settings import Settings
 from .storage import Store
+from .wakeups import Wakeups
 
 csrf = CSRFProtect()
 # Rules and storage are set by limits.init_app; the views name their limits (limits.PAGE, ...).
@@ -32,6 +33,7 @@ class Services:
     tools: video.Tools
     dispatcher: webhooks.Dispatcher
     uploads: Path  # the private folder where uploads live while they are verified
+    wakeups: Wakeups  # a settled attempt wakes the page's waiting state request (Redis broker only)
 
 
 def json_error(status: int, code: str, message: str, *, message_zh: str | None = None,

@@ -31,13 +31,24 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import clients, limits, metrics, security, sessions, theming, uploads, verification, video
-from .challenges import MODES, describe
+from . import (
+    clients,
+    limits,
+    metrics,
+    page_state,
+    security,
+    sessions,
+    theming,
+    uploads,
+    verification,
+    video,
+)
+from .challenges import MODES
 from .extensions import csrf, json_error, limiter, services
-from .guidance import Guidance, guidance_for
+from .guidance import guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .storage import Attempt, Challenge, VerificationSession, find_session, isoformat, lock_session
-from .vocabulary import ENDED_WITH_EVENT, AttemptState, Result, SessionStatus
+from .storage import Attempt, VerificationSession, find_session, lock_session
+from .vocabulary import AttemptState, SessionStatus
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -133,7 +144,7 @@ def capture(token: str):
             response = make_response(render_template("link.html", minutes=settings.SESSION_TTL // 60), 404)
             return security.allow_framing(response, settings.EMBED_ORIGINS)
         session = sessions.refresh(db, settings, session)
-        state = state_json(session)
+        state = _state_json(session)
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
         consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames}
         standalone = session.operator == "standalone"
@@ -158,11 +169,12 @@ def _asker(session: VerificationSession) -> str | None:
 
 @bp.get("/v/<token>/state")
 def state(token: str):
-    """Where the session stands; the page asks again after a lost connection."""
-    with services().store.session() as db:
-        session = _session_or_404(db, token)
-        body = state_json(session)
-        db.commit()
+    """Where the session stands. `?wait=N` (seconds, at most 15): while a video is verified, the
+    answer comes when its verdict is recorded, not at the page's next look (page_state.current)."""
+    s = services()
+    body = page_state.current(s.store, s.settings, s.wakeups, token, request.args.get("wait", 0.0, type=float))
+    if body is None:
+        abort(404)
     return jsonify(body)
 
 
@@ -179,7 +191,7 @@ def challenge(token: str):
             db.commit()
             return _state_error(error, session)
         db.commit()
-        return jsonify({"challenge": challenge_json(issued), "state": state_json(session)}), 201
+        return jsonify({"challenge": page_state.challenge_json(issued), "state": _state_json(session)}), 201
 
 
 @bp.post("/v/<token>/upload")
@@ -216,8 +228,8 @@ def upload(token: str):
         if session is None:  # purged meanwhile (retention): the link's own page says what to do
             abort(404)
         if outcome is None:  # a worker has it: the page follows the state
-            return jsonify({"state": state_json(session)}), 202
-        body = {"outcome": outcome_json(outcome), "state": state_json(session)}
+            return jsonify({"state": _state_json(session)}), 202
+        body = {"outcome": page_state.outcome_json(outcome), "state": _state_json(session)}
         db.commit()
     return jsonify(body)
 
@@ -268,57 +280,8 @@ def _queued() -> int:
         return db.scalar(select(func.count()).select_from(Attempt).where(Attempt.state == AttemptState.QUEUED)) or 0
 
 
-# -- JSON shapes the page reads ------------------------------------------------------------------
-def challenge_json(challenge: Challenge) -> dict:
-    return {"id": challenge.id, "mode": challenge.mode, "expires_at": isoformat(challenge.expires_at),
-            **describe(challenge.mode, challenge.validate_data)}
-
-
-def outcome_json(outcome: verification.Outcome) -> dict:
-    """A person's view of an outcome: words to act on, never raw codes."""
-    g = outcome.guidance
-    return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
-            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == SessionStatus.PENDING,
-            "final": g.final, "attempts_left": outcome.attempts_left,
-            "challenge_id": outcome.challenge_id}
-
-
-def problem_json(g: Guidance) -> dict:
-    """The problem in a few words ("太暗"), which the page names once the attempts are used up."""
-    return {"problem": g.problem_zh, "problem_en": g.problem_en}
-
-
-def state_json(session: VerificationSession) -> dict:
-    """Everything the page needs to draw itself; no identity, no codes."""
-    settings = services().settings
-    open_challenge = sessions.open_challenge(session)
-    ended = [a for a in session.attempts if a.state in (AttemptState.DONE, AttemptState.ABANDONED)]
-    last = None
-    if ended:
-        g = verification.attempt_guidance(ended[-1])
-        result = session.status if session.status in ENDED_WITH_EVENT else Result.RETRY
-        last = {"result": result, "message": g.person_zh, "message_en": g.person_en, **problem_json(g),
-                "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
-    return {
-        "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
-        "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
-        "max_attempts": session.max_attempts, "expires_at": isoformat(session.expires_at),
-        "processing": sessions.upload_in_progress(session),
-        "challenge": challenge_json(open_challenge) if open_challenge else None,
-        "last": last,
-        "return_url": (sessions.with_session_id(session.return_url, session.id)
-                       if session.return_url and session.status != SessionStatus.PENDING else None),
-        "session_id": session.id,
-        "message_origin": message_origin(session, settings.EMBED_ORIGINS),
-    }
-
-
-def message_origin(session: VerificationSession, embed_origins: tuple[str, ...]) -> str | None:
-    """Where the page may postMessage its result: the session's embed_origin, else the single
-    EMBED_ORIGINS entry, else nowhere (never `*`)."""
-    if session.embed_origin:
-        return session.embed_origin
-    return embed_origins[0] if len(embed_origins) == 1 else None
+def _state_json(session: VerificationSession) -> dict:
+    return page_state.state_json(session, services().settings.EMBED_ORIGINS)
 
 
 def _session_or_404(db, token: str) -> VerificationSession:
@@ -336,7 +299,7 @@ def _page_error(status: int, code: str, message: str, message_zh: str, state: di
 
 def _state_error(error: sessions.SessionStateError, session: VerificationSession | None):
     return _page_error(error.status, error.code, error.message, error.message_zh,
-                       state_json(session) if session is not None else None)
+                       _state_json(session) if session is not None else None)
 
 
 def _too_large():

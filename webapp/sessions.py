@@ -104,12 +104,26 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
     expire the session once its time is up and nothing is in flight."""
     now = now or utcnow()
     for attempt in session.attempts:
-        if attempt.in_flight and (attempt.lease_until is None or attempt.lease_until < now):
+        if _lease_over(attempt, now):
             release(attempt, now)
             db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt.id))
-    if session.status == SessionStatus.PENDING and session.is_expired(now) and not upload_in_progress(session):
+    if _time_up(session, now):
         finish(db, session, SessionStatus.EXPIRED)
     return session
+
+
+def needs_refresh(session: VerificationSession, now: dt.datetime | None = None) -> bool:
+    """Whether `refresh` would change this session now (then it must be locked and refreshed)."""
+    now = now or utcnow()
+    return any(_lease_over(a, now) for a in session.attempts) or _time_up(session, now)
+
+
+def _lease_over(attempt: Attempt, now: dt.datetime) -> bool:
+    return attempt.in_flight and (attempt.lease_until is None or attempt.lease_until < now)
+
+
+def _time_up(session: VerificationSession, now: dt.datetime) -> bool:
+    return session.status == SessionStatus.PENDING and session.is_expired(now) and not upload_in_progress(session)
 
 
 def release(attempt: Attempt, now: dt.datetime, why: str | None = None) -> None:

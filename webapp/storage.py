@@ -35,6 +35,7 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    joinedload,
     mapped_column,
     relationship,
     sessionmaker,
@@ -315,6 +316,17 @@ def affected(db: Session, statement: Executable) -> int:
     """Run an UPDATE or DELETE in `db`; how many rows it matched. (`Session.execute` is typed
     as returning any Result; a DML statement's is a CursorResult, which has the count.)"""
     return cast(CursorResult[Any], db.execute(statement)).rowcount
+
+
+def read_session(db: Session, *, token: str) -> VerificationSession | None:
+    """The session with its attempts and challenges, in one statement and so one consistent
+    snapshot (an attempt and its session's status as one commit left them), without a lock:
+    what the page's frequent state reads need. Read afresh, not from this unit's cache."""
+    query = _session_query(None, token)
+    if query is None:
+        return None
+    query = query.options(joinedload(VerificationSession.attempts), joinedload(VerificationSession.challenges))
+    return db.scalars(query.execution_options(populate_existing=True)).unique().first()
 
 
 def find_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:

@@ -77,7 +77,7 @@ def verify(attempt_id: int, request_id: str | None = None) -> None:
     logs.request_id.set(request_id)
     s = _services()
     verification.run_queued(s.store, s.settings, s.client, attempt_id,
-                            on_finished=lambda _id: deliver_webhooks.delay())
+                            on_finished=lambda _id: deliver_webhooks.delay(), on_settled=s.wakeups.publish)
 
 
 @celery.task(name="liveness.deliver_webhooks")

@@ -141,15 +141,28 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
 
 
 def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
-               on_finished: Callable[[str], None] | None = None) -> Outcome | None:
+               on_finished: Callable[[str], None] | None = None,
+               on_settled: Callable[[str], None] | None = None) -> Outcome | None:
     """A Celery worker's half of a queued attempt: steps 4-7 of verify_upload. A task delivered
     again after its attempt was sent (its worker died) finds it no longer queued and does
-    nothing: the attempt's lease settles it as "charge unknown", never a second call."""
+    nothing: the attempt's lease settles it as "charge unknown", never a second call.
+    `on_settled(session_id)` follows whatever became of the attempt (the page's wake-up)."""
+    settled: list[str] = []  # the session's id, once known
+    try:
+        return _run_queued(store, settings, client, attempt_id, on_finished, settled)
+    finally:
+        if on_settled is not None and settled:
+            on_settled(settled[0])
+
+
+def _run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
+                on_finished: Callable[[str], None] | None, settled: list[str]) -> Outcome | None:
     with store.session() as db:
         found = db.get(Attempt, attempt_id)  # gone only with its session (purged)
         session = lock_session(db, id=found.session_id) if found is not None else None
         if found is None or session is None:
             return None
+        settled.append(session.id)
         attempt = found
         sessions.refresh(db, settings, session)
         db.refresh(attempt)

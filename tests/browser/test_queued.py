@@ -1,6 +1,6 @@
 """The capture page against the many-machine deployment: gunicorn with a Celery broker (a real
-redis-server) and a Celery worker. The upload is answered 202 at once; the page follows the
-session's state to the worker's verdict."""
+redis-server) and a Celery worker. The upload is answered 202 at once; the page asks for the
+session's state once, and is answered when the worker recorded its verdict."""
 from __future__ import annotations
 
 from playwright.sync_api import expect
@@ -28,14 +28,17 @@ def test_with_a_broker_the_page_follows_the_state_to_the_workers_verdict(browser
         context.grant_permissions(["camera", "microphone"], origin=origin)
         page = context.new_page()
         page.set_default_timeout(15_000)
-        uploads = []
+        uploads, questions = [], []
         page.on("response", lambda r: uploads.append(r.status) if r.url.endswith("/upload") else None)
+        page.on("request", lambda r: questions.append(r.url) if "/state" in r.url and uploads else None)
         page.goto(created["url"])
         agree(page)
         record(page)
         expect(live_region(page)).to_contain_text("正在核验", timeout=20_000)
         expect_passed(page)
         assert uploads == [202] and len(sent_to_juhe(standin, number)) == 1
+        # One question, held at the server until the worker recorded the verdict (wake-ups).
+        assert [url.rsplit("/", 1)[1] for url in questions] == ["state?wait=15"]
         assert "liveness.verify" in worker.output()
     finally:
         context.close()

@@ -16,6 +16,7 @@ const RECORD_MS = 6000;
 const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, "hold still"
 const RETURN_DELAY_MS = 3000;
 const POLL_MS = { first: 1500, max: 5000 };  // a released attempt (lease 20 s) shows within ~5 s of it
+const STATE_WAIT_S = 15;  // how long the server may hold a state answer for the verdict (page_state.py)
 const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
@@ -623,20 +624,25 @@ function sendAgain() {
   if (page.upload) send(page.upload);
 }
 
-/** A video is being verified (this page's, or one from before a reload): poll until it is done. */
+/**
+ * A video is being verified (this page's, or one from before a reload): ask until it is done.
+ * Each question may wait at the server for the verdict; one answered sooner than the schedule
+ * (a server that cannot wait, or no connection) is followed by a pause, growing to POLL_MS.max.
+ */
 async function waitForVerdict() {
   setPhase('verifying');
   say(t('verifying'));
   for (let delay = POLL_MS.first; ; delay = Math.min(delay * 1.5, POLL_MS.max)) {
-    await sleep(delay);
-    let answer;
+    const asked = Date.now();
+    let answer = null;
     try {
-      answer = await net.fetchState(base);
+      answer = await net.fetchState(base, STATE_WAIT_S);
     } catch {
-      continue;  // still offline: keep asking
+      // still offline: keep asking
     }
-    if (answer.status === 404) return notFound();
-    if (answer.ok && !answer.body.processing) return settle(answer.body);
+    if (answer?.status === 404) return notFound();
+    if (answer?.ok && !answer.body.processing) return settle(answer.body);
+    await sleep(Math.max(0, delay - (Date.now() - asked)));
   }
 }
 

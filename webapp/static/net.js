@@ -30,9 +30,13 @@ async function call(url, options) {
   return new Answer(response.status, body);
 }
 
-/** GET the session's state. */
-export function fetchState(base) {
-  return call(`${base}/state`, { headers: { Accept: 'application/json' } });
+/**
+ * GET the session's state. With `waitSeconds`, a server that can (one with a Redis broker) holds
+ * the answer while a video is verified, and gives it as soon as the verdict is recorded.
+ */
+export function fetchState(base, waitSeconds = 0) {
+  const query = waitSeconds > 0 ? `?wait=${waitSeconds}` : '';
+  return call(`${base}/state${query}`, { headers: { Accept: 'application/json' } });
 }
 
 /** POST for a new challenge: 201 {challenge, state}, or {error, state}. */
