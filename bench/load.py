@@ -190,7 +190,9 @@ def cpu_seconds() -> Counter:
         else:
             continue
         used[kind] += own / TICK
-        used["ffmpeg (children)"] += children / TICK
+        # a process's reaped children: ffmpeg for the web and the workers; the postmaster's are
+        # the backends of closed connections
+        used["postgresql" if kind == "postgresql" else "ffmpeg (children)"] += children / TICK
     return used
 
 
