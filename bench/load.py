@@ -9,7 +9,7 @@ answering after `--latency` seconds. Then `--people` simulated people, `--client
 each from its own loopback address: create a session through the operator API (instances taken
 in turn), draw a challenge, upload a real fixture file (`--kind`: safari_fmp4 is remuxed,
 chrome_webm re-encoded), and wait for the verdict (the upload's answer, or the state the page
-polls). In the same run, the baseline: today's single machine (one gunicorn, SQLite, no broker).
+asks for). In the same run, the baseline: today's single machine (one gunicorn, SQLite, no broker).
 
 People ask for the state as the capture page does (POLL_MS, STATE_WAIT_S in capture.js). Prints, for
 each: sustained verifications/s, p50/p95 seconds from upload to verdict, 5xx

@@ -68,12 +68,11 @@ class Wakeups:
             return
         event = threading.Event()
         with self._lock:
-            if self._count >= self.max_waiters:
-                event = None  # type: ignore[assignment]
-            else:
+            admitted = self._count < self.max_waiters
+            if admitted:
                 self._count += 1
                 self._waiting.setdefault(session_id, set()).add(event)
-        if event is None:
+        if not admitted:
             yield None
             return
         try:
