@@ -1,4 +1,5 @@
 """The standalone form, the page endpoints' rules, security headers and rate limits."""
+import gzip
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +17,18 @@ def csrf_token(client, path="/"):
 @pytest.fixture
 def csrf_client(make_app):
     return make_app(WTF_CSRF_ENABLED=True).test_client()
+
+
+def test_the_capture_page_comes_gzipped_and_the_form_that_echoes_input_does_not(client, new_session):
+    _, person = new_session()
+    packed = client.get(person.path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    plain = client.get(person.path)
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    html = gzip.decompress(packed.data)
+    assert b'id="initial-state"' in html and len(packed.data) < len(html) / 2
+    assert "Content-Encoding" not in plain.headers and plain.data == html
+    form = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert form.status_code == 200 and "Content-Encoding" not in form.headers
 
 
 def test_standalone_form_creates_a_session_and_opens_its_page(csrf_client):

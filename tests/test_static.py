@@ -25,6 +25,7 @@ def test_the_capture_page_names_versioned_static_files_cached_for_a_year(client,
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Content-Type"].count("charset") <= 1, response.headers["Content-Type"]
         assert "Accept-Encoding" in response.headers["Vary"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"

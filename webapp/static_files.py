@@ -48,7 +48,7 @@ class Asset:
     body: bytes
     gzipped: bytes | None
     digest: str
-    mimetype: str
+    content_type: str
 
 
 def build(folder: Path) -> dict[str, Asset]:
@@ -82,11 +82,11 @@ def build(folder: Path) -> dict[str, Asset]:
     for name in raw:
         version = digest(name) or ""  # (only a name inside an import cycle has none, transiently)
         body = bodies[name]
-        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if mimetype.startswith("text/") or mimetype == "application/javascript" or name.endswith(".js"):
-            mimetype += "; charset=utf-8"
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type == "application/javascript" or name.endswith(".js"):
+            content_type += "; charset=utf-8"
         packed = _gzip(body) if name.endswith(_COMPRESSIBLE) else None
-        assets[name] = Asset(body, packed if packed and len(packed) < len(body) * 0.9 else None, version, mimetype)
+        assets[name] = Asset(body, packed if packed and len(packed) < len(body) * 0.9 else None, version, content_type)
     return assets
 
 
@@ -113,7 +113,7 @@ def init_app(app: Flask) -> None:
         if request.if_none_match.contains(tag):
             response = Response(status=304)
         else:
-            response = Response(asset.gzipped if packed else asset.body, mimetype=asset.mimetype)
+            response = Response(asset.gzipped if packed else asset.body, content_type=asset.content_type)
             if packed:
                 response.headers["Content-Encoding"] = "gzip"
         response.set_etag(tag)

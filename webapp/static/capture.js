@@ -16,7 +16,7 @@ const RECORD_MS = 6000;
 const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, "hold still"
 const RETURN_DELAY_MS = 3000;
 const POLL_MS = { first: 1500, max: 5000 };  // a released attempt (lease 20 s) shows within ~5 s of it
-const STATE_WAIT_S = 15;  // how long the server may hold a state answer for the verdict (page_state.py)
+const STATE_WAIT_S = 15;  // the server may hold a state answer this long (page_state.py)
 const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
@@ -624,11 +624,7 @@ function sendAgain() {
   if (page.upload) send(page.upload);
 }
 
-/**
- * A video is being verified (this page's, or one from before a reload): ask until it is done.
- * Each question may wait at the server for the verdict; one answered sooner than the schedule
- * (a server that cannot wait, or no connection) is followed by a pause, growing to POLL_MS.max.
- */
+/** A video is being verified (here, or before a reload): ask, pausing if answered early, until done. */
 async function waitForVerdict() {
   setPhase('verifying');
   say(t('verifying'));

@@ -30,10 +30,7 @@ async function call(url, options) {
   return new Answer(response.status, body);
 }
 
-/**
- * GET the session's state. With `waitSeconds`, a server that can (one with a Redis broker) holds
- * the answer while a video is verified, and gives it as soon as the verdict is recorded.
- */
+/** GET the session's state; a server that can may hold it up to `waitSeconds` for the verdict. */
 export function fetchState(base, waitSeconds = 0) {
   const query = waitSeconds > 0 ? `?wait=${waitSeconds}` : '';
   return call(`${base}/state${query}`, { headers: { Accept: 'application/json' } });
