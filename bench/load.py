@@ -112,6 +112,7 @@ class Person:
         self.source, self.video, self.idcard = address(n), video, idcard(n)
         self.statuses: list[int] = []
         self.seconds: list[float] = []   # upload → verdict, per upload
+        self.uploaded_at: list[float] = []  # when each upload began (monotonic)
         self.verdict_at: list[float] = []  # when each verdict came (monotonic)
         self.results: list[str] = []
 
@@ -138,6 +139,7 @@ class Person:
         if challenge.status != 201:
             return None
         started = time.monotonic()
+        self.uploaded_at.append(started)
         answer = self.call("POST", f"{self.path}/upload", fields={
             "challenge": challenge.json()["challenge"]["id"], "video": ("v.mp4", self.video, "video/mp4")})
         if answer.status == 200:
@@ -235,6 +237,9 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
             passed += 1
             paid_passed += calls[person.idcard]
     interrupted = [p for p in crowd if "retry" in p.results]
+    # everyone waiting for a verdict when the worker was killed: from the kill to their verdict
+    affected = [p.verdict_at[i] - killed_at[0] for p in crowd if killed_at
+                for i in range(len(p.verdict_at)) if p.uploaded_at[i] < killed_at[0] < p.verdict_at[i]]
     return {
         "per_second": len(verdicts) / elapsed, "p50": statistics.median(seconds) if seconds else None,
         "p95": seconds[int(len(seconds) * 0.95) - 1] if seconds else None,
@@ -246,6 +251,7 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
         # from the kill to the moment the person could go on (the interrupted verdict)
         "interrupted_wait": max((p.verdict_at[0] - killed_at[0] for p in interrupted), default=None),
         "interrupted_then_passed": sum(p.results[-1] == "passed" for p in interrupted),
+        "affected": len(affected), "affected_wait": max(affected, default=None),
         "cpu_ms": {kind: 1000 * seconds / max(len(verdicts), 1) for kind, seconds in cpu.items()},
     }
 
@@ -259,7 +265,8 @@ def row(name: str, r: dict, baseline: dict | None) -> str:
     if r["interrupted"]:
         line += (f"\n|   (worker killed: {r['interrupted']} interrupted, free ≤ {fmt(r['interrupted_wait'])} s "
                  f"after the kill, "
-                 f"{r['interrupted_then_passed']} passed on their retry) | | | | | | | | | |")
+                 f"{r['interrupted_then_passed']} passed on their retry; all {r['affected']} waiting at the kill "
+                 f"had a verdict ≤ {fmt(r['affected_wait'])} s after it) | | | | | | | | | |")
     return line
 
 

@@ -25,8 +25,12 @@ from . import logs, verification
 
 log = logging.getLogger(__name__)
 # A dead worker's unacknowledged tasks go to another worker after this long (the Redis
-# transport's visibility timeout); queued attempts wait longer (sessions.QUEUE_SECONDS).
-VISIBILITY_SECONDS = int(os.environ.get("CELERY_VISIBILITY_SECONDS", 60))
+# transport's visibility timeout): the people whose tasks it had received but not begun wait
+# this long (plus a restore round of 5 s) for their verdict. A task still running after it is
+# delivered again too; that copy finds its attempt taken and does nothing (run_queued), so a
+# slow Juhe costs one empty task, never a second call. Queued attempts wait longer than this
+# before they are released (sessions.QUEUE_SECONDS).
+VISIBILITY_SECONDS = int(os.environ.get("CELERY_VISIBILITY_SECONDS", 20))
 
 celery = Celery("liveness")
 
