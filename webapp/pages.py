@@ -49,7 +49,7 @@ from .challenges import MODES
 from .extensions import csrf, json_error, limiter, services
 from .guidance import guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .storage import Attempt, VerificationSession, find_session, lock_session
+from .storage import Attempt, VerificationSession, find_session, lock_session, read_session
 from .vocabulary import AttemptState, SessionStatus
 
 bp = Blueprint("pages", __name__)
@@ -238,7 +238,7 @@ def upload(token: str):
                 session = find_session(db, token=token)
                 return _state_error(error, session)
     with s.store.session() as db:
-        session = find_session(db, token=token)
+        session = read_session(db, token=token)  # (one statement with its attempts and challenges)
         if session is None:  # purged meanwhile (retention): the link's own page says what to do
             abort(404)
         if outcome is None:  # a worker has it: the page follows the state

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import best_frames, clients, metrics, sessions, video
@@ -158,14 +158,15 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
 def _run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
                 on_finished: Callable[[str], None] | None, settled: list[str]) -> Outcome | None:
     with store.session() as db:
-        found = db.get(Attempt, attempt_id)  # gone only with its session (purged)
-        session = lock_session(db, id=found.session_id) if found is not None else None
-        if found is None or session is None:
+        session_id = db.scalar(select(Attempt.session_id).where(Attempt.id == attempt_id))  # none: purged
+        session = lock_session(db, id=session_id) if session_id is not None else None
+        if session is None:
             return None
         settled.append(session.id)
-        attempt = found
         sessions.refresh(db, settings, session)
-        db.refresh(attempt)
+        attempt = db.get(Attempt, attempt_id)  # read under the lock (most often with session.attempts)
+        if attempt is None:
+            return None
         queued = db.get(QueuedVideo, attempt_id)
         if attempt.state != AttemptState.QUEUED or queued is None:
             log.warning("attempt %s delivered again while %s: nothing sent", attempt_id, attempt.state)
