@@ -102,6 +102,21 @@ def test_a_worker_killed_mid_call_never_pays_twice_and_frees_the_person(deployme
     assert len(juhe.requests) == 2
 
 
+def test_a_juhe_call_outlasting_the_visibility_timeout_is_not_sent_again(deployment, juhe, media):
+    # The broker hands a task still running after CELERY_VISIBILITY_SECONDS (5 s here) to a
+    # worker again: that copy must find its attempt taken and do nothing, however long Juhe is.
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 14.0
+    second = deployment.new_worker("w2")
+    created, path = deployment.person(4)
+    assert deployment.upload(path, media("safari_fmp4").read_bytes(), address(4)).status == 202
+    assert until(lambda: "delivered again" in deployment.workers[0].output() + second.output(), 25), \
+        second.output()[-2000:]
+    assert until(lambda: deployment.state(path)["status"] == "passed", 30)
+    assert len(juhe.requests) == 1
+    view = request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}", headers=AUTH).json()
+    assert [a["charged"] for a in view["attempts"]] == [True]
+
+
 def test_a_broker_that_is_down_gives_the_session_back_at_once(make_app, juhe, media, database_url):
     """CELERY_BROKER_URL set, nothing listening: the upload is answered with words to act on,
     nothing is sent, nothing is counted, and the person can record again at once."""
