@@ -114,7 +114,6 @@ class Person:
         self.source, self.video, self.idcard = address(n), video, idcard(n)
         self.statuses: list[int] = []
         self.seconds: list[float] = []   # upload → verdict, per upload
-        self.uploaded_at: list[float] = []  # when each upload began (monotonic)
         self.verdict_at: list[float] = []  # when each verdict came (monotonic)
         self.results: list[str] = []
 
@@ -141,7 +140,6 @@ class Person:
         if challenge.status != 201:
             return None
         started = time.monotonic()
-        self.uploaded_at.append(started)
         answer = self.call("POST", f"{self.path}/upload", fields={
             "challenge": challenge.json()["challenge"]["id"], "video": ("v.mp4", self.video, "video/mp4")})
         if answer.status == 200:
@@ -245,8 +243,8 @@ def drive(deployment: Deployment, standin: JuheStandIn, people: int, clients: in
             paid_passed += calls[person.idcard]
     interrupted = [p for p in crowd if "retry" in p.results]
     # everyone waiting for a verdict when the worker was killed: from the kill to their verdict
-    affected = [p.verdict_at[i] - killed_at[0] for p in crowd if killed_at
-                for i in range(len(p.verdict_at)) if p.uploaded_at[i] < killed_at[0] < p.verdict_at[i]]
+    affected = [at - killed_at[0] for p in crowd if killed_at
+                for at, waited in zip(p.verdict_at, p.seconds) if at - waited < killed_at[0] < at]
     return {
         "per_second": len(verdicts) / elapsed, "sustained": sustained, "p50": statistics.median(seconds) if seconds else None,
         "p95": seconds[int(len(seconds) * 0.95) - 1] if seconds else None,
