@@ -75,7 +75,7 @@ def outcome_json(outcome: verification.Outcome) -> dict:
     return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
             **problem_json(g), "category": str(g.category), "retry": outcome.session_status == SessionStatus.PENDING,
             "final": g.final, "attempts_left": outcome.attempts_left,
-            "challenge_id": outcome.challenge_id}
+            "challenge_id": outcome.challenge_id, "recording_broken": g.recording_broken}
 
 
 def problem_json(g: Guidance) -> dict:

@@ -56,11 +56,21 @@ FEEDS = {
 }
 
 
-def _feed_y4m(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
-              wall: tuple[int, int, int] = (205, 196, 184), window: bool = False) -> Path:
-    """A y4m of the scene FEEDS[name] describes: the face `size` pixels wide (0: none) at `gain` of
-    its brightness on a `wall` (`window`: blown-out white all round the head), moving slightly
-    (640x480, 20 fps, 4 s; Chromium loops it)."""
+def _feed_y4m(directory: Path, name: str, **scene) -> Path:
+    """A y4m of the scene FEEDS[name] describes, moving slightly (640x480, 20 fps, 4 s; Chromium
+    loops it). Firefox and WebKit pan over the same picture in a canvas (engines/camera.js)."""
+    png = _scene_png(directory, name, **scene)
+    y4m = directory / f"{name}.y4m"
+    _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
+            "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
+            "-f", "yuv4mpegpipe", str(y4m))
+    return y4m
+
+
+def _scene_png(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
+               wall: tuple[int, int, int] = (205, 196, 184), window: bool = False) -> Path:
+    """A 720x560 picture of the face `size` pixels wide (0: none) at `gain` of its brightness on a
+    `wall` (`window`: blown-out white all round the head)."""
     from skimage import data, io, transform
 
     # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval (size 1000),
@@ -79,11 +89,7 @@ def _feed_y4m(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
         scene[((x - 360) / 165) ** 2 + ((y - 250) / 210) ** 2 > 1] = 255
     png = directory / f"{name}.png"
     io.imsave(png, scene.clip(0, 255).round().astype(np.uint8), check_contrast=False)
-    y4m = directory / f"{name}.y4m"
-    _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
-            "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
-            "-f", "yuv4mpegpipe", str(y4m))
-    return y4m
+    return png
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +111,48 @@ def camera_files(camera_dir) -> tuple[Path, Path]:
 
 # -- the app ---------------------------------------------------------------------------------
 OPERATOR_PREFIX = "/__operator__/"
+TEST_PREFIX = "/__test__/"  # the stand-in camera's script and picture (engines/camera.js)
+FACE_URL = TEST_PREFIX + "face.png"
 
 
-def _with_operator_pages(app, pages: dict[str, str], lose_answers: set[str]):
-    """Serve test pages of an "operator" under OPERATOR_PREFIX, the rest by the app. Reached as
-    http://127.0.0.1:<port> they are another site than the capture page (localhost), over real
-    loopback HTTP, so Chromium's local-network checks see what they would see in production.
+def _is_webkit(environ) -> bool:
+    agent = environ.get("HTTP_USER_AGENT", "")
+    return "AppleWebKit" in agent and "Chrome/" not in agent and "Firefox/" not in agent
+
+
+def _with_camera_script(app, environ, start_response):
+    """The capture page as the app makes it, with the stand-in camera's script first in its head
+    (WebDriver classic cannot run a script before the page's own: see engines/__init__.py)."""
+    environ = {**environ, "HTTP_ACCEPT_ENCODING": "identity"}  # the page plain, not gzipped
+    answer = {}
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: answer.update(
+        status=status, headers=headers)))
+    if b"<!doctype html>" in body[:1000]:
+        body = body.replace(b"<head>", b'<head><script src="' + TEST_PREFIX.encode() + b'camera.js"></script>', 1)
+    headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
+    start_response(answer["status"], [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _with_operator_pages(app, pages: dict[str, str], lose_answers: set[str],
+                         test_files: dict[str, tuple[bytes, str]]):
+    """Serve test pages of an "operator" under OPERATOR_PREFIX, the stand-in camera's files
+    under TEST_PREFIX, the rest by the app. Reached as http://127.0.0.1:<port> they are another
+    site than the capture page (localhost), over real loopback HTTP, so Chromium's local-network
+    checks see what they would see in production.
 
     For a path in `lose_answers` the app answers in full, then the connection drops before a
-    byte of the answer leaves (a phone losing its network while the server verifies)."""
+    byte of the answer leaves (a phone losing its network while the server verifies). A capture
+    page opened by WebKit gets the stand-in camera's script."""
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path.startswith(TEST_PREFIX) and path[len(TEST_PREFIX):] in test_files:
+            body, kind = test_files[path[len(TEST_PREFIX):]]
+            start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(body))),
+                                      ("Cache-Control", "no-store")])
+            return [body]
+        if path.startswith("/v/") and path.count("/") == 2 and _is_webkit(environ):
+            return _with_camera_script(app, environ, start_response)
         if path in lose_answers:
             b"".join(app(environ, lambda *args, **kwargs: None))
             environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
@@ -152,12 +189,24 @@ class LiveApp:
 
     def new_session(self, mode: str, **extra) -> tuple[str, str]:
         """Create a session through the operator API; returns (page URL, ID number)."""
+        created, number = self.create_session(mode, **extra)
+        return created["url"], number
+
+    def create_session(self, mode: str, **extra) -> tuple[dict, str]:
+        """Create a session through the operator API; returns (its JSON, ID number)."""
         number = extra.pop("idcard", None) or next_idcard()
         response = requests.post(f"{self.url}/api/v1/sessions", timeout=10,
                                  headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
                                  json={"realname": "张三", "idcard": number, "mode": mode, **extra})
         assert response.status_code == 201, response.text
-        return response.json()["url"], number
+        return response.json(), number
+
+    def session(self, session_id: str) -> dict:
+        """What the operator reads of a session (GET /api/v1/sessions/<id>)."""
+        response = requests.get(f"{self.url}/api/v1/sessions/{session_id}", timeout=10,
+                                headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+        assert response.status_code == 200, response.text
+        return response.json()
 
 
 _sequence = iter(range(700, 1000))
@@ -190,7 +239,13 @@ def live_app(standin, tmp_path_factory):
         "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
         "STANDALONE": True,  # the self-service form too (its page goes back to it)
     })
-    holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers)
+    face = _scene_png(tmp, "face")
+    camera_js = (Path(__file__).parent / "engines" / "camera.js").read_text()
+    test_files = {
+        "face.png": (face.read_bytes(), "image/png"),
+        "camera.js": (f"({camera_js.strip()})({FACE_URL!r});\n".encode(), "text/javascript"),
+    }
+    holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers, test_files)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")
     thread.start()
     yield LiveApp(holder["app"], port, operator_pages, lose_answers)

@@ -85,6 +85,8 @@ const page = {
   coach: null,           // its live checks while the camera is open
   startable: false,      // the checks let recording start (or there are none)
   openings: 0,           // camera requests made: only the newest may keep what it opens
+  brokenTypes: new Set(),  // recorder types that made a broken recording here: not used again
+  recorded: null,        // the recorder type of the last recording sent
 };
 
 function setPhase(next) {
@@ -242,8 +244,13 @@ async function newAttempt() {
 function beginAttempt(next) {
   renderChallenge(next);
   if (page.fallbackReason) return useFallback(page.fallbackReason);
-  const problem = media.recordingProblem();
+  const problem = media.recordingProblem() ?? (typesLeft() ? null : 'recorder');
   return problem ? useFallback(problem) : openCamera();
+}
+
+/** Whether a recorder type that has not made a broken recording here is left. */
+function typesLeft() {
+  return media.recorderTypes(mode === 'number').some((type) => !page.brokenTypes.has(type));
 }
 
 async function openCamera() {
@@ -253,11 +260,15 @@ async function openCamera() {
   setPhase('camera');
   say(t('cameraOpening'));
   let opened;
+  const request = media.openCamera(mode === 'number', remembered(CAMERA_KEY));
   try {
-    opened = await media.openCamera(mode === 'number', remembered(CAMERA_KEY));
+    opened = await media.withLimit(request, media.LIMITS.camera, 'camera');
   } catch (error) {
     if (opening !== page.openings) return undefined;  // a newer request decides
-    return useFallback(media.cameraProblem(error));
+    if (error.name !== 'TimeoutError') return useFallback(media.cameraProblem(error));
+    page.openings += 1;
+    request.then(media.stopStream, () => {});  // a camera that opens after all is closed at once
+    return useFallback('slow');
   }
   // Hidden and shown again while this request waited: a newer one owns the camera, and what
   // this one opened is stopped at once (else the camera and microphone would stay on).
@@ -266,7 +277,8 @@ async function openCamera() {
   if (page.phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
   preview.srcObject = page.stream;
   try {
-    await preview.play();  // WeChat on iOS shows a black box without an explicit play()
+    // WeChat on iOS shows a black box without an explicit play(); some engines never settle it.
+    await media.withLimit(preview.play(), media.LIMITS.play, 'play');
   } catch {
     // The preview may stay still, but the recorder reads the stream, not the element.
   }
@@ -359,9 +371,9 @@ function remember(key, value) {
 async function startRecording() {
   if (page.phase !== 'ready' || !page.startable) return;
   try {
-    page.recorder = media.makeRecorder(page.stream);
+    page.recorder = media.makeRecorder(page.stream, page.brokenTypes);
   } catch {
-    return useFallback('recorder');
+    return useFallback('recorder');  // no recorder type left that works here
   }
   if (mode === 'action') page.beeper = makeBeeper();
   setPhase('countdown');
@@ -378,10 +390,11 @@ async function startRecording() {
 async function record() {
   setPhase('recording');
   ring.style.animationDuration = `${RECORD_MS}ms`;
+  const { mimeType } = page.recorder;
   try {
     page.recorder.start(RECORD_MS);
   } catch {
-    return useFallback('recorder');
+    return recorderBroken(mimeType, 'stuck');
   }
   page.coach?.recording(true);
   const started = performance.now();
@@ -391,21 +404,35 @@ async function record() {
     blob = await page.recorder.done;
   } catch (error) {
     if (error.name === 'AbortError') return;  // cancelled: the page went to the background
-    return useFallback('recorder');
+    return recorderBroken(mimeType, error.name === 'TimeoutError' ? 'stuck' : 'small');
   } finally {
     stopCues();
     page.recorder = null;
   }
-  const problem = page.live
+  let problem = page.live
     ? page.live.recordingFault(blob, {
       ms: performance.now() - started, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null,
     })
     : blob.size ? null : 'small';
   page.coach?.recording(false);
+  if (!problem && await media.decodable(blob) === false) problem = 'small';
+  if (problem === 'small' || problem === 'short') return recorderBroken(mimeType, problem);
   if (problem) return redoLocally(problem);
   stopCoach();
   releaseCamera();
+  page.recorded = mimeType;
   return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id });
+}
+
+/** The recorder made a broken recording (or none): never record that way again here. Record
+ * again with the next type, or, with none left, use the phone's camera app. */
+function recorderBroken(mimeType, problem) {
+  page.brokenTypes.add(mimeType);
+  if (!typesLeft()) return useFallback('recorder');
+  setPhase('redo');
+  say(t(`fault_${problem}`), t('notSent'), t('nextWay'));
+  focusOn(redoButton);
+  return undefined;
 }
 
 /** The recording failed its own check: say why and record again with the camera still open.
@@ -504,8 +531,9 @@ const FIXES = {
   denied: ['fix_ios', 'fix_android', 'fix_wechat'],
   insecure: ['fix_https'],
   unsupported: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
-  inapp: ['fix_browser_wechat', 'fix_browser_ios', 'fix_browser_android'],
+  inapp: ['fix_inapp', 'fix_browser_ios', 'fix_browser_android'],
   recorder: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
+  slow: ['fix_slow'],
   busy: ['fix_busy'],
   missing: ['fix_missing'],
 };
@@ -519,7 +547,7 @@ function explain(reason) {
     item.textContent = t(key);
     return item;
   }));
-  cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'recorder'].includes(reason);
+  cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'slow'].includes(reason);
 }
 
 function onFileChosen() {
@@ -534,6 +562,7 @@ function onFileChosen() {
 function sendChosenFile() {
   const file = page.chosenFile;
   page.chosenFile = null;
+  page.recorded = null;
   say(t('fileChosen'));
   send({ file, name: file.name || 'video', challengeId: page.challenge.id });
 }
@@ -582,6 +611,9 @@ async function send(next) {
 
 function showOutcome(outcome) {
   const message = pick(outcome.message, outcome.message_en);
+  // The server could not read what this recorder made: the next recording uses another type.
+  if (outcome.recording_broken && page.recorded !== null) page.brokenTypes.add(page.recorded);
+  page.recorded = null;
   if (outcome.result === 'passed') return finish('passed', t('passed'));
   if (!outcome.retry) return finish(page.state.status === 'pending' ? 'failed' : page.state.status, ...endWords(outcome));
   return offerRetry(message, outcome.result === 'rejected' ? t('notCounted') : '');

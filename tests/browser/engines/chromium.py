@@ -1,0 +1,65 @@
+"""Chromium behind the engines' interface: Debian's Chromium driven by Playwright, its camera a y4m
+of the astronaut's face and its microphone a voice-like tone (tests/browser/conftest.py makes
+both; nothing is stood in)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import LOCATE_JS, wait_for
+
+# The element for (role, name, exact) when it is there and not disabled, else null.
+_ENABLED = f"(args) => {{ const e = ({LOCATE_JS})(...args); return e && !e.disabled ? e : null; }}"
+
+
+class ChromiumPage:
+    engine = "chromium"
+
+    def __init__(self, context) -> None:
+        self._context = context
+        self.page = context.new_page()
+        self.page.set_default_timeout(15_000)
+
+    def goto(self, url: str) -> None:
+        self.page.goto(url, timeout=30_000)
+
+    def call(self, function: str, *args: Any) -> Any:
+        return self.page.evaluate(f"(args) => ({function})(...args)", list(args))
+
+    def _element(self, role: str, name: str, exact: bool):
+        return self.page.evaluate_handle(_ENABLED, [role, name, exact]).as_element()
+
+    def click(self, role: str, name: str, *, exact: bool = False, timeout: float = 15) -> None:
+        element = wait_for(lambda: self._element(role, name, exact), f"the {role} {name!r}", timeout)
+        element.click(timeout=timeout * 1000)
+
+    def set_file(self, label: str, path: Path, *, timeout: float = 15) -> None:
+        element = wait_for(lambda: self._element("file", label, False), f"the file input {label!r}", timeout)
+        element.set_input_files(str(path))
+
+    def screenshot(self, path: Path) -> None:
+        self.page.screenshot(path=str(path))
+
+    def close(self) -> None:
+        self._context.close()
+
+
+class ChromiumEngine:
+    name = "chromium"
+
+    def __init__(self, browser, grant_origins: tuple[str, ...]) -> None:
+        self._browser = browser
+        self._origins = grant_origins
+
+    def new_page(self, *, camera: bool = True, locale: str = "zh-CN",
+                 width: int = 360, height: int = 740) -> ChromiumPage:
+        context = self._browser.new_context(viewport={"width": width, "height": height},
+                                            device_scale_factor=2, is_mobile=True, has_touch=True,
+                                            locale=locale)
+        if camera:  # without the permission, Chromium itself refuses getUserMedia
+            for origin in self._origins:
+                context.grant_permissions(["camera", "microphone"], origin=origin)
+        return ChromiumPage(context)
+
+    def close(self) -> None:
+        pass  # the browser belongs to the run's `browser` fixture
