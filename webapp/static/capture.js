@@ -21,6 +21,7 @@ const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
 const COACH_WAIT_MS = 5000;  // the live checks not loaded by then: recording may start without them
+const BROKEN_TRIES = 2;  // broken recordings (each with another recorder type) before the camera app
 
 const root = document.getElementById('capture');
 const base = root.dataset.base;
@@ -86,6 +87,7 @@ const page = {
   startable: false,      // the checks let recording start (or there are none)
   openings: 0,           // camera requests made: only the newest may keep what it opens
   brokenTypes: new Set(),  // recorder types that made a broken recording here: not used again
+  brokenRecordings: 0,   // how many recordings came out broken (BROKEN_TRIES: the camera app)
   recorded: null,        // the recorder type of the last recording sent
 };
 
@@ -244,13 +246,15 @@ async function newAttempt() {
 function beginAttempt(next) {
   renderChallenge(next);
   if (page.fallbackReason) return useFallback(page.fallbackReason);
-  const problem = media.recordingProblem() ?? (typesLeft() ? null : 'recorder');
+  const problem = media.recordingProblem() ?? (canRecord() ? null : 'recorder');
   return problem ? useFallback(problem) : openCamera();
 }
 
-/** Whether a recorder type that has not made a broken recording here is left. */
-function typesLeft() {
-  return media.recorderTypes(mode === 'number').some((type) => !page.brokenTypes.has(type));
+/** Whether recording in the page is still worth trying: fewer than BROKEN_TRIES broken
+ * recordings, and a recorder type left that has not made one. */
+function canRecord() {
+  return page.brokenRecordings < BROKEN_TRIES
+    && media.recorderTypes(mode === 'number').some((type) => !page.brokenTypes.has(type));
 }
 
 async function openCamera() {
@@ -428,7 +432,8 @@ async function record() {
  * again with the next type, or, with none left, use the phone's camera app. */
 function recorderBroken(mimeType, problem) {
   page.brokenTypes.add(mimeType);
-  if (!typesLeft()) return useFallback('recorder');
+  page.brokenRecordings += 1;
+  if (!canRecord()) return useFallback('recorder');
   setPhase('redo');
   say(t(`fault_${problem}`), t('notSent'), t('nextWay'));
   focusOn(redoButton);
@@ -612,7 +617,10 @@ async function send(next) {
 function showOutcome(outcome) {
   const message = pick(outcome.message, outcome.message_en);
   // The server could not read what this recorder made: the next recording uses another type.
-  if (outcome.recording_broken && page.recorded !== null) page.brokenTypes.add(page.recorded);
+  if (outcome.recording_broken && page.recorded !== null) {
+    page.brokenTypes.add(page.recorded);
+    page.brokenRecordings += 1;
+  }
   page.recorded = null;
   if (outcome.result === 'passed') return finish('passed', t('passed'));
   if (!outcome.retry) return finish(page.state.status === 'pending' ? 'failed' : page.state.status, ...endWords(outcome));
