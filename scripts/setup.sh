@@ -2,9 +2,11 @@
 # Install what is needed on a Debian/Ubuntu machine with Python 3.11+:
 #   bash scripts/setup.sh        ffmpeg, nginx (scripts/serve.sh puts it in front of gunicorn),
 #                                and a virtualenv (.venv) with the service's packages
-#   bash scripts/setup.sh test   the same, plus Chromium, CJK fonts, the libraries Playwright's
-#                                own node needs (libatomic1), redis-server and PostgreSQL (the
-#                                tests run real ones on loopback) and the test packages
+#   bash scripts/setup.sh test   the same, plus the three browser engines (Chromium, Firefox ESR,
+#                                and WebKitGTK in a Debian 13 root that scripts/webkit-root.sh
+#                                builds once), CJK fonts, the libraries Playwright's own node
+#                                needs (libatomic1), redis-server and PostgreSQL (the tests run
+#                                real ones on loopback) and the test packages
 # System packages are installed only where missing (with sudo when not root). Python packages
 # are installed again only when pyproject.toml or a lock file changed since the last install
 # (.venv/.installed).
@@ -27,6 +29,7 @@ has openssl || missing+=(openssl)   # serve.sh --https makes a certificate
 has nginx || missing+=(nginx)       # serve.sh's buffering proxy (and TLS with --https)
 if [ "$extra" = test ]; then
   has chromium || missing+=(chromium)
+  has firefox-esr || missing+=(firefox-esr)   # driven over WebDriver BiDi (tests/browser/engines)
   { has fc-list && fc-list 2>/dev/null | grep -i 'noto.*cjk' >/dev/null; } || missing+=(fonts-noto-cjk)
   # Playwright's bundled node (its driver) links libatomic, which a bare Debian lacks.
   has_lib libatomic.so.1 || missing+=(libatomic1)
@@ -41,6 +44,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# WebKitGTK records in a Debian 13 root (Debian 12's records empty chunks): built once, reused.
+[ "$extra" != test ] || bash scripts/webkit-root.sh
 
 fresh=
 [ -x .venv/bin/python ] || { "$python" -m venv .venv; fresh=1; }

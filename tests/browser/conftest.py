@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
+from .engines import FACE_URL
 
 expect.set_options(timeout=15_000)
 
@@ -112,7 +113,6 @@ def camera_files(camera_dir) -> tuple[Path, Path]:
 # -- the app ---------------------------------------------------------------------------------
 OPERATOR_PREFIX = "/__operator__/"
 TEST_PREFIX = "/__test__/"  # the stand-in camera's script and picture (engines/camera.js)
-FACE_URL = TEST_PREFIX + "face.png"
 
 
 def _is_webkit(environ) -> bool:

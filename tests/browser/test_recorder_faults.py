@@ -13,7 +13,14 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from .conftest import VERDICT_TIMEOUT_MS, screenshot
-from .test_capture_page import agree, expect_passed, live_region, sent_to_juhe, shown_digits, start_button
+from .test_capture_page import (
+    agree,
+    expect_passed,
+    live_region,
+    sent_to_juhe,
+    shown_digits,
+    start_button,
+)
 
 # Every recorder the page makes, with the type it asked for, in window.__types.
 WRAP = """

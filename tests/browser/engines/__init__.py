@@ -24,6 +24,7 @@ from typing import Any, Protocol
 HERE = Path(__file__).parent
 LOCATE_JS = (HERE / "locate.js").read_text()
 CAMERA_JS = HERE / "camera.js"
+FACE_URL = "/__test__/face.png"  # the picture camera.js draws; the test app serves it
 
 
 class EngineTimeout(AssertionError):
