@@ -94,15 +94,6 @@ def test_building_the_app_starts_no_background_thread(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "liveness-background"]
 
 
-def test_no_module_is_over_350_lines():
-    """One concern per module reads in one sitting; a module past ~350 lines holds two."""
-    sizes = {str(path.relative_to(ROOT)): len(path.read_text().splitlines())
-             for path in (ROOT / "webapp").rglob("*.py")}
-    assert len(sizes) > 40
-    too_long = {name: lines for name, lines in sizes.items() if lines > 350}
-    assert not too_long, too_long
-
-
 def test_the_architecture_names_every_module():
     """docs/architecture.md lists every module and package of webapp/, and nothing that is gone."""
     tree = {str(p.relative_to(ROOT)) for p in (ROOT / "webapp").glob("*.py")}

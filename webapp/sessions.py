@@ -289,22 +289,12 @@ def with_session_id(url: str, session_id: str) -> str:
 
 
 def attempt_json(attempt: Attempt) -> dict:
-    body = {"at": isoformat(attempt.started_at), "error_code": attempt.error_code,
+    body: dict[str, object] = {"at": isoformat(attempt.started_at), "error_code": attempt.error_code,
             "reason": attempt.reason, "score": attempt.score, "orderid": attempt.orderid,
             "charged": attempt.charged}
     if attempt.video:
-        body["video"] = video_json(attempt)
+        body["video"] = attempt.video_report
     return body
-
-
-def video_json(attempt: Attempt) -> dict:
-    """What the browser sent and which path it took here: its H.264 copied as it was, or the
-    picture re-encoded (VP8, VP9, rotated, too large…); the browser family and OS it came from."""
-    source = attempt.video.get("source", {})
-    return {"received": {key: source.get(key) for key in ("container", "video_codec", "audio_codec",
-                                                          "width", "height", "duration")},
-            "path": "copied" if attempt.video.get("remuxed") else "re-encoded",
-            "browser": attempt.browser, "os": attempt.os}
 
 
 def session_json(session: VerificationSession) -> dict:

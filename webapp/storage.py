@@ -189,6 +189,16 @@ class Attempt(Base):
     def video(self) -> dict:
         return json.loads(self.video_json or "{}")
 
+    @property
+    def video_report(self) -> dict:
+        """For the operator: what the browser sent, which path its picture took here (its H.264
+        copied as it came, or re-encoded: VP8, VP9, rotated, too large…), and where it came from."""
+        source = self.video.get("source", {})
+        received = ("container", "video_codec", "audio_codec", "width", "height", "duration")
+        return {"received": {key: source.get(key) for key in received},
+                "path": "copied" if self.video.get("remuxed") else "re-encoded",
+                "browser": self.browser, "os": self.os}
+
 
 class BestFrames(Base):
     """The best frames Juhe returned with one attempt, sealed (webapp.best_frames): kept only

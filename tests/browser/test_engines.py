@@ -61,6 +61,8 @@ def test_each_mode_passes_and_the_operator_sees_which_path_the_video_took(run, r
     # Sound is recorded only where the challenge needs it (a stream without a microphone must
     # not be recorded with an audio codec: Firefox then records nothing).
     assert (seen["audio_codec"] is not None) == (mode == "number"), seen
+    # Measured from its frames (WebKit's fragmented MP4 says 0 in its header), not refused.
+    assert 4.5 <= seen["duration"] <= 7.5, seen
 
 
 def test_consent_can_be_declined_and_reconsidered(run):
