@@ -136,6 +136,14 @@ def checked_embed_origin(value, allowed: tuple[str, ...]) -> str | None:
     return origin
 
 
+def checked_flag(body: dict, name: str) -> bool | None:
+    """An optional true/false field (None when absent)."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(422, f"invalid_{name}", f"{name} must be true or false.", name)
+    return value
+
+
 def checked_best_frames(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
         raise ApiError(422, "invalid_best_frames",

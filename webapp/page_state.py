@@ -23,7 +23,7 @@ from .storage import (
     read_session,
     utcnow,
 )
-from .vocabulary import ENDED_WITH_EVENT, AttemptState, Result, SessionStatus
+from .vocabulary import ENDED_WITH_EVENT, AttemptState, Mode, Result, SessionStatus
 from .wakeups import Wakeups
 
 MAX_WAIT_SECONDS = 15.0  # the page asks for this; shorter than gunicorn's graceful_timeout and any proxy's
@@ -95,6 +95,8 @@ def state_json(session: VerificationSession, embed_origins: tuple[str, ...]) -> 
                 "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
+        # the page may offer action mode when the microphone fails
+        "action_fallback": session.mode == Mode.NUMBER and session.action_fallback,
         "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
         "max_attempts": session.max_attempts, "expires_at": isoformat(session.expires_at),
         "processing": sessions.upload_in_progress(session),

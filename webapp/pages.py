@@ -208,6 +208,28 @@ def challenge(token: str):
         return jsonify({"challenge": page_state.challenge_json(issued), "state": _state_json(session)}), 201
 
 
+@bp.post("/v/<token>/mode")
+@csrf.exempt
+@limiter.limit(limits.CHALLENGE)
+def switch_mode(token: str):
+    """Number mode → action mode when the person's microphone is refused or silent (where the
+    session allows it): 201 with the first action challenge and the state."""
+    body = request.get_json(silent=True) or {}
+    reason = body.get("reason")
+    if body.get("mode") != "action" or reason not in sessions.MODE_CHANGE_REASONS:
+        return _page_error(400, "bad_mode_change", "Only a switch to action mode, with its reason, can be asked.",
+                           "请求有误，请刷新页面。")
+    with services().store.session() as db:
+        session = _session_or_404(db, token)
+        try:
+            issued = sessions.switch_to_action(db, services().settings, session, reason)
+        except sessions.SessionStateError as error:
+            db.commit()
+            return _state_error(error, session)
+        db.commit()
+        return jsonify({"challenge": page_state.challenge_json(issued), "state": _state_json(session)}), 201
+
+
 @bp.post("/v/<token>/upload")
 @csrf.exempt
 @limiter.limit(limits.UPLOAD)

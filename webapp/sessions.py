@@ -36,7 +36,7 @@ from .storage import (
     precise_utcnow,
     utcnow,
 )
-from .vocabulary import ENDED_WITH_EVENT, SENT, AttemptState, SessionStatus
+from .vocabulary import ENDED_WITH_EVENT, SENT, AttemptState, Mode, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class NewSession:
     callback_url: str | None = None
     embed_origin: str | None = None
     best_frames: int = 0
+    action_fallback: bool | None = None  # None: the ACTION_FALLBACK setting
 
 
 def operator_fingerprint(key: str) -> str:
@@ -92,6 +93,7 @@ def create(db: Session, settings: Settings, identity: Identity, new: NewSession,
         mode=challenges.resolve_mode(new.mode), status=SessionStatus.PENDING, reference=new.reference,
         return_url=new.return_url, callback_url=new.callback_url, embed_origin=new.embed_origin,
         best_frames=new.best_frames, max_attempts=settings.MAX_ATTEMPTS,
+        action_fallback=settings.ACTION_FALLBACK if new.action_fallback is None else new.action_fallback,
         pass_score=settings.PASS_SCORE, sandbox=settings.sandbox, created_at=now,
         expires_at=now + dt.timedelta(seconds=settings.SESSION_TTL))
     db.add(session)
@@ -165,6 +167,34 @@ def open_challenge(session: VerificationSession, now: dt.datetime | None = None)
     """The one challenge the next upload may use (there is never more than one)."""
     now = now or utcnow()
     return next((c for c in reversed(session.challenges) if c.is_open(now)), None)
+
+
+# Why a number-mode session became an action-mode one (the page says which).
+MODE_CHANGE_REASONS = ("microphone_refused", "microphone_silent")
+
+
+def switch_to_action(db: Session, settings: Settings, session: VerificationSession,
+                     reason: str) -> Challenge:
+    """Number mode → action mode, where the session allows it (action_fallback): the person's
+    microphone is refused or hears nothing, and opening the mouth and closing the eyes need none.
+    Recorded for the operator (mode_change); the first action challenge replaces the digits.
+    The session must be locked."""
+    require_open(session)
+    if session.mode != Mode.NUMBER or not session.action_fallback:
+        raise SessionStateError("mode_fixed", 409, "This session's mode cannot be changed.",
+                                "本次核验不能改用其他方式。")
+    session.requested_mode, session.mode = session.mode, Mode.ACTION
+    session.mode_changed_at, session.mode_change_reason = utcnow(), reason
+    log.info("session %s: number mode became action mode (%s)", session.id, reason)
+    return issue_challenge(db, settings, session)
+
+
+def mode_change_json(session: VerificationSession) -> dict | None:
+    """What the operator sees of a mode change (None: the mode is the one asked for)."""
+    if session.requested_mode is None:
+        return None
+    return {"from": session.requested_mode, "to": session.mode, "reason": session.mode_change_reason,
+            "at": isoformat(session.mode_changed_at)}
 
 
 def issue_challenge(db: Session, settings: Settings, session: VerificationSession) -> Challenge:
@@ -303,6 +333,7 @@ def session_json(session: VerificationSession) -> dict:
     last = listed[-1] if listed else None
     body = {
         "id": session.id, "status": session.status, "mode": session.mode,
+        "action_fallback": session.action_fallback, "mode_change": mode_change_json(session),
         "reference": session.reference,
         "score": last.score if last else None, "pass_score": session.pass_score,
         "error_code": last.error_code if last else None, "reason": last.reason if last else None,

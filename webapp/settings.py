@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     JUHE_CONNECT_TIMEOUT: float = Field(5.0, gt=0)
     JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
     CHALLENGE_TTL: int = Field(300, ge=30)
+    ACTION_FALLBACK: bool = True  # number mode may become action mode when the microphone fails
     RETENTION_DAYS: int = Field(30, ge=1)
     CELERY_BROKER_URL: str | None = None   # e.g. redis://…: verifications and webhooks run in Celery workers
     RATELIMIT_STORAGE_URI: str | None = None   # unset: SQLite file in the instance folder (limits.py)

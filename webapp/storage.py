@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     select,
     text,
+    true,
 )
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -84,6 +85,12 @@ class VerificationSession(Base):
     realname_masked: Mapped[str] = mapped_column(String(64))
     idcard_masked: Mapped[str] = mapped_column(String(18))
     mode: Mapped[str] = mapped_column(String(10))
+    # Number mode may become action mode when the person's microphone is refused or silent
+    # (sessions.switch_to_action): whether it may, and, once it did, when and why.
+    action_fallback: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    requested_mode: Mapped[str | None] = mapped_column(String(10))
+    mode_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    mode_change_reason: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(10), default=SessionStatus.PENDING, index=True)
     reference: Mapped[str | None] = mapped_column(String(200))
     return_url: Mapped[str | None] = mapped_column(String(2000))

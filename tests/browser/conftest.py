@@ -23,6 +23,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
 from .engines import FACE_URL
+from .engines.webkit import camera_of
 
 expect.set_options(timeout=15_000)
 
@@ -115,20 +116,24 @@ OPERATOR_PREFIX = "/__operator__/"
 TEST_PREFIX = "/__test__/"  # the stand-in camera's script and picture (engines/camera.js)
 
 
-def _is_webkit(environ) -> bool:
-    agent = environ.get("HTTP_USER_AGENT", "")
-    return "AppleWebKit" in agent and "Chrome/" not in agent and "Firefox/" not in agent
+# What a WebKit test page's camera does, stood in (engines/webkit.py marks its user agent): the
+# face in a canvas, or a refusal (WebKitGTK grants its mock camera under automation, always).
+WEBKIT_CAMERA = {True: "camera.js", False: "no-camera.js"}
+REFUSE_CAMERA = """if (navigator.mediaDevices) navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException('Permission denied (stood in)', 'NotAllowedError'));
+"""
 
 
-def _with_camera_script(app, environ, start_response):
-    """The capture page as the app makes it, with the stand-in camera's script first in its head
-    (WebDriver classic cannot run a script before the page's own: see engines/__init__.py)."""
+def _with_camera_script(app, environ, start_response, script: str):
+    """The capture page as the app makes it, with the stand-in camera's `script` first in its
+    head (WebDriver classic cannot run a script before the page's own: engines/__init__.py)."""
     environ = {**environ, "HTTP_ACCEPT_ENCODING": "identity"}  # the page plain, not gzipped
     answer = {}
     body = b"".join(app(environ, lambda status, headers, exc_info=None: answer.update(
         status=status, headers=headers)))
     if b"<!doctype html>" in body[:1000]:
-        body = body.replace(b"<head>", b'<head><script src="' + TEST_PREFIX.encode() + b'camera.js"></script>', 1)
+        tag = f'<head><script src="{TEST_PREFIX}{script}"></script>'.encode()
+        body = body.replace(b"<head>", tag, 1)
     headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
     start_response(answer["status"], [*headers, ("Content-Length", str(len(body)))])
     return [body]
@@ -151,8 +156,9 @@ def _with_operator_pages(app, pages: dict[str, str], lose_answers: set[str],
             start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(body))),
                                       ("Cache-Control", "no-store")])
             return [body]
-        if path.startswith("/v/") and path.count("/") == 2 and _is_webkit(environ):
-            return _with_camera_script(app, environ, start_response)
+        camera = camera_of(environ.get("HTTP_USER_AGENT", ""))
+        if path.startswith("/v/") and path.count("/") == 2 and camera is not None:
+            return _with_camera_script(app, environ, start_response, WEBKIT_CAMERA[camera])
         if path in lose_answers:
             b"".join(app(environ, lambda *args, **kwargs: None))
             environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
@@ -244,6 +250,7 @@ def live_app(standin, tmp_path_factory):
     test_files = {
         "face.png": (face.read_bytes(), "image/png"),
         "camera.js": (f"({camera_js.strip()})({FACE_URL!r});\n".encode(), "text/javascript"),
+        "no-camera.js": (REFUSE_CAMERA.encode(), "text/javascript"),
     }
     holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers, test_files)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")

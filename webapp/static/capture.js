@@ -54,6 +54,8 @@ const fallbackHint = document.getElementById('fallback-hint');
 const fallbackRemember = document.getElementById('fallback-remember');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
+const switchButton = document.getElementById('switch-action');
+const AGREED_KEY = `liveness:agreed:${base}`;  // sessionStorage: agreed before the page reloaded
 
 /** Every phase the page can be in; an element's data-show names some of them (capture.html, and
  * tests/test_pages.py checks that the two agree).
@@ -89,6 +91,7 @@ const page = {
   brokenTypes: new Set(),  // recorder types that made a broken recording here: not used again
   brokenRecordings: 0,   // how many recordings came out broken (BROKEN_TRIES: the camera app)
   recorded: null,        // the recorder type of the last recording sent
+  micTrouble: null,      // 'microphone_refused' | 'microphone_silent': number mode may become action
 };
 
 function setPhase(next) {
@@ -101,6 +104,7 @@ function setPhase(next) {
   for (const element of shown) element.hidden = !element.dataset.show.split(' ').includes(next);
   startButton.disabled = !(next === 'ready' && page.startable);
   cameraChoice.disabled = next !== 'ready';
+  switchButton.hidden = !(page.micTrouble && page.state.action_fallback && ['redo', 'fallback'].includes(next));
 }
 
 /** Move the focus to `element` (a phase's heading or button), for keyboards and screen readers. */
@@ -143,6 +147,11 @@ function whenAgreed(then) {
 
 function agree() {
   page.agreed = true;
+  try {
+    window.sessionStorage.setItem(AGREED_KEY, '1');  // a reload in this tab (a mode change) keeps it
+  } catch {
+    // not kept: after a reload the person agrees again
+  }
   window.scrollTo(0, 0);  // the consent may have been scrolled to its button: the next screen fits
   const then = page.afterConsent;
   page.afterConsent = null;
@@ -269,7 +278,7 @@ async function openCamera() {
     opened = await media.withLimit(request, media.LIMITS.camera, 'camera');
   } catch (error) {
     if (opening !== page.openings) return undefined;  // a newer request decides
-    if (error.name !== 'TimeoutError') return useFallback(media.cameraProblem(error));
+    if (error.name !== 'TimeoutError') return cameraFailed(error, opening);
     page.openings += 1;
     request.then(media.stopStream, () => {});  // a camera that opens after all is closed at once
     return useFallback('slow');
@@ -286,9 +295,49 @@ async function openCamera() {
   } catch {
     // The preview may stay still, but the recorder reads the stream, not the element.
   }
+  // The person chose the camera app, or the page was hidden, while the preview started.
+  if (page.stream !== opened || page.phase !== 'camera') return undefined;
   setPhase('ready');
   say(t('ready'));
   startCoach(page.stream);
+}
+
+/** The camera (and, in number mode, the microphone) could not be opened. In number mode, ask
+ * for the camera alone: if it opens, the microphone is the problem, and action mode needs none. */
+async function cameraFailed(error, opening) {
+  const problem = media.cameraProblem(error);
+  if (mode !== 'number' || !['denied', 'missing'].includes(problem)) return useFallback(problem);
+  let alone = null;
+  try {
+    alone = await media.withLimit(media.openCamera(false, remembered(CAMERA_KEY)), media.LIMITS.camera, 'camera');
+  } catch {
+    // the camera too: it is not only the microphone
+  }
+  media.stopStream(alone);
+  if (opening !== page.openings) return undefined;
+  if (!alone) return useFallback(problem);
+  page.micTrouble = 'microphone_refused';
+  return useFallback('microphone');
+}
+
+/** Record the rest of this session in action mode (the server draws its challenge), then load
+ * the page again as an action-mode page; the person's consent is kept for this tab. */
+async function switchToAction() {
+  switchButton.disabled = true;
+  let answer = null;
+  try {
+    answer = await net.switchToAction(base, page.micTrouble);
+  } catch {
+    // the network: say so below
+  }
+  switchButton.disabled = false;
+  if (answer?.status === 201) {
+    stopCapture();
+    window.location.reload();
+    return undefined;
+  }
+  if (answer?.body?.state) page.state = answer.body.state;
+  return answer ? handleRefusal(answer) : say(t('network'));
 }
 
 /** Load the live checks (after the camera: they must not delay it or weigh on the page before
@@ -443,8 +492,9 @@ function recorderBroken(mimeType, problem) {
 /** The recording failed its own check: say why and record again with the camera still open.
  * Nothing was sent, so no attempt is spent. */
 function redoLocally(problem) {
+  if (problem === 'silent') page.micTrouble = 'microphone_silent';
   setPhase('redo');
-  say(t(`fault_${problem}`), t('notSent'));
+  say(t(`fault_${problem}`), t('notSent'), problem === 'silent' && page.state.action_fallback ? t('orActions') : '');
   focusOn(redoButton);
 }
 
@@ -528,7 +578,7 @@ function useFallback(reason) {
   if (!page.challenge) say(t('preparing'));
   else if (page.chosenFile) sendChosenFile();
   else if (reason === 'chosen') say(t('useCameraApp'));
-  else say(t(`why_${reason}`));
+  else say(t(`why_${reason}`), reason === 'microphone' && page.state.action_fallback ? t('orActions') : '');
 }
 
 // How to record in the page next time, by what went wrong.
@@ -540,6 +590,7 @@ const FIXES = {
   recorder: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
   slow: ['fix_slow'],
   busy: ['fix_busy'],
+  microphone: ['fix_mic_ios', 'fix_mic_android', 'fix_mic_wechat'],
   missing: ['fix_missing'],
 };
 
@@ -552,7 +603,7 @@ function explain(reason) {
     item.textContent = t(key);
     return item;
   }));
-  cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'slow'].includes(reason);
+  cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'slow', 'microphone'].includes(reason);
 }
 
 function onFileChosen() {
@@ -788,6 +839,11 @@ function measureTop() {
 
 function init() {
   document.documentElement.classList.toggle('framed', framed);
+  try {
+    page.agreed = window.sessionStorage.getItem(AGREED_KEY) === '1';
+  } catch {
+    // storage refused: the consent screen comes first, as on a first visit
+  }
   measureTop();
   window.addEventListener('resize', measureTop);
   tellParentTheHeight();
@@ -805,6 +861,7 @@ function init() {
   fileInput.addEventListener('change', onFileChosen);
   useFileButton.addEventListener('click', () => useFallback('chosen'));
   cameraAgainButton.addEventListener('click', tryCameraAgain);
+  switchButton.addEventListener('click', switchToAction);
   document.addEventListener('visibilitychange', onVisibilityChange);
   window.addEventListener('pagehide', stopCapture);
   window.addEventListener('pageshow', (event) => {

@@ -3,6 +3,7 @@
 // framed cross-site, where third-party cookies are blocked).
 
 const UPLOAD_TIMEOUT_MS = 180_000;  // longer than ffmpeg plus Juhe's read timeout
+const CALL_TIMEOUT_MS = 20_000;  // any other request, beyond what the server may hold it
 
 /** An answer the server gave: `status` and its JSON body (null when it was not JSON). */
 export class Answer {
@@ -19,26 +20,42 @@ export class Answer {
 /** The request never got an answer (offline, connection dropped, timed out). */
 export class ConnectionLost extends Error {}
 
-async function call(url, options) {
-  let response;
+async function call(url, options, heldMs = 0) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), CALL_TIMEOUT_MS + heldMs);
   try {
-    response = await fetch(url, { cache: 'no-store', credentials: 'omit', ...options });
-  } catch (error) {
-    throw new ConnectionLost(error.message);
+    let response;
+    try {
+      response = await fetch(url, { cache: 'no-store', credentials: 'omit', signal: abort.signal, ...options });
+    } catch (error) {
+      throw new ConnectionLost(error.message);
+    }
+    const body = await response.json().catch(() => null);
+    return new Answer(response.status, body);
+  } finally {
+    clearTimeout(timer);
   }
-  const body = await response.json().catch(() => null);
-  return new Answer(response.status, body);
 }
 
 /** GET the session's state; a server that can may hold it up to `waitSeconds` for the verdict. */
 export function fetchState(base, waitSeconds = 0) {
   const query = waitSeconds > 0 ? `?wait=${waitSeconds}` : '';
-  return call(`${base}/state${query}`, { headers: { Accept: 'application/json' } });
+  return call(`${base}/state${query}`, { headers: { Accept: 'application/json' } }, waitSeconds * 1000);
 }
 
 /** POST for a new challenge: 201 {challenge, state}, or {error, state}. */
 export function requestChallenge(base) {
   return call(`${base}/challenge`, { method: 'POST', headers: { Accept: 'application/json' } });
+}
+
+/** POST to record a number-mode session in action mode instead (the microphone failed, for
+ * `reason`): 201 {challenge, state}, or {error, state}. */
+export function switchToAction(base, reason) {
+  return call(`${base}/mode`, {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ mode: 'action', reason }),
+  });
 }
 
 /**

@@ -57,6 +57,8 @@ export default {
   why_inapp: 'This app\'s built-in browser cannot record video in a web page.',
   why_recorder: 'This browser cannot make a usable recording in the page (another way was tried too).',
   why_slow: 'The camera did not open within 20 seconds.',
+  why_microphone: 'The microphone was refused: reading the digits needs your voice.',
+  orActions: 'Or tap "Do actions instead": open your mouth and close your eyes, no microphone needed.',
   fix_ios: 'iPhone: Settings › Safari › Camera and Microphone › Allow; or tap "aA" in the address bar › Website Settings. Then reload. Needs iOS 14.3 or later.',
   fix_android: 'Android: tap the icon left of the address bar › Permissions, allow camera and microphone, then reload. Chrome or the phone\'s own browser work best.',
   fix_wechat: 'WeChat: tap "…" at the top right › Open in Browser; or allow camera and microphone for WeChat in the phone\'s Settings › Apps › WeChat › Permissions.',
@@ -66,6 +68,9 @@ export default {
   fix_browser_wechat: 'WeChat: tap "…" at the top right › Open in Browser.',
   fix_inapp: 'In WeChat, QQ, Alipay and other apps: tap "…" at the top right and choose "Open in browser". In the phone\'s browser you can record right in the page, with live tips.',
   fix_slow: 'If you see a question about allowing the camera, tap "Allow", then tap "Try the camera again"; or record with the phone\'s camera app.',
+  fix_mic_ios: 'iPhone: open Settings › Safari › Microphone and choose Allow; or tap the "aA" icon left of the address › Website Settings › Microphone. Then tap "Try the camera again".',
+  fix_mic_android: 'Android: tap the icon left of the address › Permissions › Microphone, choose Allow, then tap "Try the camera again".',
+  fix_mic_wechat: 'WeChat: allow the microphone in the phone\'s Settings › Apps › WeChat › Permissions, then tap "Try the camera again".',
   fix_busy: 'Close the app using the camera (a video call?), then tap "Try the camera again".',
   fix_missing: 'Use a phone with a front camera, or record with the phone\'s camera app.',
 };
