@@ -55,7 +55,7 @@ const fallbackRemember = document.getElementById('fallback-remember');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
 const switchButton = document.getElementById('switch-action');
-const AGREED_KEY = `liveness:agreed:${base}`;  // sessionStorage: agreed before the page reloaded
+const AGREED_KEY = `liveness:agreed:${base}`;  // sessionStorage: agreed, then reloaded for a mode change
 
 /** Every phase the page can be in; an element's data-show names some of them (capture.html, and
  * tests/test_pages.py checks that the two agree).
@@ -147,11 +147,6 @@ function whenAgreed(then) {
 
 function agree() {
   page.agreed = true;
-  try {
-    window.sessionStorage.setItem(AGREED_KEY, '1');  // a reload in this tab (a mode change) keeps it
-  } catch {
-    // not kept: after a reload the person agrees again
-  }
   window.scrollTo(0, 0);  // the consent may have been scrolled to its button: the next screen fits
   const then = page.afterConsent;
   page.afterConsent = null;
@@ -333,6 +328,11 @@ async function switchToAction() {
   switchButton.disabled = false;
   if (answer?.status === 201) {
     stopCapture();
+    try {
+      window.sessionStorage.setItem(AGREED_KEY, '1');  // the action-mode page need not ask again
+    } catch {
+      // not kept: the action-mode page asks for consent (its text says no sound is recorded)
+    }
     window.location.reload();
     return undefined;
   }
@@ -839,8 +839,9 @@ function measureTop() {
 
 function init() {
   document.documentElement.classList.toggle('framed', framed);
-  try {
+  try {  // once: any other reload asks for consent again before the camera
     page.agreed = window.sessionStorage.getItem(AGREED_KEY) === '1';
+    window.sessionStorage.removeItem(AGREED_KEY);
   } catch {
     // storage refused: the consent screen comes first, as on a first visit
   }

@@ -40,6 +40,7 @@ from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
     ElementNotInteractableException,
+    InvalidArgumentException,
     StaleElementReferenceException,
     TimeoutException,
 )
@@ -105,8 +106,10 @@ Promise.resolve().then(() => (%s)(...args)).then(
   (value) => done({value: value === undefined ? null : value}),
   (error) => done({error: String(error && error.stack ? `${error}\\n${error.stack}` : error)}));"""
 # A click that found the element but could not land on it: the page replaced, moved or covered it.
+# A click that missed because the page changed under it (tried again until the limit). WebKit
+# answers "invalid argument" for an element that moved out of reach between finding and clicking.
 MISSED = (StaleElementReferenceException, ElementClickInterceptedException,
-          ElementNotInteractableException)
+          ElementNotInteractableException, InvalidArgumentException)
 
 
 class JavaScriptError(RuntimeError):
@@ -278,7 +281,10 @@ class WebKitPage:
         the whole window, toolbar included, so grow it by what the toolbar takes."""
         inner = "return [innerWidth, innerHeight]"
         self.driver.set_window_rect(width=width, height=height)
-        got_width, got_height = self.driver.execute_script(inner)
+        # The resize lands a little later: measure once the page sees the window's new width.
+        got_width, got_height = wait_for(
+            lambda: (seen := self.driver.execute_script(inner))[0] <= width and seen,
+            f"the window to be {width} px wide", timeout=5)
         self.driver.set_window_rect(width=2 * width - got_width, height=2 * height - got_height)
         try:
             wait_for(lambda: self.driver.execute_script(inner) == [width, height],
