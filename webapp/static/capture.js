@@ -469,6 +469,7 @@ async function record() {
     : blob.size ? null : 'small';
   page.coach?.recording(false);
   if (!problem && await media.decodable(blob) === false) problem = 'small';
+  if (page.phase !== 'recording') return;  // hidden while the file was read back
   if (problem === 'small' || problem === 'short') return recorderBroken(mimeType, problem);
   if (problem) return redoLocally(problem);
   stopCoach();

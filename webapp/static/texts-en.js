@@ -57,7 +57,7 @@ export default {
   why_inapp: 'This app\'s built-in browser cannot record video in a web page.',
   why_recorder: 'This browser cannot make a usable recording in the page (another way was tried too).',
   why_slow: 'The camera did not open within 20 seconds.',
-  why_microphone: 'The microphone was refused: reading the digits needs your voice.',
+  why_microphone: 'The microphone was refused, or there is none: reading the digits needs your voice.',
   orActions: 'Or tap "Do actions instead": open your mouth and close your eyes, no microphone needed.',
   fix_ios: 'iPhone: Settings › Safari › Camera and Microphone › Allow; or tap "aA" in the address bar › Website Settings. Then reload. Needs iOS 14.3 or later.',
   fix_android: 'Android: tap the icon left of the address bar › Permissions, allow camera and microphone, then reload. Chrome or the phone\'s own browser work best.',
