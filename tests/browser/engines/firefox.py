@@ -115,6 +115,7 @@ QUIET_PREFS: dict[str, Any] = {
 # but then Firefox aborts on the first connection a page makes off loopback.)
 ENVIRONMENT = {"MOZ_REMOTE_SETTINGS_DEVTOOLS": "1", "MOZ_CRASHREPORTER_DISABLE": "1"}
 # Chinese is what the capture page shows when nothing asks otherwise.
+DEFAULT_LOCALE = "zh-CN"  # the profile's; a page in another locale is set up over BiDi
 PAGE_PREFS = {"intl.accept_languages": "zh-CN, zh", "media.navigator.streams.fake": True}
 CAMERA_PREFS = {**QUIET_PREFS, **PAGE_PREFS, "media.navigator.permission.disabled": True}
 REFUSING_PREFS = {**QUIET_PREFS, **PAGE_PREFS, "media.navigator.permission.disabled": False,
@@ -144,7 +145,7 @@ class FirefoxEngine:
         self._allowing = _Firefox(CAMERA_PREFS)
         self._refusing: _Firefox | None = None
 
-    def new_page(self, *, camera: bool = True, locale: str = "zh-CN",
+    def new_page(self, *, camera: bool = True, locale: str = DEFAULT_LOCALE,
                  width: int = 360, height: int = 740) -> FirefoxPage:
         if camera:
             browser = self._allowing
@@ -220,6 +221,16 @@ class _Firefox:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _optional(bidi: BidiClient, method: str, params: dict, *, needed: bool) -> None:
+    """Send a command that Firefox ESR 140 (Debian 12 without its security updates) lacks: the
+    profile's prefs already give the default locale, so only another one needs it."""
+    try:
+        bidi.send(method, params)
+    except BidiError as error:
+        if needed or error.error != "unknown command":
+            raise
+
+
 class FirefoxPage:
     """A tab in a user context of its own, with the phone's viewport, language and camera."""
 
@@ -239,10 +250,11 @@ class FirefoxPage:
             # Intl and navigator.language, and what the page is asked for in (as the
             # intl.accept_languages pref says for zh-CN).
             languages = ", ".join(dict.fromkeys([locale, locale.split("-")[0]]))
-            bidi.send("emulation.setLocaleOverride", {"locale": locale, **only_here})
-            bidi.send("network.setExtraHeaders", {"headers": [{
+            _optional(bidi, "emulation.setLocaleOverride", {"locale": locale, **only_here},
+                      needed=locale != DEFAULT_LOCALE)
+            _optional(bidi, "network.setExtraHeaders", {"headers": [{
                 "name": "Accept-Language", "value": {"type": "string", "value": languages}}],
-                **only_here})
+                **only_here}, needed=locale != DEFAULT_LOCALE)
             self.context = bidi.send("browsingContext.create", {
                 "type": "tab", "userContext": self._user_context})["context"]
             # Twice as many device pixels as CSS pixels, as the Chromium phone has.
