@@ -162,3 +162,9 @@ def test_no_guidance_module_is_over_350_lines():
     sizes = {p.name: len(p.read_text().splitlines()) for p in folder.glob("*.py")}
     assert {"__init__.py", "model.py", "table.py", "problems.py"} <= set(sizes)
     assert max(sizes.values()) <= 350, sizes
+
+
+def test_only_an_empty_or_unreadable_file_makes_the_page_record_another_way():
+    """The page changes its recorder type after these two answers, and after no other: a dark
+    room or a covered face is the person's to change, not the browser's."""
+    assert {g.code for g in GUIDANCE.values() if g.recording_broken} == {267536, 267537}

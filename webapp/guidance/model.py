@@ -30,8 +30,4 @@ class Guidance:
     operator: str
     problem_zh: str = ""  # the problem in a few words ("光线太暗"), for "最后一次的问题：…"
     problem_en: str = ""  # the same in English ("too dark")
-
-    @property
-    def recording_broken(self) -> bool:
-        """The file itself was empty or unreadable: the page records the next one another way."""
-        return self.code in (267536, 267537)
+    recording_broken: bool = False  # the file itself was empty or unreadable: record another way

@@ -2,6 +2,8 @@
 (what each flag means: the package docstring)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .model import Category, Guidance
 from .problems import PROBLEMS
 
@@ -210,15 +212,16 @@ ROWS: list[Guidance] = [
                 "Juhe failed to fetch the video internally. Not charged. This service also "
                 "answers it for the operator API's video_url when the connection broke off "
                 "during the download: send it again."),
-    _capture(267536, "视频为空，或大小不合适，请控制录制时长在6s左右",
-             "视频大小不合适：请重新录制一段约6秒的视频。",
-             "The video is empty or the wrong size. Please record a video of about 6 "
-             "seconds.", "Base64 video empty or over 8 MB."),
-    _capture(267537, "视频格式有误",
-             "视频文件无法识别：请直接在本页面重新录制；如果上传文件，请选择手机相机拍摄的视频。",
-             "The video file could not be read. Please record directly on this page; if you "
-             "upload a file, choose a video taken with your phone camera.",
-             "Juhe could not parse the video (it expects H.264 in mp4/avi/flv)."),
+    replace(_capture(267536, "视频为空，或大小不合适，请控制录制时长在6s左右",
+                     "视频大小不合适：请重新录制一段约6秒的视频。",
+                     "The video is empty or the wrong size. Please record a video of about 6 "
+                     "seconds.", "Base64 video empty or over 8 MB."), recording_broken=True),
+    replace(_capture(267537, "视频格式有误",
+                     "视频文件无法识别：请直接在本页面重新录制；如果上传文件，请选择手机相机拍摄的视频。",
+                     "The video file could not be read. Please record directly on this page; if "
+                     "you upload a file, choose a video taken with your phone camera.",
+                     "Juhe could not parse the video (it expects H.264 in mp4/avi/flv)."),
+            recording_broken=True),
     _capture(267538, "视频像素太低",
              "视频清晰度太低：请用手机前置摄像头录制，擦干净镜头，再重新录制。",
              "The video resolution is too low. Use your phone's front camera, wipe the lens, "
