@@ -105,9 +105,9 @@ const args = Array.prototype.slice.call(arguments, 0, -1);
 Promise.resolve().then(() => (%s)(...args)).then(
   (value) => done({value: value === undefined ? null : value}),
   (error) => done({error: String(error && error.stack ? `${error}\\n${error.stack}` : error)}));"""
-# A click that found the element but could not land on it: the page replaced, moved or covered it.
-# A click that missed because the page changed under it (tried again until the limit). WebKit
-# answers "invalid argument" for an element that moved out of reach between finding and clicking.
+# A click that found the element but could not land on it: the page replaced, moved or covered
+# it (tried again until the limit). WebKit answers "invalid argument" for an element that moved
+# out of reach between finding and clicking.
 MISSED = (StaleElementReferenceException, ElementClickInterceptedException,
           ElementNotInteractableException, InvalidArgumentException)
 
