@@ -63,6 +63,16 @@ def agree(page: Page) -> None:
     page.click("button", "同意并开始")
 
 
+def open_and_agree(run: Run, mode: str, **page_options) -> tuple[Page, dict, str]:
+    """A new session in `mode` (through the operator API), its link opened in a new page and the
+    consent agreed to: (the page, the session's JSON, its ID number)."""
+    created, number = run.app.create_session(mode)
+    page = run.page(**page_options)
+    page.goto(created["url"])
+    agree(page)
+    return page, created, number
+
+
 def shown_digits(page: Page) -> str:
     return re.search(r"\d{4}", wait_text(page, "region", NUMBER_TITLE, re.compile(r"\d{4}"))).group(0)
 
@@ -118,10 +128,7 @@ def consent_can_be_declined_and_reconsidered(run: Run) -> None:
 
 
 def number_mode_passes(run: Run) -> dict:
-    created, number = run.app.create_session("number")
-    page = run.page()
-    page.goto(created["url"])
-    agree(page)
+    page, created, number = open_and_agree(run, "number")
     digits = shown_digits(page)
     record(page)
     run.shot(page, "recording-number")
@@ -133,10 +140,7 @@ def number_mode_passes(run: Run) -> dict:
 
 
 def action_mode_passes(run: Run) -> dict:
-    created, number = run.app.create_session("action")
-    page = run.page()
-    page.goto(created["url"])
-    agree(page)
+    page, created, number = open_and_agree(run, "action")
     order = shown_actions(page)
     assert sorted(order) == ["张嘴", "闭眼"], order
     record(page)
@@ -151,10 +155,7 @@ def action_mode_passes(run: Run) -> dict:
 
 
 def silent_mode_passes(run: Run) -> dict:
-    created, number = run.app.create_session("silent")
-    page = run.page()
-    page.goto(created["url"])
-    agree(page)
+    page, created, number = open_and_agree(run, "silent")
     wait_text(page, "region", SILENT_TITLE, "看着摄像头")
     record(page)
     passed(page)
@@ -163,11 +164,8 @@ def silent_mode_passes(run: Run) -> dict:
 
 
 def a_failed_answer_is_explained_and_a_new_challenge_passes(run: Run) -> None:
-    created, number = run.app.create_session("number")
+    page, _, number = open_and_agree(run, "number")
     run.standin.script[number] = 267517  # too dark
-    page = run.page()
-    page.goto(created["url"])
-    agree(page)
     first = shown_digits(page)
     record(page)
     said = wait_text(page, "status", None, "光线太暗", timeout=VERDICT_S)
@@ -182,10 +180,7 @@ def a_failed_answer_is_explained_and_a_new_challenge_passes(run: Run) -> None:
 
 
 def a_refused_camera_is_explained_and_the_phone_camera_sends(run: Run, video: Path) -> None:
-    created, number = run.app.create_session("action")
-    page = run.page(camera=False)
-    page.goto(created["url"])
-    agree(page)
+    page, _, number = open_and_agree(run, "action", camera=False)
     wait_text(page, "status", None, "权限被拒绝", timeout=20)
     why = wait_text(page, "region", "想在网页里直接录制？", "iPhone")
     assert "安卓" in why and "微信" in why, why
@@ -198,14 +193,10 @@ def a_refused_camera_is_explained_and_the_phone_camera_sends(run: Run, video: Pa
 
 
 def the_phone_camera_can_be_chosen_instead(run: Run, video: Path) -> None:
-    created, number = run.app.create_session("number")
-    page = run.page()
-    page.goto(created["url"])
-    agree(page)
+    page, _, number = open_and_agree(run, "number")
     digits = shown_digits(page)
     page.click("button", "改用手机相机录制")
-    hint = wait_text(page, "status", None, "请改用手机相机录制")
-    assert hint
+    wait_text(page, "status", None, "请改用手机相机录制")
     remember = text_of(page, "region", NUMBER_TITLE)
     assert digits in remember.replace(" ", ""), remember
     page.set_file("拍摄视频", video)

@@ -27,8 +27,22 @@ CAMERA_JS = HERE / "camera.js"
 FACE_URL = "/__test__/face.png"  # the picture camera.js draws; the test app serves it
 
 
+# The element LOCATE_JS finds if it can be clicked (not disabled), scrolled to the middle; else
+# null. Every driver clicks what this returns.
+CLICKABLE_JS = f"""(...a) => {{
+  const element = ({LOCATE_JS})(...a);
+  if (!element || element.disabled || element.getAttribute('aria-disabled') === 'true') return null;
+  element.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}});
+  return element;
+}}"""
+
+
 class EngineTimeout(AssertionError):
     """A wait on the page ran out (an AssertionError, so pytest shows it as a failed check)."""
+
+
+class JavaScriptError(RuntimeError):
+    """A function called in the page threw, or its promise rejected."""
 
 
 class Page(Protocol):

@@ -6,10 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import LOCATE_JS, wait_for
-
-# The element for (role, name, exact) when it is there and not disabled, else null.
-_ENABLED = f"(args) => {{ const e = ({LOCATE_JS})(...args); return e && !e.disabled ? e : null; }}"
+from . import CLICKABLE_JS, wait_for
 
 
 class ChromiumPage:
@@ -27,7 +24,8 @@ class ChromiumPage:
         return self.page.evaluate(f"(args) => ({function})(...args)", list(args))
 
     def _element(self, role: str, name: str, exact: bool):
-        return self.page.evaluate_handle(_ENABLED, [role, name, exact]).as_element()
+        return self.page.evaluate_handle(f"(args) => ({CLICKABLE_JS})(...args)",
+                                         [role, name, exact]).as_element()
 
     def click(self, role: str, name: str, *, exact: bool = False, timeout: float = 15) -> None:
         element = wait_for(lambda: self._element(role, name, exact), f"the {role} {name!r}", timeout)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import CAMERA_JS, FACE_URL, LOCATE_JS, EngineTimeout, wait_for
+from . import CAMERA_JS, CLICKABLE_JS, FACE_URL, LOCATE_JS, EngineTimeout, JavaScriptError, wait_for
 from .bidi import BidiClient, BidiError, BidiTimeout
 
 FIREFOX = "/usr/bin/firefox-esr"
@@ -121,19 +121,8 @@ CAMERA_PREFS = {**QUIET_PREFS, **PAGE_PREFS, "media.navigator.permission.disable
 REFUSING_PREFS = {**QUIET_PREFS, **PAGE_PREFS, "media.navigator.permission.disabled": False,
                   "permissions.default.camera": 2, "permissions.default.microphone": 2}
 
-# The element LOCATE_JS finds if it can be clicked (not disabled), scrolled to the middle.
-CLICKABLE_JS = f"""(...a) => {{
-  const element = ({LOCATE_JS})(...a);
-  if (!element || element.disabled || element.getAttribute('aria-disabled') === 'true') return null;
-  element.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}});
-  return element;
-}}"""
 # Errors of a click on an element the page replaced or moved between finding and clicking it.
 GONE = {"no such node", "no such element", "stale element reference", "move target out of bounds"}
-
-
-class JavaScriptError(RuntimeError):
-    """A function called in the page threw, or its promise rejected."""
 
 
 class FirefoxEngine:

@@ -11,9 +11,9 @@ from typing import ClassVar
 import pytest
 from PIL import Image
 
-from . import FACE_URL, EngineTimeout, wait_for
+from . import FACE_URL, EngineTimeout, JavaScriptError, wait_for
 from .bidi import BidiError, BidiTimeout
-from .firefox import FirefoxEngine, FirefoxPage, JavaScriptError
+from .firefox import FirefoxEngine, FirefoxPage
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>driver test</title>
 <p style="height: 2000px">long text before the controls</p>

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from . import EngineTimeout
-from .webkit import CAMERA_MARK, JavaScriptError, WebKitEngine, build_root, camera_of
+from . import EngineTimeout, JavaScriptError
+from .webkit import CAMERA_MARK, WebKitEngine, build_root, camera_of
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>driver test</title></head><body>

@@ -49,7 +49,7 @@ from selenium.webdriver.remote.remote_connection import RemoteConnection
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.webkitgtk.options import Options
 
-from . import LOCATE_JS, EngineTimeout, wait_for
+from . import CLICKABLE_JS, LOCATE_JS, EngineTimeout, JavaScriptError, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 ROOT_SCRIPT = REPOSITORY / "scripts" / "webkit-root.sh"
@@ -91,13 +91,8 @@ exec chroot "$1" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 /bin/
 ' "$3"
 """
 
-# The element LOCATE_JS finds if it can be clicked (not disabled), scrolled to the middle.
-CLICKABLE_JS = f"""return ((...a) => {{
-  const element = ({LOCATE_JS})(...a);
-  if (!element || element.disabled || element.getAttribute('aria-disabled') === 'true') return null;
-  element.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}});
-  return element;
-}})(...arguments);"""
+# CLICKABLE_JS as a WebDriver script: its arguments, the returned element a WebElement.
+CLICKABLE_SCRIPT = f"return ({CLICKABLE_JS})(...arguments);"
 # Calls a function expression with the script's arguments and hands its (awaited) outcome to
 # WebDriver's callback, the last argument.
 CALL_JS = """const done = arguments[arguments.length - 1];
@@ -110,10 +105,6 @@ Promise.resolve().then(() => (%s)(...args)).then(
 # out of reach between finding and clicking.
 MISSED = (StaleElementReferenceException, ElementClickInterceptedException,
           ElementNotInteractableException, InvalidArgumentException)
-
-
-class JavaScriptError(RuntimeError):
-    """A function called in the page threw, or its promise rejected."""
 
 
 def build_root() -> Path:
@@ -311,7 +302,7 @@ class WebKitPage:
     def click(self, role: str, name: str, *, exact: bool = False, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            element = wait_for(lambda: self._find(CLICKABLE_JS, role, name, exact),
+            element = wait_for(lambda: self._find(CLICKABLE_SCRIPT, role, name, exact),
                                f"a clickable {role} {name!r}",
                                max(deadline - time.monotonic(), 0))
             try:
