@@ -22,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
-from .engines import FACE_URL
+from .engines import CAMERA_JS, FACE_URL
 from .engines.webkit import camera_of
 
 expect.set_options(timeout=15_000)
@@ -72,8 +72,12 @@ def _feed_y4m(directory: Path, name: str, **scene) -> Path:
 def _scene_png(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
                wall: tuple[int, int, int] = (205, 196, 184), window: bool = False) -> Path:
     """A 720x560 picture of the face `size` pixels wide (0: none) at `gain` of its brightness on a
-    `wall` (`window`: blown-out white all round the head)."""
+    `wall` (`window`: blown-out white all round the head); made once per name and folder."""
     from skimage import data, io, transform
+
+    png = directory / f"{name}.png"
+    if png.exists():
+        return png
 
     # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval (size 1000),
     # where the oval is in a 720x560 scene the 640x480 camera pans over a little.
@@ -89,7 +93,6 @@ def _scene_png(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
     if window:
         y, x = np.mgrid[0:560, 0:720]
         scene[((x - 360) / 165) ** 2 + ((y - 250) / 210) ** 2 > 1] = 255
-    png = directory / f"{name}.png"
     io.imsave(png, scene.clip(0, 255).round().astype(np.uint8), check_contrast=False)
     return png
 
@@ -224,7 +227,7 @@ def next_idcard() -> str:
 
 
 @pytest.fixture(scope="session")
-def live_app(standin, tmp_path_factory):
+def live_app(standin, tmp_path_factory, camera_dir):
     """The app, talking to the Juhe stand-in, served by a real threaded server. An operator's
     page at http://127.0.0.1:<port> (another site than localhost) may frame it."""
     from webapp import create_app
@@ -245,11 +248,10 @@ def live_app(standin, tmp_path_factory):
         "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
         "STANDALONE": True,  # the self-service form too (its page goes back to it)
     })
-    face = _scene_png(tmp, "face")
-    camera_js = (Path(__file__).parent / "engines" / "camera.js").read_text()
+    face = _scene_png(camera_dir, "face")  # what Chromium's camera films too
     test_files = {
-        "face.png": (face.read_bytes(), "image/png"),
-        "camera.js": (f"({camera_js.strip()})({FACE_URL!r});\n".encode(), "text/javascript"),
+        FACE_URL.removeprefix(TEST_PREFIX): (face.read_bytes(), "image/png"),
+        "camera.js": (f"({CAMERA_JS.read_text().strip()})({FACE_URL!r});\n".encode(), "text/javascript"),
         "no-camera.js": (REFUSE_CAMERA.encode(), "text/javascript"),
     }
     holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers, test_files)

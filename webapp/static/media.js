@@ -120,9 +120,9 @@ export function withLimit(promise, ms, what) {
 
 /**
  * A recorder for `stream`, recording the first of its usable types not in `broken` (a type the
- * browser refuses at once is added to it; a NotSupportedError when none is left), that collects its chunks and resolves `done` with one
- * Blob. `start(ms)` records for `ms` milliseconds and stops by itself; `cancel()` drops the
- * recording. `done` rejects (TimeoutError) when the recorder does not start, or does not stop,
+ * browser refuses at once is added to it; a NotSupportedError when none is left), that collects
+ * its chunks and resolves `done` with one Blob. `start(ms)` records for `ms` milliseconds and
+ * stops by itself; `cancel()` drops the recording. `done` rejects (TimeoutError) when the recorder does not start, or does not stop,
  * within LIMITS: some engines never fire `stop` for a stream they cannot record.
  */
 export function makeRecorder(stream, broken = new Set()) {
