@@ -11,7 +11,9 @@ reports the bad value when it starts.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).with_name("nginx.conf")
 DEFAULT_UPLOAD_MB = 50
 DEFAULT_GUNICORN_TIMEOUT = 180
+WORKER_CONNECTIONS = 4096   # per nginx worker (one per CPU)
 
 
 def _settings():
@@ -35,6 +38,38 @@ def proxy_hops() -> int:
     if settings is not None and "PROXY_HOPS" in settings.model_fields_set:
         return settings.PROXY_HOPS
     return 1
+
+
+def file_limits(connections: int = WORKER_CONNECTIONS) -> tuple[int, int]:
+    """nginx's (worker_connections, worker_rlimit_nofile): two descriptors per connection. Root's
+    workers may raise their own limit; another user's only up to the hard limit, so fewer
+    connections there rather than workers that cannot open what they accept."""
+    nofile = 2 * connections
+    if os.geteuid() != 0:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < nofile:
+            nofile = hard
+    return max(nofile // 2, 64), nofile
+
+
+def proxy_addresses(settings) -> list[str]:
+    """PROXY_ADDRESSES, each an address or network nginx accepts (checked again: this is config)."""
+    if settings is None:
+        return []
+    found = []
+    for item in getattr(settings, "PROXY_ADDRESSES", ()):
+        found.append(str(ipaddress.ip_network(item, strict=False)))
+    return found
+
+
+def real_ip(addresses: list[str]) -> str:
+    """The realip directives: count the client in X-Forwarded-For when the connection is from one
+    of `addresses` (the rightmost address not of them; a client cannot choose it)."""
+    if not addresses:
+        return "# (PROXY_ADDRESSES unset: every connection counts as its own address)"
+    lines = [f"set_real_ip_from {a};" for a in addresses]
+    lines += ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"]
+    return "\n    ".join(lines)
 
 
 def listen_directive(bind: str, tls: bool) -> str:
@@ -59,8 +94,12 @@ def render(listen: str, upstream: str, run: str, cert: str | None = None,
         import grp
         import pwd
         user = f"user {pwd.getpwuid(0).pw_name} {grp.getgrgid(0).gr_name};"
+    worker_connections, rlimit_nofile = file_limits()
     fields = {
         "RUN": run,
+        "WORKER_CONNECTIONS": str(worker_connections),
+        "RLIMIT_NOFILE": str(rlimit_nofile),
+        "REAL_IP": real_ip(proxy_addresses(settings)),
         "USER": user,
         "BODY_MB": str(upload_mb + 1),
         "UPSTREAM": upstream,

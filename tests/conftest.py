@@ -118,7 +118,7 @@ def rows(database_url: str, sql: str, **params) -> list[tuple]:
 
 
 # Modules whose tests start real processes (gunicorn, serve.sh, Celery, Redis, a second Python).
-SERVICE_MODULES = {"test_celery", "test_deploy", "test_docs", "test_faults", "test_races", "test_serve",
+SERVICE_MODULES = {"test_celery", "test_database_outage", "test_deploy", "test_docs", "test_faults", "test_races", "test_serve",
                    "test_wakeups"}
 
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from .servers import free_port
@@ -39,7 +40,7 @@ class PostgresServer:
         data = self.root / "data"
         self._run(_bin("initdb"), "-D", str(data), "-U", "liveness", "--auth=trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        self._options = options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
         self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         return self
@@ -61,3 +62,11 @@ class PostgresServer:
             self._run(_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server as an operator's `pg_ctl restart` would (`-m fast`: every connection is
+        cut), stay down `down_seconds`, and start it again with the same options."""
+        data = str(self.root / "data")
+        self._run(_bin("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop")
+        time.sleep(down_seconds)
+        self._run(_bin("pg_ctl"), "-D", data, "-o", self._options, "-l", str(self.root / "log"), "-w", "start")

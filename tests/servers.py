@@ -150,12 +150,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        """Start it (again, after kill(): on the same port, empty, as after a crash without
+        persistence)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                       "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
@@ -165,10 +169,15 @@ class RedisServer:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
-    def stop(self) -> None:
-        if self.proc is not None:
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost machine would: what it held is gone."""
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
+        if self.proc is not None:
             self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.kill()
 
 
 def worker_command() -> list[str]:

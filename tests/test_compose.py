@@ -34,3 +34,14 @@ def test_web_runs_the_readme_serve_command_and_the_image_cmd():
 def test_worker_runs_the_readme_worker_command():
     command = " ".join(COMPOSE["services"]["worker"]["command"])
     assert command.startswith("celery -A webapp.worker worker") and command in README
+
+
+def test_the_worker_is_restarted_and_its_healthcheck_asks_it_alone():
+    """`celery inspect ping` passes while any worker answers: the healthcheck names this one
+    (celery's default node name, celery@ the container's hostname), so a worker that runs but
+    is not connected to Redis is reported unhealthy (tests/test_broker_outage.py runs it)."""
+    worker = COMPOSE["services"]["worker"]
+    assert worker["restart"] == "unless-stopped"
+    kind, command = worker["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and command.startswith("celery -A webapp.worker inspect ping ")
+    assert "--destination celery@$$HOSTNAME" in command and "-n " not in " ".join(worker["command"])

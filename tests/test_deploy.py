@@ -111,15 +111,42 @@ def test_nginx_conf_renders_from_the_settings(tmp_path, monkeypatch):
     run.mkdir()
     text = module.render("127.0.0.1:8123", f"unix:{run}/g.sock", str(run))
     assert "client_max_body_size 8m;" in text and "proxy_read_timeout 130s;" in text
-    assert "proxy_request_buffering on;" in text and "client_body_timeout 60s;" in text
+    assert "proxy_request_buffering on;" in text and "client_body_timeout 15s;" in text
+    # No one address takes every connection (tests/test_flood.py): a cap and a rate per address,
+    # counted by the connecting address unless PROXY_ADDRESSES names proxies in front.
+    assert "limit_conn per_address 64;" in text and "limit_conn_status 429;" in text
+    assert "worker_connections 4096;" in text or os.geteuid() != 0
+    assert "set_real_ip_from" not in text
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text and "X-Forwarded-Proto $scheme" in text
     assert f'client_body_temp_path "{run}/body";' in text and f'pid "{run}/nginx.pid";' in text
-    assert '"127.0.0.1:8123"' in text and "@" not in text.split("http {", 1)[1]
+    assert '"127.0.0.1:8123"' in text and not re.search(r"^[^#\n]*@[A-Z_]+@", text, re.M)
+    monkeypatch.setenv("PROXY_ADDRESSES", "10.0.0.7, 192.168.0.0/16")
+    behind = module.render("127.0.0.1:8123", f"unix:{run}/g.sock", str(run))
+    assert "set_real_ip_from 10.0.0.7/32;" in behind and "set_real_ip_from 192.168.0.0/16;" in behind
+    assert "real_ip_header X-Forwarded-For;" in behind
     assert module.proxy_hops() == 1
     monkeypatch.setenv("PROXY_HOPS", "2")
     assert module.proxy_hops() == 2
     nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if nginx:
-        (run / "nginx.conf").write_text(text)
-        subprocess.run([nginx, "-t", "-q", "-p", str(run), "-c", str(run / "nginx.conf"), "-e", "stderr"],
-                       check=True)
+        for conf in (text, behind):
+            (run / "nginx.conf").write_text(conf)
+            subprocess.run([nginx, "-t", "-q", "-p", str(run), "-c", str(run / "nginx.conf"), "-e", "stderr"],
+                           check=True)
+
+
+def test_nginx_file_limits_fit_the_user(monkeypatch):
+    """4096 connections per worker and twice as many descriptors; a user who is not root gets what
+    the hard limit allows (root's workers raise their own)."""
+    import importlib.util
+    import resource
+    spec = importlib.util.spec_from_file_location("nginx_conf", ROOT / "deploy" / "nginx_conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 1024))
+    assert module.file_limits() == (4096, 8192)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert module.file_limits() == (512, 1024)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, resource.RLIM_INFINITY))
+    assert module.file_limits() == (4096, 8192)

@@ -4,6 +4,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+from webapp.settings import ConfigurationError
+
 from .conftest import AUTH, idcard
 
 
@@ -77,3 +81,50 @@ def test_under_gunicorn_every_worker_counts_and_logs_are_json_lines(tmp_path, st
         mine = [line["message"] for line in lines if line["request_id"] == f"req-{n}"]
         assert any("juhe antiFaceId" in m for m in mine) and any("outcome=0" in m for m in mine), mine
     assert not any(idcard(40 + n) in output for n in range(4)) and OPERATOR_KEY not in output
+
+
+# -- whose counts: /metrics is service-wide (issue 19, part 5, fault 2) ---------------------------
+METRICS_KEY = "metrics-key-0123456789"
+OTHER = {"Authorization": "Bearer other-operator-key"}
+
+
+def test_with_several_operator_keys_no_operator_key_reads_the_service_wide_counts(make_app):
+    client = make_app(OPERATOR_API_KEYS="op-key-abcdef,other-operator-key").test_client()
+    client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(41)})
+    for headers in (AUTH, OTHER):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 403, refused.status_code
+        error = refused.get_json()["error"]
+        assert error["code"] == "metrics_key_needed" and "METRICS_KEY" in error["message"]
+        assert "liveness_" not in refused.get_data(as_text=True)
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_metrics_key_reads_them_and_the_one_operator_key_still_does(make_app):
+    several = make_app(OPERATOR_API_KEYS="op-key-abcdef,other-operator-key", METRICS_KEY=METRICS_KEY)
+    client = several.test_client()
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}).status_code == 200
+    assert client.get("/metrics", headers=OTHER).status_code == 403
+    alone = make_app(METRICS_KEY=METRICS_KEY).test_client()   # one operator key: nothing to leak
+    assert scrape(alone)
+    assert alone.get("/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}).status_code == 200
+
+
+def test_a_short_metrics_key_stops_the_start(make_app):
+    with pytest.raises(ConfigurationError, match="METRICS_KEY"):
+        make_app(METRICS_KEY="short")
+
+
+def test_the_console_shows_the_service_wide_counts_exactly_where_metrics_would(make_app, monkeypatch):
+    """The console's funnel follows /metrics' rule for operator keys, sandbox or not."""
+    from webapp import funnel
+
+    from .test_console import sign_in
+    monkeypatch.setattr(funnel, "service_outcomes", lambda: [{"code": "0", "label": "通过", "count": 1}])
+    for overrides, shown in (({}, True), ({"OPERATOR_API_KEYS": "op-key-abcdef,other-operator-key"}, False),
+                             ({"JUHE_KEY": None, "OPERATOR_API_KEYS": "op-key-abcdef,other-operator-key"}, False)):
+        client = make_app(**overrides).test_client()
+        sign_in(client)
+        page = client.get("/console/funnel").get_data(as_text=True)
+        assert ('id="service"' in page) is shown, overrides
+        assert (client.get("/metrics", headers=AUTH).status_code == 200) is shown, overrides

@@ -252,3 +252,24 @@ def test_two_instances_share_one_budget_in_redis(tmp_path):
         for instance in instances:
             instance.stop()
         redis.stop()
+
+
+@pytest.mark.service
+def test_a_rate_limit_store_that_is_away_limits_in_memory_instead_of_failing(make_app, tmp_path):
+    """RATELIMIT_STORAGE_URI=redis://… and Redis restarting (issue 19): the person's page and the
+    operator API keep answering, each process counting in memory, and the shared counts are used
+    again once Redis is back."""
+    from .conftest import create_session
+    from .servers import RedisServer
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        app = make_app(RATELIMIT_STORAGE_URI=redis.url, RATELIMIT_ENABLED=True)
+        client = app.test_client()
+        redis.stop()  # away before the first request
+        _created, person = create_session(client)
+        statuses = [client.post(f"{person.path}/challenge").status_code for _ in range(25)]
+        # 20 a minute still holds, counted in this process while Redis is away.
+        assert statuses.count(201) == 20 and statuses.count(429) == 5, statuses
+        assert client.get(person.path).status_code == 200
+    finally:
+        redis.stop()

@@ -6,10 +6,13 @@ rules and neither imports the other.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import unicodedata
 from urllib.parse import urlsplit
 
+import ada_url
 from flask import g
 
 from . import sessions, targets
@@ -94,21 +97,78 @@ def checked_text(body: dict, name: str, limit: int) -> str | None:
 
 
 def checked_url(body: dict, name: str) -> str | None:
+    """An absolute http(s) URL that a browser (the WHATWG URL standard, `ada_url`) and Python's
+    parsers (urllib, and requests, which sends webhooks) read alike, else a 422 naming `name`.
+    return_url comes back as the browser spells it (host in lower-case ASCII, IDNA), so the host
+    the consent screen names (pages._asker) is the host the browser goes to."""
     value = checked_text(body, name, 2000)
     if value is None:
         return None
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        host = parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not host
-            or has_category(value, URL_UNSAFE)):
-        raise ApiError(422, f"invalid_{name}",
-                       f"{name} must be an absolute http(s) URL (no spaces or control characters).", name)
+    problem, spelled = url_problem(value)
+    if problem:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be an absolute http(s) URL: {problem}.", name)
     if name == "callback_url":
         checked_callback_target(value)
-    return value
+        return value  # sent by requests, which reads it as checked
+    return spelled
+
+
+def url_problem(value: str) -> tuple[str | None, str]:
+    """(what is wrong with `value` as an http(s) URL, or None; the browser's spelling of it).
+
+    Browsers parse URLs by the WHATWG rules, which differ from urllib's and requests': `\\` is
+    `/` (`https://evil.example\\@op.example/` goes to evil.example, urllib names op.example),
+    tabs and newlines are dropped, `https:evil.example` has a host. So refused: spaces, control
+    and format characters, backslashes, user info (`user@`), and any URL whose scheme, host or
+    port the two readings do not agree on (numeric hosts compare as addresses: `127.1` is
+    127.0.0.1 to both)."""
+    if has_category(value, URL_UNSAFE):
+        return "no spaces or control characters (percent-encode them)", value
+    if "\\" in value:
+        return "no backslash (a browser reads it as /; percent-encode it as %5C)", value
+    try:
+        browser = ada_url.URL(value)
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return "not a URL a browser can open", value
+    if browser.protocol not in ("http:", "https:") or parts.scheme.lower() not in ("http", "https"):
+        return "only http and https", value
+    if not parts.hostname or not parts.netloc:
+        return "a host after the scheme's //, as in https://host/path", value
+    if browser.username or browser.password or "@" in parts.netloc:
+        return "no user name or password before the host (user@host)", value
+    try:
+        scheme, host, port = targets.split(value)
+    except targets.TargetRefused:
+        return "its host is not one every client reads alike (write it in ASCII: xn--…)", value
+    seen = browser.hostname.removeprefix("[").removesuffix("]")
+    named = parts.hostname  # urllib's reading (an ASCII one compares as it is; IDNA: requests' above)
+    if (scheme + ":" != browser.protocol or not _same_host(seen, host)
+            or (named.isascii() and not _same_host(seen, named))
+            or port != (int(browser.port) if browser.port else targets.DEFAULT_PORTS[scheme])):
+        return "its host is read differently by browsers and servers", value
+    spelled = browser.href
+    again = urlsplit(spelled)
+    if again.hostname != seen.lower() or "@" in again.netloc:
+        return "its host is read differently by browsers and servers", value
+    return None, spelled
+
+
+def _same_host(browser: str, other: str) -> bool:
+    """Whether the WHATWG host (an address in canonical form, or an ASCII name) is the host
+    requests connects to (the socket layer reads `127.1`, `0x7f000001`… as addresses)."""
+    try:
+        address = ipaddress.ip_address(browser)
+    except ValueError:
+        address = None
+    try:
+        numeric = ipaddress.ip_address(other) if ":" in other else ipaddress.IPv4Address(socket.inet_aton(other))
+    except (OSError, ValueError):
+        numeric = None
+    if address is None or numeric is None:
+        return address is None and numeric is None and browser == other.lower()
+    return address == numeric
 
 
 def checked_callback_target(url: str) -> None:

@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Request, request
+from flask import Flask, Request, render_template, request
+from sqlalchemy.exc import DBAPIError
 
 from . import (
     api,
@@ -18,6 +19,7 @@ from . import (
     limits,
     logs,
     migrate,
+    outages,
     pages,
     security,
     sessions,
@@ -27,7 +29,7 @@ from . import (
     video,
     webhooks,
 )
-from .extensions import Services, csrf
+from .extensions import Services, csrf, json_error
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings
 from .storage import Store
@@ -49,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.request_class = _request_class(app.extensions["liveness"].uploads)
     register_extensions(app)
     register_blueprints(app)
+    _database_away_answers(app)
     register_commands(app)
     if settings.CELERY_BROKER_URL:
         from . import tasks
@@ -81,6 +84,9 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                     with s.store.session() as db:
                         sessions.housekeeping(db, s.settings)
                     last_housekeeping = time.monotonic()
+                if s.settings.CELERY_BROKER_URL:
+                    from . import tasks
+                    tasks.publish_lost(s.store)  # queued attempts whose task Redis lost
             except Exception:
                 logging.getLogger(__name__).exception("background pass failed")
             s.dispatcher.wait(interval)
@@ -183,6 +189,30 @@ def register_blueprints(app: Flask) -> None:
             return api.error_response(error.code, error.name.lower().replace(" ", "_"),
                                       f"{what}: {request.method} {request.path} (see /api/v1/openapi.json).")
         return error
+
+
+def _database_away_answers(app: Flask) -> None:
+    """While the database is away (restarted, failing over), every request that needs it is
+    answered 503 with Retry-After, never a 500: the API in its JSON error format, the page's
+    calls in theirs (the page tries again), a page or the console as a message to read."""
+    @app.errorhandler(DBAPIError)
+    def _database_away(error: DBAPIError):
+        if not outages.database_away(error):
+            raise error
+        logging.getLogger(__name__).warning("%s %s: the database is away (%s); answered 503",
+                                            request.method, request.path, type(error.orig).__name__)
+        message_zh = "服务正在恢复，请稍等几秒；本次不计入次数。"
+        if request.path.startswith("/api/"):
+            response = api.error_response(503, "database_unavailable",
+                                          "The database is briefly unavailable; try again in a few seconds.")
+        elif request.path.startswith("/v/") and (request.method != "GET" or request.path.endswith("/state")):
+            response = json_error(503, "service_unavailable",
+                                  "The service is recovering; try again in a few seconds.", message_zh=message_zh)
+        else:
+            response = app.make_response(render_template("message.html", title="请稍后再试", message=message_zh))
+            response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 def register_commands(app: Flask) -> None:

@@ -8,26 +8,37 @@ with the same numbers in tables beside them.
 Its cookie is its own: under /console Flask's signed session is the `liveness_console` cookie,
 path /console, SameSite Strict, HttpOnly (Secure behind https), signed with its own salt, so it
 is never sent to the capture pages or the API and no other cookie of the site can stand in for
-it. It holds the operator's key fingerprint and when it signed in, never the key; it lapses after
-SIGN_IN_HOURS.
+it. It holds the operator's key fingerprint, when it signed in and the sign-in's random id, never
+the key; it lapses after SIGN_IN_HOURS.
+
+A sign-in lives on the server too (storage.ConsoleSignIn, keyed by a hash of that id): every
+console request needs its row, signing out deletes it, so a copy of the cookie taken before
+sign-out opens nothing after. A key no longer configured (rotated or removed) ends its sign-ins,
+and the rows lapse with the cookie.
+
+Sign-in tries are limited per address and, because an attacker has many addresses, for all
+addresses together (SIGN_IN_OVERALL: failed tries only, per minute, so the operator waits at
+most a minute once the tries stop).
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
+import secrets
 import time
 
 from flask import Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from wtforms import PasswordField
 
 from . import funnel, sessions
 from .extensions import limiter, services
 from .guidance import guidance_for
-from .storage import VerificationSession, find_session, utcnow
+from .storage import ConsoleSignIn, VerificationSession, find_session, utcnow
 from .vocabulary import AttemptState
 
 PREFIX = "/console"
@@ -36,6 +47,12 @@ SALT = b"liveness-console-session"
 SIGN_IN_HOURS = 8
 PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}  # days the funnel looks back
 LIST_LIMIT = 100
+SIGN_IN_PER_ADDRESS = "10 per minute"
+# Failed sign-ins from every address together: tries from many addresses (a botnet, an IPv6
+# block) are slowed as much as the operator can bear; per minute only, so once they stop the
+# operator waits a minute at most.
+SIGN_IN_OVERALL = "30 per minute"
+OVERALL_SCOPE = "console-sign-in-overall"
 
 bp = Blueprint("console", __name__, url_prefix=PREFIX)
 
@@ -77,14 +94,60 @@ class SignOutForm(FlaskForm):
     pass
 
 
+def _digest(sign_in_id: str) -> str:
+    return hashlib.sha256(sign_in_id.encode()).hexdigest()
+
+
+def _configured() -> set[str]:
+    return {sessions.operator_fingerprint(k) for k in services().settings.operator_keys}
+
+
+def _begin(operator: str) -> str:
+    """Record a new sign-in of `operator`; its id, for the cookie. Lapsed sign-ins and those of
+    keys no longer configured are deleted on the way."""
+    sign_in_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    with services().store.session() as db:
+        db.execute(delete(ConsoleSignIn).where(
+            (ConsoleSignIn.expires_at <= now) | ConsoleSignIn.operator.not_in(_configured())))
+        db.add(ConsoleSignIn(id=_digest(sign_in_id), operator=operator, created_at=now,
+                             expires_at=now + dt.timedelta(hours=SIGN_IN_HOURS)))
+        db.commit()
+    return sign_in_id
+
+
+def _alive(sign_in_id: object, operator: str) -> bool:
+    if not isinstance(sign_in_id, str) or not sign_in_id:
+        return False
+    with services().store.session() as db:
+        row = db.get(ConsoleSignIn, _digest(sign_in_id))
+        return row is not None and row.operator == operator and row.expires_at > utcnow()
+
+
+def _end(*, sign_in_id: object = None, operator: str | None = None) -> None:
+    """Delete one sign-in (by the cookie's id), or every sign-in of a key (its fingerprint)."""
+    if isinstance(sign_in_id, str) and sign_in_id:
+        where = ConsoleSignIn.id == _digest(sign_in_id)
+    elif operator:
+        where = ConsoleSignIn.operator == operator
+    else:
+        return
+    with services().store.session() as db:
+        db.execute(delete(ConsoleSignIn).where(where))
+        db.commit()
+
+
 @bp.before_request
 def _signed_in():
-    """Every console page but the sign-in needs a fresh sign-in of a key still configured."""
+    """Every console page but the sign-in needs a fresh sign-in, not signed out, of a key still
+    configured."""
     g.operator = None
     signed = session.get("operator")
     fresh = time.time() - session.get("at", 0) < SIGN_IN_HOURS * 3600
-    known = signed in {sessions.operator_fingerprint(k) for k in services().settings.operator_keys}
-    if signed and fresh and known:
+    known = isinstance(signed, str) and signed in _configured()
+    if signed and not known:
+        _end(operator=signed)  # the key was rotated or removed: none of its sign-ins lives on
+    if signed and fresh and known and _alive(session.get("sid"), signed):
         g.operator = signed
     elif request.endpoint != "console.sign_in":
         session.clear()
@@ -100,8 +163,14 @@ def _headers(response):
     return response
 
 
+def _failed(response) -> bool:
+    return response.status_code != 303
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(SIGN_IN_PER_ADDRESS, methods=["POST"])
+@limiter.limit(SIGN_IN_OVERALL, methods=["POST"], key_func=lambda: "all", scope=OVERALL_SCOPE,
+               deduct_when=_failed)
 def sign_in():
     """The sign-in form: an operator key, checked against every configured key."""
     keys = services().settings.operator_keys
@@ -116,8 +185,10 @@ def sign_in():
             if hmac.compare_digest(presented, key.encode()):
                 matched = key
         if matched is not None:
+            _end(sign_in_id=session.get("sid"))
             session.clear()
-            session["operator"], session["at"] = sessions.operator_fingerprint(matched), time.time()
+            operator = sessions.operator_fingerprint(matched)
+            session["operator"], session["at"], session["sid"] = operator, time.time(), _begin(operator)
             return redirect(url_for("console.session_list"), 303)
         error = "运营方密钥不正确：请核对后重新输入。 The operator key is wrong: check it and enter it again."
     status = 401 if error and request.method == "POST" else 200
@@ -127,15 +198,29 @@ def sign_in():
 @bp.errorhandler(CSRFError)
 def _form_expired(_error):
     """A post without a valid CSRF token (an old form, or another site's): sign in again."""
+    _end(sign_in_id=session.pop("sid", None))
     session.pop("operator", None)
     return render_template("console_login.html", form=SignInForm(), error=(
         "表单已过期或来源不明：请重新输入密钥并提交。 The form expired or did not come from this "
         "console: enter the key again and submit.")), 400
 
 
+@bp.errorhandler(429)
+def _too_many_tries(error):
+    """Too many tries: from every address together (the sign-in's overall limit), or from this one."""
+    if getattr(getattr(error, "limit", None), "scope", None) == OVERALL_SCOPE:
+        message = ("登录尝试过多（来自各处的尝试合计）：请一分钟后再试。 Too many sign-in attempts from "
+                   "all addresses together: wait a minute, then try again.")
+    else:
+        message = ("来自此地址的尝试过多：请一分钟后再试。 Too many tries from this address: wait a minute, "
+                   "then try again.")
+    return render_template("console_login.html", form=SignInForm(), error=message), 429
+
+
 @bp.post("/logout")
 def sign_out():
     if SignOutForm().validate_on_submit():
+        _end(sign_in_id=session.get("sid"))
         session.clear()
     return redirect(url_for("console.sign_in"), 303)
 
@@ -183,9 +268,9 @@ def failure_funnel():
     since = until - dt.timedelta(days=PERIODS[days])
     with services().store.session() as db:
         data = funnel.compute(db, g.operator, since, until)
-    # The Prometheus counters are service-wide: shown only where one operator is all there is.
-    settings = services().settings
-    alone = settings.sandbox or len(settings.operator_keys) == 1
+    # The Prometheus counters are service-wide: shown by the rule /metrics follows for operator
+    # keys (only where one operator is all there is).
+    alone = services().settings.operators_read_metrics
     return render_template("console_funnel.html", data=data, days=days, periods=PERIODS,
                            service=funnel.service_outcomes() if alone else None, signout=SignOutForm())
 

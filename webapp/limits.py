@@ -46,6 +46,10 @@ def storage_uri(app: Flask, settings: Settings) -> str:
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app, settings))
+    # A shared store that is away (Redis restarting) must not turn every request into a 500:
+    # each process counts in memory meanwhile, and goes back to the store once it answers.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     # Flask-Limiter keeps `enabled` from the last app it saw as the next one's default: an app
     # (a test's) that turned limits off would leave them off for the next app in the process.
     limiter.enabled = True

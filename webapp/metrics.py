@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -55,17 +56,41 @@ class _Queue:
                                 value=self.count())
 
 
-def exposition(queued: Callable[[], int] | None = None) -> tuple[bytes, str]:
+class _UploadSpace:
+    """The upload folder's free space and its floor (UPLOAD_MIN_FREE_MB), read when scraped:
+    the same for every worker of a machine, so outside the multiprocess files."""
+
+    def __init__(self, folder: Path, min_free_mb: int):
+        self.folder, self.min_free_mb = folder, min_free_mb
+
+    def collect(self):
+        try:
+            stat = os.statvfs(self.folder)
+        except OSError:
+            return
+        yield GaugeMetricFamily("liveness_upload_free_bytes",
+                                "Free space of the upload folder's filesystem (bytes)",
+                                value=stat.f_bavail * stat.f_frsize)
+        yield GaugeMetricFamily("liveness_upload_min_free_bytes",
+                                "Below this free space /readyz answers 503 (UPLOAD_MIN_FREE_MB)",
+                                value=self.min_free_mb * 1024 * 1024)
+
+
+def exposition(queued: Callable[[], int] | None = None,
+               uploads: tuple[Path, int] | None = None) -> tuple[bytes, str]:
     """The metrics page: this process's, or every worker's in multiprocess mode; with
-    `queued`, the queue's depth too."""
+    `queued`, the queue's depth too; with `uploads` (folder, UPLOAD_MIN_FREE_MB), its free space."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
     body = generate_latest(registry)
-    if queued is not None:
+    if queued is not None or uploads is not None:
         extra = CollectorRegistry()
-        extra.register(_Queue(queued))
+        if queued is not None:
+            extra.register(_Queue(queued))
+        if uploads is not None:
+            extra.register(_UploadSpace(*uploads))
         body += generate_latest(extra)
     return body, CONTENT_TYPE_LATEST

@@ -34,7 +34,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from . import (
+    broker,
     clients,
+    full_disk,
     limits,
     metrics,
     page_state,
@@ -282,6 +284,17 @@ def _request_too_large(_error):
     return _too_large()
 
 
+@bp.app_errorhandler(OSError)
+@bp.app_errorhandler(video.StorageFull)
+def _storage_full(error):
+    """A full disk (ENOSPC, EDQUOT) anywhere on the upload path: a 503 the person can act on,
+    nothing counted (webapp/full_disk.py). Any other OSError goes on as before (a 500)."""
+    if not isinstance(error, video.StorageFull) and not full_disk.is_full(error):
+        raise error
+    log.error("storage full on %s %s: %s", request.method, request.url_rule or "?", error)
+    return full_disk.answer(api=request.path.startswith("/api/"))
+
+
 # -- health --------------------------------------------------------------------------------------
 @bp.get("/healthz")
 @limiter.exempt
@@ -294,7 +307,10 @@ def healthz():
 def readyz():
     """Ready only when ffmpeg, the database and the configuration are usable."""
     s = services()
-    problems = [p for p in (video.tools_problem(s.tools), s.store.problem()) if p]
+    problems = [p for p in (video.tools_problem(s.tools), s.store.problem(),
+                            full_disk.space_problem(s.uploads, s.settings.UPLOAD_MIN_FREE_MB, s.store.engine.url),
+                            broker.problem(s.settings.CELERY_BROKER_URL))
+                if p]
     if problems:
         return jsonify({"status": "unavailable", "reason": "; ".join(problems)}), 503
     return jsonify({"status": "ready", "sandbox": s.settings.sandbox})
@@ -303,11 +319,21 @@ def readyz():
 @bp.get("/metrics")
 @limiter.exempt
 def metrics_page():
-    """Prometheus metrics, for a scraper holding an operator key (Authorization: Bearer)."""
+    """Prometheus metrics, service-wide, for a scraper holding METRICS_KEY, or the operator key
+    where it is the only one (Settings.operators_read_metrics), as `Authorization: Bearer`."""
+    settings = services().settings
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
-    if not any(hmac.compare_digest(presented, key.encode()) for key in services().settings.operator_keys):
-        return _page_error(401, "unauthorized", "An operator key is needed.", "需要运营方密钥。")
-    body, content_type = metrics.exposition(queued=_queued)
+    scraper = settings.METRICS_KEY is not None and hmac.compare_digest(presented, settings.METRICS_KEY.encode())
+    if not scraper:
+        if not any(hmac.compare_digest(presented, key.encode()) for key in settings.operator_keys):
+            return _page_error(401, "unauthorized", "METRICS_KEY (or the operator key, when it is the only "
+                               "one) is needed.", "需要指标密钥 METRICS_KEY（只有一个运营方密钥时也可用它）。")
+        if not settings.operators_read_metrics:
+            return _page_error(403, "metrics_key_needed", "The metrics count every operator's traffic, so with "
+                               "several operator keys no operator key reads them: set METRICS_KEY and scrape "
+                               "with it.", "指标包含所有运营方的数据：配置了多个运营方密钥时，请设置 METRICS_KEY 并用它读取。")
+    body, content_type = metrics.exposition(queued=_queued, uploads=(services().uploads,
+                                                                      services().settings.UPLOAD_MIN_FREE_MB))
     return current_app.response_class(body, mimetype=None, content_type=content_type)
 
 

@@ -261,9 +261,15 @@ class Lease:
         self.store, self.attempt_id = store, attempt_id
         self.seconds, self.every = LEASE_SECONDS, HEARTBEAT_SECONDS
         self.lost = threading.Event()
+        self._holding = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
                                         name=f"lease-{attempt_id}", daemon=True)  # logs keep the request id
+
+    def hold(self) -> None:
+        """The answer is in hand: from now on the lease is renewed for as long as it takes to
+        write it (a database away for a while), never given up as about to lapse."""
+        self._holding = True
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -292,7 +298,7 @@ class Lease:
                 return
             if kept:
                 renewed = time.monotonic()
-            elif time.monotonic() - renewed > self.seconds - self.every:
+            elif time.monotonic() - renewed > self.seconds - self.every and not self._holding:
                 self.lost.set()  # about to lapse: others may soon release the session
                 return
 

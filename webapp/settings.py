@@ -7,6 +7,7 @@ variable, not at the first request.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     FFPROBE_BINARY: str = "ffprobe"
     FFMPEG_TIMEOUT: float = Field(60.0, gt=0)
     UPLOAD_DIR: str | None = None   # private folder for uploads in progress (default: instance/uploads)
+    # Below this free space (MB) in UPLOAD_DIR (or a SQLite database's folder) /readyz answers 503;
+    # an upload at MAX_UPLOAD_MB takes about twice that while it is verified. 0: no check.
+    UPLOAD_MIN_FREE_MB: int = Field(256, ge=0)
     JUHE_CONNECT_TIMEOUT: float = Field(5.0, gt=0)
     JUHE_READ_TIMEOUT: float = Field(60.0, gt=0)
     CHALLENGE_TTL: int = Field(300, ge=30)
@@ -72,8 +76,14 @@ class Settings(BaseSettings):
     CELERY_BROKER_URL: str | None = None   # e.g. redis://…: verifications and webhooks run in Celery workers
     RATELIMIT_STORAGE_URI: str | None = None   # unset: SQLite file in the instance folder (limits.py)
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
+    # Your proxies in front of scripts/serve.sh's nginx (addresses or networks, comma-separated):
+    # its per-address limits count the client they name in X-Forwarded-For (deploy/nginx.conf).
+    PROXY_ADDRESSES: Annotated[tuple[str, ...], NoDecode] = ()
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
+    # Bearer key for /metrics, whose counts are service-wide (every operator's traffic); unset,
+    # the operator key reads them only when it is the one configured (operators_read_metrics).
+    METRICS_KEY: str | None = Field(None, min_length=16)
     VIDEO_URL_ALLOW_PRIVATE: bool | None = None   # video_url on loopback/private hosts (sandbox: on)
     # Fernet keys sealing best frames at rest, comma-separated: the first seals, all open (rotation).
     # Unset: one derived from SECRET_KEY (webapp.best_frames).
@@ -84,7 +94,7 @@ class Settings(BaseSettings):
 
     @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
                      "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
-                     "VIDEO_URL_ALLOW_PRIVATE", mode="before")
+                     "VIDEO_URL_ALLOW_PRIVATE", "METRICS_KEY", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
@@ -128,6 +138,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not a duration like 3d, 72h, 90m or 3600")
             return int(number) * (unit or 1)
         return value
+
+    @field_validator("PROXY_ADDRESSES", mode="before")
+    @classmethod
+    def _networks(cls, value):
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (10.0.0.0/8, 2001:db8::1)") from None
+        return tuple(value)
 
     @field_validator("OPERATOR_THEMES", mode="before")
     @classmethod
@@ -176,6 +198,13 @@ class Settings(BaseSettings):
         if self.OPERATOR_API_KEYS:
             return self.OPERATOR_API_KEYS
         return (SANDBOX_OPERATOR_KEY,) if self.sandbox else ()
+
+    @property
+    def operators_read_metrics(self) -> bool:
+        """Whether an operator key may read the service-wide counts (/metrics, the console's
+        table of every upload's outcome): only when it is the one key configured, since with
+        several they mix other operators' traffic (then /metrics wants METRICS_KEY)."""
+        return len(self.operator_keys) == 1
 
     @property
     def webhook_allow_private(self) -> bool:

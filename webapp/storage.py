@@ -45,7 +45,7 @@ from sqlalchemy.orm import (
 from .challenges import LIVENESS_TYPE
 from .vocabulary import IN_FLIGHT, AttemptState, SessionStatus
 
-__all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "QueuedVideo", "Store",
+__all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "ConsoleSignIn", "QueuedVideo", "Store",
            "VerificationSession", "affected", "file_lock", "find_session", "isoformat", "lock_session",
            "precise_utcnow", "utcnow"]
 
@@ -232,6 +232,20 @@ class QueuedVideo(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleSignIn(Base):
+    """One sign-in to the operator console (webapp.console), alive while its row is: the
+    console's cookie carries a random id whose hash is `id`. Signing out deletes the row, so a
+    copy of the cookie taken before opens nothing after; so does a key no longer configured, and
+    the row lapses at `expires_at` (the cookie's lifetime)."""
+
+    __tablename__ = "console_sign_ins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)   # sha256 hex of the cookie's id
+    operator: Mapped[str] = mapped_column(String(40), index=True)    # the key's fingerprint
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
 
 
 class Store:

@@ -10,6 +10,11 @@ functions run in the web process, as before.
 A task is acknowledged only once it has run (late acknowledgement), so a worker killed mid-task
 gives its tasks to another worker; the attempt's own state machine then makes sure nothing
 that may have reached Juhe is sent again (verification.run_queued).
+
+The broker may go away (Redis restarted, a network fault): the worker keeps running the tasks it
+holds, tries to reconnect (broker_connection_retry, for about 45 minutes before it exits to its
+supervisor) and takes new ones once Redis is back. A task that Redis lost with its data is
+published again by the web (webapp/broker.py), from the mark each publication leaves.
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.consumer import Consumer as _Consumer
 
-from . import logs, verification
+from . import broker, logs, verification
+from .storage import Store
 
 log = logging.getLogger(__name__)
 # A dead worker's unacknowledged tasks go to another worker after this long (the Redis
@@ -42,9 +49,58 @@ def configure(broker_url: str | None) -> Celery:
         accept_content=["json"], broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_SECONDS,
                                   # look for a dead worker's tasks every few seconds
-                                  "unacked_restore_interval": 5, "unacked_restore_throttle": 1},
-        worker_hijack_root_logger=False)
+                                  "unacked_restore_interval": 5, "unacked_restore_throttle": 1,
+                                  # a Redis gone silent (no RST: a host or network lost) is
+                                  # noticed, rather than waited for without end
+                                  "socket_connect_timeout": 5, "socket_timeout": 30},
+        # A task running when the connection is lost goes on (celery 6 would cancel it): it may
+        # be waiting for Juhe's answer to a paid call, which must be recorded.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_consumer=f"{__name__}:Consumer", worker_hijack_root_logger=False)
     return celery
+
+
+class Consumer(_Consumer):
+    """Celery's consumer, surviving the loss of its Redis connection (issue 19).
+
+    On losing the broker connection, celery collect()s it: kombu detaches its transport
+    (`transport.client = None`). Whatever then still uses that connection's channel fails with
+    `AttributeError: 'NoneType' object has no attribute 'hostname'` (kombu/transport/redis.py
+    _connparams), where celery forgives only connection and channel errors, and the worker exits
+    ("Unrecoverable error"). Two such uses, both met when Redis dies while a worker runs acks_late
+    tasks (our normal state), in celery 5.7.0 and kombu 5.7.0, the latest (and their main
+    branches, August 2026):
+    - the close() that celery 5.7.0 adds after collect() (for celery GH-9705, a hang on a dead
+      socket): when the first close of the channel was cut short by the failed BRPOP, the second
+      one restores the channel's unacknowledged messages through the detached transport;
+    - the acknowledgement of each task that finished meanwhile: the event loop runs it, once
+      reconnected, on its message's old channel.
+    Both are let fail here, logged: the connection was collected (its socket released) and Redis
+    keeps the messages it has not seen acknowledged, to deliver again after the visibility
+    timeout (a task delivered again finds its attempt no longer queued: nothing is sent).
+    """
+
+    def on_connection_error_after_connected(self, exc):
+        connection = self.connection
+        if connection is not None:
+            connection.close = _forgiving(connection.close, "its collected channel not closed again")
+        return super().on_connection_error_after_connected(exc)
+
+    def call_soon_ack(self, p, *args, **kwargs):
+        return super().call_soon_ack(_forgiving(p, "a task's acknowledgement went with its old connection"),
+                                     *args, **kwargs)
+
+
+def _forgiving(call: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """`call`, an operation on a broker connection that celery has collected: its AttributeError
+    (kombu: the transport has no client) is logged rather than ending the worker."""
+    def run(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except AttributeError as error:
+            log.warning("broker connection lost: %s (%s)", what, error)
+            return None
+    return run
 
 
 configure(os.environ.get("CELERY_BROKER_URL") or None)  # the worker's; the web's app sets its own
@@ -76,12 +132,34 @@ def _warm(**_kwargs) -> None:
     _services()
 
 
+@signals.after_task_publish.connect(sender="liveness.verify")
+def _published(body: Any = None, **_kwargs) -> None:
+    """Leave the mark by which the web tells a task Redis lost from one it holds (broker.py)."""
+    args = body[0] if isinstance(body, (list, tuple)) and body else ()
+    if args:
+        broker.record_published(celery.conf.broker_url, int(args[0]))
+
+
+def publish_lost(store: Store) -> list[int]:
+    """The web's background loop: publish again the queued attempts whose task Redis lost."""
+    return broker.check_queued(store, celery.conf.broker_url, lambda attempt_id: verify.delay(attempt_id, None))
+
+
 @celery.task(name="liveness.verify")
 def verify(attempt_id: int, request_id: str | None = None) -> None:
     logs.request_id.set(request_id)
     s = _services()
     verification.run_queued(s.store, s.settings, s.client, attempt_id,
-                            on_finished=lambda _id: deliver_webhooks.delay(), on_settled=s.wakeups.publish)
+                            on_finished=_deliver_soon, on_settled=s.wakeups.publish)
+
+
+def _deliver_soon(_session_id: str) -> None:
+    """Ask a worker for the session's webhook now. Best effort: with Redis away it stays due in
+    the outbox, and the web's background loop sends it."""
+    try:
+        deliver_webhooks.delay()
+    except Exception as error:
+        log.warning("webhook delivery not queued (%s): the background loop sends it", type(error).__name__)
 
 
 @celery.task(name="liveness.deliver_webhooks")

@@ -9,6 +9,7 @@ folder as unnamed files (gone when closed, or when the process dies).
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -49,8 +50,20 @@ def workspace(folder: Path) -> Iterator[Path]:
 
 
 def spool_file(folder: Path) -> IO[bytes]:
-    """An unnamed temporary file in the upload folder (for a request body being received)."""
-    return tempfile.TemporaryFile("wb+", dir=folder)
+    """An unnamed temporary file in the upload folder (for a request body being received).
+    When a write fails (a full disk) it gives its space back at once, closed before the
+    error goes on (webapp/full_disk.py answers it)."""
+    return _Spool(tempfile.TemporaryFile("wb+", buffering=0, dir=folder))
+
+
+class _Spool(io.BufferedRandom):
+    def write(self, data, /) -> int:
+        try:
+            return super().write(data)
+        except OSError:
+            # The file descriptor itself: closing the buffer would try to write what it holds first.
+            self.raw.close()  # (unnamed: its space is free now)
+            raise
 
 
 def sweep(folder: Path, max_age: float, now: float | None = None) -> int:

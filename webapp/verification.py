@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from . import best_frames, clients, metrics, sessions, video
+from . import best_frames, clients, metrics, outages, sessions, video
 from .guidance import Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
@@ -93,6 +93,9 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 log.info("session %s: upload rejected locally: %s (%s)", session_id, problem.code,
                          problem.detail)
                 key: int | str = problem.code
+            elif isinstance(problem, video.StorageFull):
+                log.error("session %s: storage full, video not processed: %s", session_id, problem.reason)
+                key = "storage_full"
             else:
                 log.error("session %s: video processing failed: %s", session_id, problem.reason)
                 key = "video_processing_failed"
@@ -101,6 +104,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                 session = _lock(db, settings, page_token, refresh=False)
                 db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == AttemptState.PREPARING))
                 db.commit()
+                if isinstance(problem, video.StorageFull):
+                    raise problem  # nothing counted; the app answers 503 storage_full (webapp/full_disk.py)
                 return Outcome(Result.REJECTED, guidance_for(key), session.status, session.attempts_left,
                                challenge_id)
         metrics.FFMPEG_SECONDS.observe(prepared.timings["total"])
@@ -222,7 +227,43 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     metrics.JUHE_SECONDS.observe(juhe_seconds)
 
     # 6. Record what came back (on this attempt, even if it was given up meanwhile) and decide
-    # the session's fate, once. The stored video, if any, is used: gone.
+    # the session's fate, once. A database away for a while does not lose the answer: it is
+    # written again until the database is back, the attempt in flight meanwhile (its lease held)
+    # and the session closed to new attempts.
+    lease.hold()
+    recorded = outages.patiently(
+        lambda: _write_answer(store, settings, page_token, attempt_id, answer, {
+            **timings, "juhe": round(juhe_seconds, 3), "total": round(time.monotonic() - started, 3)}),
+        what=f"attempt {attempt_id}: Juhe's answer")
+    session, attempt, guidance = recorded.session, recorded.attempt, recorded.guidance
+    metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
+    metrics.JUHE_CALLS.labels(metrics.charge_label(attempt.charged)).inc()
+    log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
+             session.id, attempt_id, attempt.outcome, attempt.score, attempt.charged, session.status,
+             " (answer arrived after the attempt was released)" if recorded.late else "")
+    if recorded.ended and on_finished and session.callback_url:
+        on_finished(session.id)
+
+    # 7. Tell the person.
+    status = session.status
+    return Outcome(_RESULTS.get(status, Result.RETRY), guidance, status,
+                   recorded.attempts_left if status == SessionStatus.PENDING else 0, challenge_id,
+                   score=attempt.score)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    session: VerificationSession
+    attempt: Attempt
+    guidance: Guidance
+    attempts_left: int
+    late: bool  # the attempt had been released (as "charge unknown") before the answer was written
+    ended: bool  # this answer ended the session
+
+
+def _write_answer(store: Store, settings: Settings, page_token: str, attempt_id: int,
+                  answer: JuheResult | JuheError, timings: dict) -> _Recorded:
+    """Step 6 as one unit of work, safe to run again if the database failed under it."""
     with store.session() as db:
         session = _lock(db, settings, page_token, refresh=False)
         attempt = db.get_one(Attempt, attempt_id)
@@ -231,9 +272,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         if isinstance(answer, JuheResult):  # sealed, and only if the session asked (best_frames.py)
             best_frames.keep(db, settings, session, attempt,
                              best_frames.frames_of(answer.best_base64, answer.best_list))
-        attempt.timings_json = json.dumps({**timings, "juhe": round(juhe_seconds, 3),
-                                           "total": round(time.monotonic() - started, 3),
-                                           **({"late": True} if late else {})})
+        attempt.timings_json = json.dumps({**timings, **({"late": True} if late else {})})
         db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt_id))
         db.flush()
         ended = False
@@ -242,19 +281,7 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
         elif guidance.final or session.attempts_left <= 0:
             ended = sessions.finish(db, session, SessionStatus.FAILED)
         db.commit()
-        status, left = session.status, session.attempts_left
-    metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
-    metrics.JUHE_CALLS.labels(metrics.charge_label(attempt.charged)).inc()
-    log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
-             session.id, attempt_id, attempt.outcome, attempt.score, attempt.charged, status,
-             " (answer arrived after the attempt was released)" if late else "")
-    if ended and on_finished and session.callback_url:
-        on_finished(session.id)
-
-    # 7. Tell the person.
-    result = _RESULTS.get(status, Result.RETRY)
-    return Outcome(result, guidance, status, left if status == SessionStatus.PENDING else 0, challenge_id,
-                   score=attempt.score)
+        return _Recorded(session, attempt, guidance, session.attempts_left, late, ended)
 
 
 def _interrupted(store: Store, settings: Settings, page_token: str, attempt_id: int, mode: str,

@@ -17,6 +17,7 @@ const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, 
 const RETURN_DELAY_MS = 3000;
 const POLL_MS = { first: 1500, max: 5000 };  // a released attempt (lease 20 s) shows within ~5 s of it
 const STATE_WAIT_S = 15;  // the server may hold a state answer this long (page_state.py)
+const RECOVERY = { tries: 20, everyMs: 3000 };  // a service answering 503 (its database restarting) is asked for a minute
 const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
@@ -653,6 +654,7 @@ async function send(next) {
   } catch {
     return recoverLostUpload();
   }
+  if (answer.status === 503) return recoverLostUpload(answer.body?.error ?? {});  // the service is recovering
   if (answer.status >= 500 || answer.body === null) return recoverLostUpload();
   if (answer.status === 202 && answer.body.state) {  // queued for a worker: follow the state
     page.state = answer.body.state;
@@ -690,25 +692,33 @@ function handleRefusal(answer) {
   return offerRetry(pick(error.message_zh, error.message));
 }
 
-/** The upload got no answer: did the server get it? Ask for the state and decide. */
-async function recoverLostUpload() {
-  let answer;
-  try {
-    answer = await net.fetchState(base);
-  } catch {
-    return offerResend();
+/** The upload got no answer, or the service was recovering (`outage`: its 503 error, words for
+ * the person): did the server get it? Ask for the state (again while the service recovers). */
+async function recoverLostUpload(outage = null) {
+  if (outage) say(pick(outage.message_zh, outage.message) || t('outage'));
+  for (let tries = 1; ; tries += 1) {
+    let answer;
+    try {
+      answer = await net.fetchState(base);
+    } catch {
+      return offerResend(outage);
+    }
+    if (answer.status === 404) return notFound();
+    if (answer.status === 503 && tries < RECOVERY.tries) {
+      await sleep(RECOVERY.everyMs);
+      continue;
+    }
+    if (!answer.ok) return offerResend(outage);
+    page.state = answer.body;
+    if (page.state.processing) return waitForVerdict();
+    if (page.state.challenge && page.state.challenge.id === page.upload?.challengeId) return offerResend(outage);
+    return settle(page.state, outage);
   }
-  if (answer.status === 404) return notFound();
-  if (!answer.ok) return offerResend();
-  page.state = answer.body;
-  if (page.state.processing) return waitForVerdict();
-  if (page.state.challenge && page.state.challenge.id === page.upload?.challengeId) return offerResend();
-  return settle(page.state);
 }
 
-function offerResend() {
+function offerResend(outage = null) {
   setPhase('resend');
-  say(t('lost'));
+  say(t(outage ? 'outage' : 'lost'));
   focusOn(resendButton);
 }
 
@@ -734,13 +744,15 @@ async function waitForVerdict() {
   }
 }
 
-/** Draw a verdict read from the state (the upload's own answer was lost). */
-function settle(next) {
+/** Draw a verdict read from the state (the upload's own answer was lost, or was a 503 whose
+ * `outage` words say why nothing came of it). */
+function settle(next, outage = null) {
   page.state = next;
   if (next.status !== 'pending') return showState(next);
   const last = resultOfUpload(next);
   page.upload = null;
-  return offerRetry(last ? pick(last.message, last.message_en) : t('noResult'));
+  if (last) return offerRetry(pick(last.message, last.message_en));
+  return offerRetry(outage ? pick(outage.message_zh, outage.message) || t('server') : t('noResult'));
 }
 
 /** The state's `last`, if it is the result of the upload this page sent (else null). */

@@ -37,6 +37,7 @@ export default {
   expired: 'This verification link has expired. Go back to where you came from and start again.',
   notFound: 'This link is not valid. Go back to where you came from and start again.',
   failed: 'Verification failed.',
+  outage: 'The service was briefly interrupted; the video is kept. Tap "Send again".',
   lost: 'The connection dropped; the video is kept. Check your network, then tap "Send again".',
   noResult: 'No result came back for this video. Please record again.',
   network: 'No connection. Check your network, then tap "Record again".',

@@ -60,7 +60,9 @@ compiles argument lists here; running them is ours.
 
 Errors: ``VideoRejected`` (with the Juhe code Juhe would answer) for what is
 wrong with the upload; ``VideoToolError`` for what is wrong with the server
-(ffmpeg missing, a call timed out) -- do not blame the person for those.
+(ffmpeg missing, a call timed out) -- do not blame the person for those; its
+``StorageFull`` when the disk under ``Tools.tmpdir`` is full (ffmpeg's exit code
+and stderr say so, or a write of ours failed with ENOSPC/EDQUOT).
 
 The package, in the order a video goes through it:
 
@@ -86,6 +88,7 @@ from .errors import (
     NO_SOUND,
     TOO_QUIET,
     TOO_SHORT,
+    StorageFull,
     VideoRejected,
     VideoToolError,
 )
@@ -103,6 +106,7 @@ __all__ = [
     "TOO_SHORT",
     "PreparedVideo",
     "ProbeInfo",
+    "StorageFull",
     "Tools",
     "VideoRejected",
     "VideoToolError",

@@ -40,3 +40,9 @@ class VideoToolError(RuntimeError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class StorageFull(VideoToolError):
+    """ffmpeg (or this package) could not write to ``Tools.tmpdir``: the disk is full, or the
+    user's quota is spent. Not the person's fault, nor ffmpeg's: the service cannot take videos
+    until space returns (the web app answers 503 ``storage_full``)."""

@@ -17,7 +17,7 @@ from .inputs import _PIPED
 from .mp4 import Mp4
 from .output import _verify_output
 from .plan import _command, _Plan, _plan
-from .runner import _Deadline, _Job
+from .runner import _check_storage, _Deadline, _Job
 from .types import PreparedVideo, ProbeInfo, Tools
 
 
@@ -62,9 +62,13 @@ def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require
     command[command.index("-v") + 1] = "info"  # the input's description, and volumedetect's
     job = _Job.start(command, path if container in _PIPED else None, deadline, jobs)
     returncode, _stdout, stderr_bytes = job.wait("copy")
-    if returncode != 0:
-        return None
     stderr = stderr_bytes.decode("utf-8", "replace")
+    if returncode != 0:
+        # A full disk is no reason to try the full path. (Only ffmpeg's own lines after its
+        # output's heading are read: the input's, at -v info, print the upload's metadata.)
+        heading = stderr.rfind("\nOutput #0,")
+        _check_storage(stderr[heading:] if heading >= 0 else "", returncode, "copy")
+        return None
     facts = _input_facts(stderr)
     if facts is None:
         return None

@@ -3,6 +3,7 @@ remux or encode) -> verify -> the bytes for Juhe. The package's docstring says w
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from . import limits
 from .checks import _check, _check_loudness
-from .errors import EMPTY, VideoRejected
+from .errors import EMPTY, StorageFull, VideoRejected
 from .fast_copy import _copy_plan, _try_copy
 from .header import _header_info
 from .inputs import _PIPED, _sniff_file
@@ -30,13 +31,18 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
     silence (267540), as Juhe would.
 
     Raises ``VideoRejected`` for what Juhe would reject anyway, and
-    ``VideoToolError`` when ffmpeg is missing or runs out of time.
-    Opens nothing but ``path``; leaves no temporary file behind.
+    ``VideoToolError`` when ffmpeg is missing or runs out of time (``StorageFull`` when
+    the disk under ``tools.tmpdir`` is full). Opens nothing but ``path``; leaves no
+    temporary file behind.
     """
     started = time.perf_counter()
     deadline = _Deadline(tools.timeout)
     source_path = Path(path).resolve()
-    workdir = Path(tempfile.mkdtemp(prefix="video-", dir=tools.tmpdir))
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="video-", dir=tools.tmpdir))
+    except OSError as exc:
+        _raise_if_full(exc)
+        raise
     jobs: list[_Job] = []
     try:
         # 1. sniff: what container do the bytes say this is?
@@ -103,10 +109,19 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
             remuxed=plan.remux,
             timings={"probe": probed - started, "normalise": finished - probed, "total": finished - started},
         )
+    except OSError as exc:
+        _raise_if_full(exc)
+        raise
     finally:
         for job in jobs:
             job.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _raise_if_full(exc: OSError) -> None:
+    """A write of ours that failed for lack of space (ENOSPC, EDQUOT) is ``StorageFull``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull(f"cannot write to the temporary folder: {exc.strerror}") from None
 
 
 def probe(path, *, tools: Tools) -> ProbeInfo:

@@ -8,6 +8,7 @@ video sent to Juhe.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import IO, Literal, overload
 
 from . import limits
-from .errors import BAD_FORMAT, VideoRejected, VideoToolError
+from .errors import BAD_FORMAT, StorageFull, VideoRejected, VideoToolError
 from .inputs import _SOUND_PIPE
 from .types import Tools
 
@@ -156,9 +157,22 @@ def _finish_ffmpeg(job: _Job, what: str) -> str:
     returncode, _stdout, stderr = job.wait(what)
     text = stderr.decode("utf-8", "replace")
     if returncode != 0:
+        _check_storage(text, returncode, what)
         raise VideoRejected(BAD_FORMAT, f"ffmpeg could not {what} the video (exit {returncode})"
                                         f"{_error_hint(text, returncode)}")
     return text
+
+
+# ffmpeg exits with its AVERROR(errno) truncated to a byte: -ENOSPC is 228, -EDQUOT 134.
+_FULL_EXITS = {-code & 0xFF for code in (errno.ENOSPC, errno.EDQUOT)}
+_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded")
+
+
+def _check_storage(stderr: str, returncode: int, what: str) -> None:
+    """Raise ``StorageFull`` when a failed ffmpeg could not write its output for lack of space."""
+    if returncode in _FULL_EXITS or _FULL_TEXT.search(stderr):
+        raise StorageFull(f"{what}: ffmpeg could not write its output: the disk is full "
+                          f"(exit {returncode})")
 
 
 def _limit_hint(stderr: str, returncode: int) -> str:

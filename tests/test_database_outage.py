@@ -1,0 +1,162 @@
+"""PostgreSQL restarted while people upload and Juhe answers: every answer Juhe gave is recorded
+(paid calls == passes), nobody gets a 500, and the operator API answers 503 while it is away.
+
+A cluster of its own (tests/pg.py), so that restarting it disturbs no other test; the serve
+path is real gunicorn with the Juhe stand-in answering slowly, so calls are in flight when the
+database goes."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, idcard
+from .pg import PostgresServer
+from .servers import Gunicorn, address, free_port, request
+from .test_faults import until
+
+PEOPLE = 24
+
+
+@pytest.fixture
+def cluster():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service(tmp_path, standin, cluster):
+    env = {"JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "outage-secret-0123456789",
+           "OPERATOR_API_KEYS": OPERATOR_KEY, "DATABASE_URL": cluster.new_database(),
+           "INSTANCE_PATH": str(tmp_path / "instance")}
+    web = Gunicorn(tmp_path / "instance", env, workers=2).start()
+    yield web
+    web.stop()
+
+
+class Person:
+    """One person's page, doing what capture.js does with each answer, and their operator."""
+
+    def __init__(self, web: Gunicorn, n: int, video: bytes, statuses: list[int]):
+        self.web, self.n, self.video, self.statuses = web, n, video, statuses
+        self.source = address(n)
+        self.result: str | None = None
+        self.problem: str | None = None
+
+    def call(self, method: str, path: str, **kwargs):
+        try:
+            reply = request(method, self.web.url + path, source=self.source, timeout=120, **kwargs)
+        except OSError:
+            return None  # no answer: the page asks for the state
+        self.statuses.append(reply.status)
+        return reply
+
+    def patiently(self, method: str, path: str, want: int, **kwargs):
+        """A call repeated while the service answers 503 (as the page and a client should)."""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            reply = self.call(method, path, **kwargs)
+            if reply is not None and reply.status == want:
+                return reply
+            if reply is not None and reply.status not in (500, 503):  # a 500 fails the test below
+                raise AssertionError(f"{method} {path}: {reply.status} {reply.body[:300]!r}")
+            time.sleep(1)
+        raise AssertionError(f"{method} {path}: no answer in 90 s")
+
+    def run(self) -> None:
+        try:
+            created = self.patiently("POST", "/api/v1/sessions", 201, headers=AUTH, json_body={
+                "realname": "张三", "idcard": idcard(200 + self.n), "mode": "silent"}).json()
+            self.id, path = created["id"], created["url"].split(str(self.web.port), 1)[1]
+            for _try in range(4):
+                challenge = self.patiently("POST", f"{path}/challenge", 201).json()["challenge"]["id"]
+                reply = self.call("POST", f"{path}/upload", fields={
+                    "challenge": challenge, "video": ("v.mp4", self.video, "video/mp4")})
+                if reply is not None and reply.status == 200:
+                    state = reply.json()["state"]
+                else:  # 503 or no answer: follow the state until the attempt settled
+                    state = until(lambda: (r := self.call("GET", f"{path}/state")) is not None and r.status == 200
+                                  and not r.json()["processing"] and r.json(), 90, every=1.0)
+                    assert state, "the state never settled"
+                if state["status"] != "pending":
+                    self.result = state["status"]
+                    return
+        except Exception as error:  # reported by the test
+            self.problem = repr(error)
+
+
+def test_a_postgresql_restart_mid_load_loses_no_answer_and_pays_once(service, juhe, cluster, media):
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
+    video = media("safari_fmp4").read_bytes()
+    statuses: list[int] = []
+    people = [Person(service, n, video, statuses) for n in range(PEOPLE)]
+    threads = [threading.Thread(target=p.run, daemon=True) for p in people]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    assert until(lambda: len(juhe.requests) >= 8, 60), "the calls never reached Juhe"
+    cluster.restart(down_seconds=3)
+    # While the database was down the operator API said so: checked on a second restart below.
+    for thread in threads:
+        thread.join(240)
+
+    problems = [(p.n, p.problem) for p in people if p.problem]
+    passes = [p.result for p in people].count("passed")
+    figures = (f"{len(juhe.requests)} paid calls, {passes} passes of {PEOPLE}, {statuses.count(500)} answers 500, "
+               f"{statuses.count(503)} answers 503")
+    print(figures)
+    assert not problems, (figures, problems)
+    assert passes == PEOPLE, figures
+    assert len(juhe.requests) == PEOPLE, figures
+    assert 500 not in statuses, figures
+    for p in people:
+        view = request("GET", f"{service.url}/api/v1/sessions/{p.id}", headers=AUTH).json()
+        charged = [a for a in view["attempts"] if a["charged"]]
+        assert len(charged) == 1 and charged[0]["orderid"], view["attempts"]
+
+
+def test_while_postgresql_is_away_the_api_and_the_page_answer_503_in_json(service, cluster):
+    created = request("POST", service.url + "/api/v1/sessions", headers=AUTH, json_body={
+        "realname": "张三", "idcard": idcard(199), "mode": "silent"}).json()
+    path = created["url"].split(str(service.port), 1)[1]
+    down = threading.Thread(target=cluster.restart, kwargs={"down_seconds": 4}, daemon=True)
+    down.start()
+    time.sleep(1.5)
+    api = request("GET", f"{service.url}/api/v1/sessions/{created['id']}", headers=AUTH)
+    page = request("GET", f"{service.url}{path}/state")
+    ready = request("GET", f"{service.url}/readyz")
+    down.join(60)
+    assert api.status == 503 and api.json()["error"]["code"] == "database_unavailable", api.body
+    assert api.headers.get("Retry-After")
+    assert page.status == 503 and "稍" in page.json()["error"]["message_zh"], page.body
+    assert ready.status == 503
+    assert until(lambda: request("GET", f"{service.url}{path}/state").status == 200, 30)
+
+
+def test_only_a_database_that_is_away_is_waited_for():
+    """A refused connection is written again until it answers; a wrong statement fails at once."""
+    import sqlalchemy
+    from sqlalchemy.exc import IntegrityError
+
+    from webapp import outages
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://liveness@127.0.0.1:{free_port()}/x")  # refused
+    tries = []
+
+    def work():
+        tries.append(time.monotonic())
+        if len(tries) == 3:
+            return "written"
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    assert outages.patiently(work, "test", patience=10) == "written" and len(tries) == 3
+
+    def wrong():
+        tries.append(0)
+        raise IntegrityError("INSERT …", {}, Exception("duplicate key"))
+    tries.clear()
+    with pytest.raises(IntegrityError):
+        outages.patiently(wrong, "test", patience=10)
+    assert len(tries) == 1
+    engine.dispose()
