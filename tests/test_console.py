@@ -158,3 +158,22 @@ def test_under_gunicorn_the_overall_limit_holds_across_workers(tmp_path):
         assert "all addresses together" in reply.body.decode()
     finally:
         service.stop()
+
+
+# -- a charge that is not known is explained where the operator reads it (issue 19) -------------
+def test_an_attempt_whose_answer_never_came_is_marked_charge_unknown_with_what_to_do(make_app, juhe, media):
+    from .conftest import create_session
+    app = make_app(JUHE_READ_TIMEOUT=1.0)
+    client = app.test_client()
+    juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0  # past the read deadline: sent, never answered
+    lost, person = create_session(client, mode="silent")
+    person.upload(media("safari_fmp4"))
+    juhe.mode = None
+    passed, other = create_session(client, mode="silent")
+    other.upload(media("safari_fmp4"))
+    assert sign_in(client).status_code == 303
+
+    page = client.get(f"/console/sessions/{lost['id']}").get_data(as_text=True)
+    assert "收费未知" in page and "未知 unknown" in page
+    assert "its time in Juhe's console" in page
+    assert "收费未知" not in client.get(f"/console/sessions/{passed['id']}").get_data(as_text=True)

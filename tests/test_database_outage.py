@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, idcard
 from .pg import PostgresServer
-from .servers import Gunicorn, address, free_port, request
+from .servers import CeleryWorker, Gunicorn, RedisServer, address, free_port, request
 from .test_faults import until
 
 PEOPLE = 24
@@ -26,14 +26,34 @@ def cluster():
     server.stop()
 
 
-@pytest.fixture
-def service(tmp_path, standin, cluster):
+def _deploy(tmp_path, standin, cluster, celery: bool):
+    """Gunicorn on the cluster; with `celery`, Redis and two Celery workers make the calls."""
     env = {"JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "outage-secret-0123456789",
            "OPERATOR_API_KEYS": OPERATOR_KEY, "DATABASE_URL": cluster.new_database(),
            "INSTANCE_PATH": str(tmp_path / "instance")}
+    redis, workers = None, []
+    if celery:
+        redis = RedisServer(tmp_path / "redis").start()
+        env["CELERY_BROKER_URL"] = redis.url
     web = Gunicorn(tmp_path / "instance", env, workers=2).start()
+    if redis is not None:
+        workers = [CeleryWorker(tmp_path, env, name=f"w{n}").start() for n in range(2)]
     yield web
+    for worker in workers:
+        worker.stop()
     web.stop()
+    if redis is not None:
+        redis.stop()
+
+
+@pytest.fixture(params=["in the web process", "in Celery workers"])
+def deployment(request, tmp_path, standin, cluster):
+    yield from _deploy(tmp_path, standin, cluster, celery=request.param == "in Celery workers")
+
+
+@pytest.fixture
+def service(tmp_path, standin, cluster):
+    yield from _deploy(tmp_path, standin, cluster, celery=False)
 
 
 class Person:
@@ -75,7 +95,7 @@ class Person:
                 reply = self.call("POST", f"{path}/upload", fields={
                     "challenge": challenge, "video": ("v.mp4", self.video, "video/mp4")})
                 if reply is not None and reply.status == 200:
-                    state = reply.json()["state"]
+                    state = reply.json()["state"]  # 202 (queued for a worker) is followed below
                 else:  # 503 or no answer: follow the state until the attempt settled
                     state = until(lambda: (r := self.call("GET", f"{path}/state")) is not None and r.status == 200
                                   and not r.json()["processing"] and r.json(), 90, every=1.0)
@@ -87,7 +107,8 @@ class Person:
             self.problem = repr(error)
 
 
-def test_a_postgresql_restart_mid_load_loses_no_answer_and_pays_once(service, juhe, cluster, media):
+def test_a_postgresql_restart_mid_load_loses_no_answer_and_pays_once(deployment, juhe, cluster, media):
+    service = deployment
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
     video = media("safari_fmp4").read_bytes()
     statuses: list[int] = []
