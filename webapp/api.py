@@ -21,6 +21,7 @@ from .api_common import (
     checked_best_frames,
     checked_embed_origin,
     checked_flag,
+    checked_locale,
     checked_mode,
     checked_text,
     checked_url,
@@ -42,7 +43,7 @@ api_video.register(bp)  # POST …/challenge and …/video: a video recorded els
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
-          "best_frames", "action_fallback"}
+          "best_frames", "action_fallback", "locale"}
 
 
 @bp.errorhandler(ApiError)
@@ -104,7 +105,8 @@ def create_session():
         callback_url=checked_url(body, "callback_url"),
         embed_origin=checked_embed_origin(body.get("embed_origin"), settings.EMBED_ORIGINS),
         best_frames=checked_best_frames(body.get("best_frames", 0)),
-        action_fallback=checked_flag(body, "action_fallback"))
+        action_fallback=checked_flag(body, "action_fallback"),
+        locale=checked_locale(body.get("locale")))
     if new.callback_url and not settings.WEBHOOK_SECRET:
         raise ApiError(422, "webhooks_off", "callback_url needs WEBHOOK_SECRET to be configured.",
                        "callback_url")

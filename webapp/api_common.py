@@ -204,6 +204,19 @@ def checked_flag(body: dict, name: str) -> bool | None:
     return value
 
 
+LOCALES = ("zh", "en")
+
+
+def checked_locale(value) -> str | None:
+    """The page's language for this session: "zh", "en", or absent/null (the person's)."""
+    if value is None:
+        return None
+    if value not in LOCALES:
+        raise ApiError(422, "invalid_locale",
+                       "locale must be \"zh\" or \"en\" (or left out: the person's own language).", "locale")
+    return value
+
+
 def checked_best_frames(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
         raise ApiError(422, "invalid_best_frames",

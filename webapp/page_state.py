@@ -102,8 +102,8 @@ def state_json(session: VerificationSession, embed_origins: tuple[str, ...]) -> 
         "processing": sessions.upload_in_progress(session),
         "challenge": challenge_json(open_challenge) if open_challenge else None,
         "last": last,
-        "return_url": (sessions.with_session_id(session.return_url, session.id)
-                       if session.return_url and session.status != SessionStatus.PENDING else None),
+        # where the page's 返回 leads: at the end, and before it for a person who declines
+        "return_url": sessions.with_session_id(session.return_url, session.id) if session.return_url else None,
         "session_id": session.id,
         "message_origin": message_origin(session, embed_origins),
     }

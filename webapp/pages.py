@@ -19,6 +19,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -60,8 +61,70 @@ log = logging.getLogger(__name__)
 
 @bp.app_context_processor
 def _page_context() -> dict:
-    """Every page says when it is in sandbox mode."""
-    return {"sandbox": services().settings.sandbox}
+    """Every page says when it is in sandbox mode; base.html asks page_language() for its language
+    unless the view gave one (`page_lang`, the capture page: its session may name a locale)."""
+    return {"sandbox": services().settings.sandbox, "page_language": page_language}
+
+
+# -- the page's language -------------------------------------------------------------------------
+LANGUAGES = ("zh", "en")  # Chinese first
+
+
+@dataclasses.dataclass(frozen=True)
+class PageLanguage:
+    """The language a page is written in, and what chose it: `query` (`?lang=`, the page's own
+    switch), `session` (the operator's `locale`), `header` (the request's Accept-Language) or
+    `none` (nothing to go on: Chinese, and the page may look at navigator.language, lang.js)."""
+
+    code: str
+    source: str
+
+
+def page_language(locale: str | None = None) -> PageLanguage:
+    """`?lang=zh|en` wins, then the session's `locale`, then the Accept-Language header: its most
+    preferred zh-* or en-* (q-values; q=0 is a refusal), Chinese when it names neither. A page
+    decided by the header says so with `Vary: Accept-Language` (_vary_on_language)."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return PageLanguage(asked, "query")
+    if locale in LANGUAGES:
+        return PageLanguage(locale, "session")
+    g.language_from_header = True
+    preferred = _accepted_language(request.headers.get("Accept-Language", ""))
+    return PageLanguage(preferred, "header") if preferred else PageLanguage("zh", "none")
+
+
+def _accepted_language(header: str) -> str | None:
+    """The first of LANGUAGES in the order an Accept-Language header prefers them (`zh-TW`, `zh`,
+    `en-US;q=0.8`…), or None. Equal q-values keep the header's order."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")):
+        tag, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.split("-")[0].lower()
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, index, primary))
+    return min(ranked)[2] if ranked else None
+
+
+@bp.after_app_request
+def _vary_on_language(response: Response) -> Response:
+    if g.get("language_from_header"):
+        response.vary.add("Accept-Language")
+    return response
+
+
+def _explicit_language() -> dict[str, Any]:
+    """`?lang=` carried to the next page when the person chose it there."""
+    asked = request.args.get("lang")
+    return {"lang": asked} if asked in LANGUAGES else {}
 
 
 def _theme(session: VerificationSession) -> theming.Theme | None:
@@ -93,7 +156,7 @@ def _field_check(normalize):
         try:
             field.data = normalize(field.data or "")
         except IdentityError as error:
-            english = request.args.get("lang") == "en"
+            english = page_language().code == "en"
             raise ValidationError(error.message if english else error.message_zh) from None
     return check
 
@@ -129,8 +192,7 @@ def index():
             db.commit()
             token = session.page_token
         log.info("standalone session created for %s", identity)
-        lang: dict[str, Any] = {"lang": "en"} if request.args.get("lang") == "en" else {}
-        return redirect(url_for("pages.capture", token=token, **lang), 303)
+        return redirect(url_for("pages.capture", token=token, **_explicit_language()), 303)
     return (render_template("index.html", form=form, theme=settings.OPERATOR_THEMES.get("standalone")),
             422 if form.errors else 200)
 
@@ -150,16 +212,28 @@ def capture(token: str):
         session = sessions.refresh(db, settings, session)
         state = _state_json(session)
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
-        consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames}
+        consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames,
+                   "frames_kept": _duration(settings.BEST_FRAMES_RETENTION)}
         standalone = session.operator == "standalone"
         theme = _theme(session)
+        language = page_language(session.locale)
         db.commit()
-    english: dict[str, Any] = {"lang": "en"} if request.args.get("lang") == "en" else {}
-    form_url = url_for("pages.index", **english)
+    form_url = url_for("pages.index", **_explicit_language())
     response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
-                                             form_url=form_url if standalone else None, theme=theme),
+                                             form_url=form_url if standalone else None, theme=theme,
+                                             page_lang=language),
                              410 if state["status"] == SessionStatus.EXPIRED else 200)
     return _gzipped(security.allow_framing(response, origins))
+
+
+def _duration(seconds: int) -> dict[str, str]:
+    """A setting's seconds as the consent screen says them, in Chinese and English: the largest
+    whole unit (3 天 / 3 days, 36 小时 / 36 hours, 90 分钟 / 90 minutes, else seconds)."""
+    for size, zh, en in ((86400, "天", "day"), (3600, "小时", "hour"), (60, "分钟", "minute"), (1, "秒", "second")):
+        if seconds % size == 0:
+            count = seconds // size
+            return {"zh": f"{count} {zh}", "en": f"{count} {en}{'' if count == 1 else 's'}"}
+    raise AssertionError("unreachable")
 
 
 def _gzipped(response: Response) -> Response:

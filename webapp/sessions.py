@@ -74,6 +74,7 @@ class NewSession:
     embed_origin: str | None = None
     best_frames: int = 0
     action_fallback: bool | None = None  # None: the ACTION_FALLBACK setting
+    locale: str | None = None  # the page's language, "zh" or "en"; None: the person's
 
 
 def operator_fingerprint(key: str) -> str:
@@ -92,7 +93,7 @@ def create(db: Session, settings: Settings, identity: Identity, new: NewSession,
         realname_masked=identity.masked["realname"], idcard_masked=identity.masked["idcard"],
         mode=challenges.resolve_mode(new.mode), status=SessionStatus.PENDING, reference=new.reference,
         return_url=new.return_url, callback_url=new.callback_url, embed_origin=new.embed_origin,
-        best_frames=new.best_frames, max_attempts=settings.MAX_ATTEMPTS,
+        best_frames=new.best_frames, locale=new.locale, max_attempts=settings.MAX_ATTEMPTS,
         action_fallback=settings.ACTION_FALLBACK if new.action_fallback is None else new.action_fallback,
         pass_score=settings.PASS_SCORE, sandbox=settings.sandbox, created_at=now,
         expires_at=now + dt.timedelta(seconds=settings.SESSION_TTL))
@@ -340,7 +341,7 @@ def session_json(session: VerificationSession) -> dict:
     body = {
         "id": session.id, "status": session.status, "mode": session.mode,
         "action_fallback": session.action_fallback, "mode_change": mode_change_json(session),
-        "reference": session.reference,
+        "reference": session.reference, "locale": session.locale,
         "score": last.score if last else None, "pass_score": session.pass_score,
         "error_code": last.error_code if last else None, "reason": last.reason if last else None,
         "orderid": last.orderid if last else None,

@@ -97,6 +97,8 @@ class VerificationSession(Base):
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     embed_origin: Mapped[str | None] = mapped_column(String(200))
     best_frames: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 best frame, 2-10 list
+    # The page's language chosen by the operator ("zh", "en"); None: the person's (pages.page_language).
+    locale: Mapped[str | None] = mapped_column(String(5))
     max_attempts: Mapped[int] = mapped_column(Integer)
     pass_score: Mapped[float] = mapped_column(Float)
     sandbox: Mapped[bool] = mapped_column(Boolean)

@@ -95,3 +95,42 @@ def test_reloaded_with_an_open_challenge_it_asks_again_before_the_camera(live_ap
     agree(page)
     expect(page.get_by_role("region", name=NUMBER_TITLE)).to_contain_text(digits)  # the same challenge
     expect(live_region(page)).not_to_contain_text("正在准备")
+
+
+def test_best_frames_are_said_to_be_kept_as_long_as_BEST_FRAMES_RETENTION(live_app, phone):
+    url, _ = live_app.new_session("silent", best_frames=2)
+    page = phone()
+    page.goto(url)
+    terms = consent(page)
+    expect(terms).to_contain_text("核验结果（姓名和证件号已打码）保留 30 天后删除")   # RETENTION_DAYS
+    expect(terms).to_contain_text("从视频中选出的照片会交给发起方，本服务保留 3 天后删除")  # BEST_FRAMES_RETENTION
+
+
+def test_a_phone_set_to_english_gets_the_english_consent_screen_without_asking(live_app, phone):
+    url, _ = live_app.new_session("number")
+    page = phone(locale="en-US")                  # Accept-Language: en-US, and navigator.language
+    page.goto(url)
+    terms = page.get_by_role("region", name="Before you start")
+    expect(terms).to_be_visible()
+    expect(terms).to_contain_text("your voice reading the digits")
+    expect(page.get_by_role("link", name="中文")).to_be_visible()      # the switch still offered
+    page.get_by_role("button", name="Agree").click()
+    expect(page.get_by_role("button", name="Start recording")).to_be_enabled()
+
+
+def test_without_accept_language_the_page_follows_the_phones_own_language(live_app, phone):
+    url, _ = live_app.new_session("silent")
+    page = phone(locale="en-US")
+
+    asked = []
+
+    def without_languages(route):                        # a browser (a WebView) that names no language
+        asked.append(route.request.url)
+        route.continue_(headers={**route.request.headers, "accept-language": ""})
+    page.route(lambda u: "/v/" in u, without_languages)
+    page.goto(url)
+    expect(page.get_by_role("region", name="Before you start")).to_be_visible()
+    assert "lang=" not in asked[0]
+    assert "lang=en" in page.url                          # an explicit choice from here on
+    page.get_by_role("link", name="中文").click()
+    expect(consent(page)).to_be_visible()                 # the switch still works

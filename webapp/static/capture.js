@@ -14,7 +14,7 @@ import * as net from './net.js';
 const COUNTDOWN_S = 3;
 const RECORD_MS = 6000;
 const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, "hold still"
-const RETURN_DELAY_MS = 3000;
+const PASS_RETURN_S = 5;  // a pass goes back to return_url by itself after this countdown; nothing else does
 const POLL_MS = { first: 1500, max: 5000 };  // a released attempt (lease 20 s) shows within ~5 s of it
 const STATE_WAIT_S = 15;  // the server may hold a state answer this long (page_state.py)
 const RECOVERY = { tries: 20, everyMs: 3000 };  // a service answering 503 (its database restarting) is asked for a minute
@@ -22,6 +22,7 @@ const ACTION_ICONS = { 1: 'mouth.svg', 2: 'eyes.svg' };
 const CAPTURING = ['camera', 'ready', 'countdown', 'recording', 'redo'];
 const CAMERA_KEY = 'liveness:camera';  // localStorage: the camera the person chose last
 const COACH_WAIT_MS = 5000;  // the live checks not loaded by then: recording may start without them
+const STILL_PHASES = ['uploading', 'verifying', 'passed'];  // the last frame of the recording stays on screen
 const BROKEN_TRIES = 2;  // broken recordings (each with another recorder type) before the camera app
 
 const root = document.getElementById('capture');
@@ -32,6 +33,7 @@ const digits = document.getElementById('digits');
 const steps = [...document.querySelectorAll('#steps li')];
 const preview = document.getElementById('preview');
 const stage = document.getElementById('stage');
+const stageBox = stage.parentElement;
 const hint = document.getElementById('hint');
 const level = document.getElementById('level');
 const cameraChoice = document.getElementById('camera');
@@ -49,7 +51,10 @@ const returnLink = document.getElementById('return');
 const why = document.getElementById('why');
 const challengeTitle = document.getElementById('challenge-title');
 const resultTitle = document.getElementById('result-title');
+const countdown = document.getElementById('countdown');
 const fixes = document.getElementById('fixes');
+const otherFixes = document.getElementById('other-fixes');
+const otherFixList = document.getElementById('other-fix-list');
 const cameraAgainButton = document.getElementById('camera-again');
 const fallbackHint = document.getElementById('fallback-hint');
 const fallbackRemember = document.getElementById('fallback-remember');
@@ -83,6 +88,7 @@ const page = {
   fallbackReason: null,  // why the page uses the file input instead of the camera
   chosenFile: null,      // a file picked before its challenge arrived (sent once it has)
   toldParent: false,     // the framing page has been told the result
+  returnTimer: null,     // the countdown of a pass going back to return_url by itself
   agreed: false,         // the person agreed on the consent screen (this page's life)
   afterConsent: null,    // what agreeing goes on to
   live: null,            // coach.js, loaded once a camera is live (null: not, or it failed)
@@ -93,6 +99,7 @@ const page = {
   brokenRecordings: 0,   // how many recordings came out broken (BROKEN_TRIES: the camera app)
   recorded: null,        // the recorder type of the last recording sent
   micTrouble: null,      // 'microphone_refused' | 'microphone_silent': number mode may become action
+  still: false,          // the preview shows the recording's last frame (the camera is closed)
 };
 
 function setPhase(next) {
@@ -103,6 +110,8 @@ function setPhase(next) {
   page.phase = next;
   root.dataset.phase = next;
   for (const element of shown) element.hidden = !element.dataset.show.split(' ').includes(next);
+  // Nothing to show in it; or framed and passed: the operator's page takes over, the frame stays short.
+  if (STILL_PHASES.includes(next) && (!page.still || (framed && next === 'passed'))) stageBox.hidden = true;
   startButton.disabled = !(next === 'ready' && page.startable);
   cameraChoice.disabled = next !== 'ready';
   switchButton.hidden = !(page.micTrouble && page.state.action_fallback && ['redo', 'fallback'].includes(next));
@@ -118,6 +127,13 @@ function say(...parts) {
   status.textContent = parts.filter(Boolean).join('\n');
 }
 
+/** Like say(), with `heard` read out first but not shown again: it is on screen already (the
+ * words on the oval), and one screen says a thing once. */
+function sayHeard(heard, ...parts) {
+  say(...parts);
+  if (heard) status.prepend(Object.assign(document.createElement('span'), { className: 'visually-hidden', textContent: `${heard} ` }));
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -127,7 +143,7 @@ function sleep(ms) {
 function showState(next) {
   page.state = next;
   if (next.status === 'passed') return finish('passed', t('passed'));
-  if (next.status === 'expired' && !next.last) return finish('expired', t('expired'));
+  if (next.status === 'expired') return finish('expired', t('expired'));  // whatever the last attempt said
   if (next.status !== 'pending') return finish(next.status, ...endWords(next.last));
   if (next.processing) return waitForVerdict();
   if (next.challenge) return whenAgreed(() => beginAttempt(next.challenge));
@@ -157,10 +173,14 @@ function agree() {
 
 function decline() {
   setPhase('declined');
+  // Where the operator gave one, a way back to its page (e.g. to choose another way to verify).
+  const url = safeUrl(page.state.return_url);
+  if (url) offerReturn(url, false);
   focusOn(document.getElementById('declined-title'));
 }
 
 function reconsider() {
+  returnLink.hidden = true;
   setPhase('consent');
   focusOn(document.getElementById('consent-title'));
 }
@@ -266,6 +286,7 @@ async function openCamera() {
   const opening = ++page.openings;
   page.chosenFile = null;
   page.startable = false;
+  forgetStill();
   setPhase('camera');
   say(t('cameraOpening'));
   let opened;
@@ -364,14 +385,19 @@ async function startCoach(forStream) {
 /** Show what the checks say: words on the oval and in the live region, and whether (and how)
  * recording may start: 开始录制 when the checks pass, 仍然开始 when they have failed a while. */
 function followChecks({ key, words, ok, startable: may }) {
+  const onOval = key !== null && key !== 'good' && key !== 'checking' && Boolean(words);  // shown over the preview
   page.startable ||= may;  // once allowed, for as long as this camera is open
   startButton.textContent = page.startable && !ok && key !== null ? t('startAnyway') : t('start');
   if (page.phase === 'ready') {
     startButton.disabled = !page.startable;
     if (key === null) say(t('ready'));
-    else if (key !== 'checking') say(words, ok ? t('goodToGo') : page.startable ? t('orStartAnyway') : '');
+    else if (key !== 'checking') {
+      const next = ok ? t('goodToGo') : page.startable ? t('orStartAnyway') : '';
+      if (onOval) sayHeard(words, next);  // the words are on the oval: heard here, not shown twice
+      else say(words, next);
+    }
   }
-  hint.textContent = key === 'good' || key === 'checking' ? '' : words ?? '';
+  hint.textContent = onOval ? words : '';
 }
 
 function stopCoach() {
@@ -474,6 +500,7 @@ async function record() {
   if (problem === 'small' || problem === 'short') return recorderBroken(mimeType, problem);
   if (problem) return redoLocally(problem);
   stopCoach();
+  keepStill();
   releaseCamera();
   page.recorded = mimeType;
   return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id });
@@ -510,7 +537,7 @@ function recordAgainLocally() {
 function promptDuringRecording() {
   if (mode === 'number') {
     prompt.textContent = page.challenge.digits;
-    say(t('recordingNumber', { digits: spaced(page.challenge.digits) }));
+    say(t('recordingNumber', { digits: spaced(page.challenge.digits, '\u00a0') }));  // on one line
   } else if (mode === 'action') {
     say(t('recordingAction'));
     cue(t('holdStill'), -1);
@@ -561,6 +588,27 @@ function stopCapture() {
   releaseCamera();
 }
 
+/** Keep the preview's last frame on screen (as its poster) while the video is sent and verified,
+ * with the camera already closed. */
+function keepStill() {
+  const canvas = document.createElement('canvas');
+  canvas.width = preview.videoWidth;
+  canvas.height = preview.videoHeight;
+  if (!canvas.width || !canvas.height) return;
+  try {
+    canvas.getContext('2d').drawImage(preview, 0, 0);
+    preview.poster = canvas.toDataURL('image/jpeg', 0.8);
+    page.still = true;
+  } catch {
+    // no still: the screens show the challenge and the progress without it
+  }
+}
+
+function forgetStill() {
+  preview.removeAttribute('poster');
+  page.still = false;
+}
+
 function releaseCamera() {
   media.stopStream(page.stream);
   page.stream = null;
@@ -596,15 +644,32 @@ const FIXES = {
   missing: ['fix_missing'],
 };
 
-/** How to make the camera work here next time, on the usual phones. */
+/** The person's system, for the advice that is theirs: 'wechat', 'ios', 'android' or 'desktop'. */
+function platform() {
+  const agent = navigator.userAgent;
+  if (/MicroMessenger/i.test(agent)) return 'wechat';
+  if (/iPhone|iPad|iPod/.test(agent) || (navigator.platform === 'MacIntel' && navigator.maxTouchPoints > 1)) return 'ios';
+  if (navigator.userAgentData?.platform === 'Android' || /Android/.test(agent)) return 'android';
+  return 'desktop';
+}
+
+function listItems(keys) {
+  return keys.map((key) => Object.assign(document.createElement('li'), { textContent: t(key) }));
+}
+
+/** How to make the camera work here next time: on a phone, its own system's way, with the
+ * others folded under 其他系统; on a computer (which phone is not known), every way. */
 function explain(reason) {
   const ways = FIXES[reason] ?? [];
+  const system = platform();
+  const own = system === 'desktop' ? [] : ways.filter((key) => key.endsWith(`_${system}`));
+  const mine = own.length ? own : ways;
+  const others = own.length ? ways.filter((key) => !own.includes(key)) : [];
   why.hidden = ways.length === 0;
-  fixes.replaceChildren(...ways.map((key) => {
-    const item = document.createElement('li');
-    item.textContent = t(key);
-    return item;
-  }));
+  fixes.replaceChildren(...listItems(mine));
+  otherFixList.replaceChildren(...listItems(others));
+  otherFixes.hidden = others.length === 0;
+  otherFixes.open = false;
   cameraAgainButton.hidden = !['denied', 'busy', 'missing', 'slow', 'microphone'].includes(reason);
 }
 
@@ -686,10 +751,23 @@ function handleRefusal(answer) {
   const error = answer.body?.error;
   if (answer.body?.state) page.state = answer.body.state;
   if (answer.status === 404) return notFound();
+  if (answer.status === 410 || error?.code === 'session_expired') return linkExpired();
   if (error?.code === 'busy') return waitForVerdict();
   if (page.state.status !== 'pending') return showState(page.state);
   if (!error) return offerRetry(t('server'));
   return offerRetry(pick(error.message_zh, error.message));
+}
+
+/** The link expired while the page was open (a 410). The state that came with it may be from
+ * before the expiry (still "pending", attempts left): read it again, for where to go back to. */
+async function linkExpired() {
+  try {
+    const fresh = await net.fetchState(base);
+    if (fresh.ok) page.state = fresh.body;
+  } catch {
+    // offline: the words say what to do even without a 返回 link
+  }
+  return finish('expired', t('expired'));
 }
 
 /** The upload got no answer, or the service was recovering (`outage`: its 503 error, words for
@@ -766,7 +844,8 @@ function resultOfUpload(s) {
 function offerRetry(message, note = '') {
   stopCapture();
   setPhase('retry');
-  const left = page.state.attempts_left > 0 ? t('attemptsLeft', { n: page.state.attempts_left }) : '';
+  const n = page.state.attempts_left;
+  const left = n > 0 ? t(n === 1 ? 'attemptLeft' : 'attemptsLeft', { n }) : '';  // "1 attempt left", "2 attempts left"
   say(message, note, left);
   focusOn(retryButton);
 }
@@ -774,13 +853,25 @@ function offerRetry(message, note = '') {
 function finish(status, ...words) {
   stopCapture();
   setPhase(status === 'passed' ? 'passed' : 'over');
-  // Framed, the operator's page takes over: it, not this frame, can be closed.
-  say(...words, status === 'passed' && !page.state.return_url && !framed ? t('closeNow') : '');
+  const url = safeUrl(page.state.return_url);
   // Standalone, a name and number that do not match (or are not registered) can be corrected.
   editLink.hidden = !(root.dataset.form && status === 'failed' && page.state.last?.category === 'identity');
+  say(...words, nextStep(status, url));
   tellParent(status);
-  goBackLater(words);
+  if (url) offerReturn(url, status === 'passed');
   focusOn(document.querySelector('.controls a:not([hidden])') ?? resultTitle);
+}
+
+/** What the person does after a final screen. Framed, the operator's page takes over: it, not
+ * this frame, can be closed. */
+function nextStep(status, url) {
+  if (status === 'passed') return url || framed ? '' : t('closeNow');
+  if (status === 'expired') {
+    if (url) return t('expiredBack');
+    // A page opened on an expired link lists the steps itself (capture.html).
+    return document.getElementById('expired-title') ? '' : t('expiredNext');
+  }
+  return url ? t('tapReturn') : '';
 }
 
 function notFound() {
@@ -812,14 +903,25 @@ function tellParentTheHeight() {
   }).observe(document.documentElement);
 }
 
-/** Where the session has a return_url, go there after the person has seen the result. */
-function goBackLater(words) {
-  const url = safeUrl(page.state.return_url);
-  if (!url) return;
+/** Where the session has a return_url, a 返回 link leads there. A final failure stays until the
+ * person taps it (its words may need reading); a pass goes on by itself after a visible countdown. */
+function offerReturn(url, goOnItsOwn) {
   returnLink.href = url;
   returnLink.hidden = false;
-  say(...words, t('returning'));
-  setTimeout(() => window.location.assign(url), RETURN_DELAY_MS);
+  clearTimeout(page.returnTimer);
+  countdown.hidden = !goOnItsOwn;
+  if (!goOnItsOwn) return;
+  let left = PASS_RETURN_S;
+  const tick = () => {
+    if (left <= 0) {
+      window.location.assign(url);
+      return;
+    }
+    countdown.textContent = t('returningIn', { n: left });
+    left -= 1;
+    page.returnTimer = setTimeout(tick, 1000);
+  };
+  tick();
 }
 
 function safeUrl(value) {

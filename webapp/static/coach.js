@@ -11,6 +11,12 @@ const GOOD_MS = 800;        // the face has been fine this long ("about a second
 const STUCK_MS = 4000;      // checks failing this long: the person may start anyway
 const DETECTOR_WAIT_MS = 3000;  // light alone decides while the detector is still loading after this
 const FRAME_WIDTH = 180;    // the down-scaled frame the checks read (its height follows the preview)
+// No face in the frame: every WIDE_EVERY looks (the first miss included), look again at a frame
+// WIDE_SCALE times larger through a larger network input, which finds a face far from the camera
+// (a tenth of the picture's width) that the quick look misses; what it finds holds till the next.
+const WIDE_EVERY = 3;
+const WIDE_SCALE = 2;
+const WIDE_INPUT = 416;
 const MEASURED_FRAMES = 40; // per-frame timings kept in the Performance timeline
 
 // The oval of capture.html's guide (viewBox 300x400: centre 150,190, radii 105,140), as fractions.
@@ -38,9 +44,9 @@ const WORDS = english ? {
   backlit: 'Too bright behind you: do not face away from a window or lamp',
   noFace: 'No face seen: put your face in the oval',
   faces: 'More than one face: only one person in the picture',
-  far: 'Too far: bring the phone closer',
+  far: 'Too far: move closer',
   close: 'Too close: hold the phone further away',
-  offCentre: 'Move your face to the middle of the oval',
+  offCentre: 'Off centre: move your face to the middle of the oval',
   mute: 'The microphone gives no sound: is it muted, or used by another app?',
   quiet: 'No voice heard: read the digits aloud',
 } : {
@@ -51,12 +57,30 @@ const WORDS = english ? {
   backlit: '背后太亮：请不要背对窗户或灯',
   noFace: '没有看到脸：请把脸放进椭圆框',
   faces: '画面里不止一张脸：请只让一个人入镜',
-  far: '离得太远：请把手机拿近一点',
+  far: '离得太远：请靠近一点',
   close: '离得太近：请把手机拿远一点',
-  offCentre: '请把脸移到椭圆框中间',
+  offCentre: '没有对准：请把脸移到椭圆框中间',
   mute: '麦克风没有声音：请检查是否静音，或被其他应用占用',
   quiet: '听不到声音：请大声读出数字',
 };
+
+/** The words of `key` in two parts: the short ones up to the colon, and the rest (or ''). */
+function parts(key) {
+  const words = WORDS[key] ?? '';
+  const colon = words.search(/：|: /);
+  if (colon < 0) return [words, ''];
+  const rest = words.slice(colon).replace(/^(：|: )/, '');
+  return [words.slice(0, colon), english ? rest.charAt(0).toUpperCase() + rest.slice(1) : rest];
+}
+
+/** Lay the words capture.js put on the oval out around the face: the short words above it, the
+ * rest below it (app.css places them), so that on a small preview they never cover the face. */
+function layOut(hint, key) {
+  if (!hint?.textContent) return;
+  const [head, rest] = parts(key);
+  const part = (text, name) => Object.assign(document.createElement('span'), { className: name, textContent: text });
+  hint.replaceChildren(part(head, 'head'), ...(rest ? [part(rest, 'rest')] : []));
+}
 
 // -- the face detector: loaded once per page, on first use ---------------------------------------
 
@@ -82,10 +106,12 @@ export function loadDetector() {
     await faceapi.tf.ready();
     await faceapi.nets.tinyFaceDetector.loadFromUri(VENDOR);
     const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 224, scoreThreshold: 0.5 });
+    const wideOptions = new faceapi.TinyFaceDetectorOptions({ inputSize: WIDE_INPUT, scoreThreshold: 0.5 });
     const detect = (canvas) => faceapi.detectAllFaces(canvas, options);
+    const detectWide = (canvas) => faceapi.detectAllFaces(canvas, wideOptions);
     await detect(document.createElement('canvas'));  // the first run compiles; do it now
     performance.measure('liveness:detector-load', 'liveness:detector-start');
-    return { detect, backend };
+    return { detect, detectWide, backend };
   })();
   return detector;
 }
@@ -101,6 +127,8 @@ export function loadDetector() {
 export function startCoach({ video, stage, level, stream, onChange }) {
   const canvas = document.createElement('canvas');
   const context = canvas.getContext('2d', { willReadFrequently: true });
+  const wide = document.createElement('canvas');  // the larger frame of the second look
+  const hint = stage.querySelector('.hint');
   const sound = stream.getAudioTracks().length ? listen(stream, level) : null;
   const started = performance.now();
   let face = null;           // the detector, once loaded (null: light only)
@@ -113,6 +141,8 @@ export function startCoach({ video, stage, level, stream, onChange }) {
   let everStartable = false;
   let frames = 0;
   let recordingSince = 0;
+  let misses = 0;            // looks in a row the quick look found no face
+  let farFaces = [];         // what the last wide look found (in the small frame's pixels)
 
   loadDetector().then((loaded) => { face = loaded; }, () => { faceFailed = true; });
 
@@ -132,7 +162,9 @@ export function startCoach({ video, stage, level, stream, onChange }) {
   /** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
   async function check() {
     if (!grab()) return null;
-    const faces = face ? onePerPerson(await timed(() => face.detect(canvas))) : null;
+    let faces = face ? onePerPerson(await timed(() => face.detect(canvas))) : null;
+    if (faces && !faces.length) faces = await lookWide();
+    else misses = 0;
     const box = faces?.length === 1 ? faces[0].box : null;
     const light = lightProblem(context.getImageData(0, 0, canvas.width, canvas.height), box);
     const voice = sound?.problem(recordingSince);
@@ -144,23 +176,35 @@ export function startCoach({ video, stage, level, stream, onChange }) {
     return placement ?? light ?? voice ?? 'good';
   }
 
+  /** The faces a wide look finds (one every WIDE_EVERY misses; the last one's between). */
+  async function lookWide() {
+    if (misses++ % WIDE_EVERY) return farFaces;
+    if (!face.detectWide || !grab(wide, FRAME_WIDTH * WIDE_SCALE)) return [];
+    const scale = canvas.width / wide.width;
+    farFaces = onePerPerson(await face.detectWide(wide)).map(({ score, box }) => ({
+      score,
+      box: { x: box.x * scale, y: box.y * scale, width: box.width * scale, height: box.height * scale },
+    }));
+    return farFaces;
+  }
+
   /** The faces found, best first; a weak second one (a pattern on the wall) is not a person. */
   function onePerPerson(found) {
     const sorted = [...found].sort((a, b) => b.score - a.score);
     return sorted.filter((f, i) => i === 0 || f.score >= SECOND_FACE);
   }
 
-  /** Draw what the preview shows (object-fit: cover crops the camera's picture), small. */
-  function grab() {
+  /** Draw what the preview shows (object-fit: cover crops the camera's picture), `width` wide. */
+  function grab(into = canvas, width = FRAME_WIDTH) {
     const { videoWidth: vw, videoHeight: vh } = video;
     const { width: sw, height: sh } = stage.getBoundingClientRect();
     if (!vw || !vh || !sw || !sh || video.readyState < 2) return false;
     const scale = Math.max(sw / vw, sh / vh);
     const cw = sw / scale;
     const ch = sh / scale;
-    canvas.width = FRAME_WIDTH;
-    canvas.height = Math.round(FRAME_WIDTH * sh / sw);
-    context.drawImage(video, (vw - cw) / 2, (vh - ch) / 2, cw, ch, 0, 0, canvas.width, canvas.height);
+    into.width = width;
+    into.height = Math.round(width * sh / sw);
+    into.getContext('2d').drawImage(video, (vw - cw) / 2, (vh - ch) / 2, cw, ch, 0, 0, into.width, into.height);
     return true;
   }
 
@@ -197,6 +241,7 @@ export function startCoach({ video, stage, level, stream, onChange }) {
     if (next.key === shown.key && next.ok === shown.ok && next.startable === shown.startable) return;
     shown = next;
     onChange({ ...next, words: WORDS[next.key] });
+    layOut(hint, next.key);
   }
 
   look();

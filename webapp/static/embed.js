@@ -15,8 +15,11 @@
  * message is ignored. The session must have been created with embed_origin = your origin.
  *
  * The iframe starts `options.height` tall (720px) and then follows the page's own height, which
- * the page posts as {type: "liveness:resize", height} (same checks), so it never scrolls inside
- * the frame; `autoHeight: false` keeps the height you give.
+ * the page posts as {type: "liveness:resize", height} (same checks), up to the height of your
+ * window: the page then lays out its challenge, camera preview and start button to fit in it, as
+ * on a phone's screen, so that all three are on screen together once the frame is scrolled into
+ * view (a taller page, such as the consent's text on a small phone, scrolls inside the frame).
+ * `autoHeight: false` keeps the height you give.
  */
 (function () {
   'use strict';
@@ -59,12 +62,20 @@
 
   // For the frame's whole life (the page's height changes after the result too).
   function followHeight(iframe, origin) {
+    var wanted = null;  // the height the page last asked for
+    function fit() {
+      if (wanted === null) return;
+      var most = Math.max(window.innerHeight || 0, 320);
+      iframe.style.height = Math.round(Math.min(Math.max(wanted, 200), most, 4000)) + 'px';
+    }
     window.addEventListener('message', function (event) {
       if (event.origin !== origin || event.source !== iframe.contentWindow) return;
       var data = event.data;
       if (!data || data.type !== 'liveness:resize' || typeof data.height !== 'number' || !isFinite(data.height)) return;
-      iframe.style.height = Math.round(Math.min(Math.max(data.height, 200), 4000)) + 'px';
+      wanted = data.height;
+      fit();
     });
+    window.addEventListener('resize', fit);
   }
 
   window.LivenessEmbed = { open: open };
