@@ -14,10 +14,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
+from . import test_serve
 from .servers import address
-from .test_serve import Served, free_port, new_session_path, sandbox_env
+from .test_serve import Served, new_session_path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOODER = "127.9.9.9"        # the one address every slow upload comes from
@@ -27,21 +26,8 @@ PROBE_SECONDS = 25
 ANSWER_WITHIN = 2.0          # seconds
 
 
-@pytest.fixture
-def serve(tmp_path):
-    """`serve(**env)` → `bash scripts/serve.sh` with its defaults (and `env`), up and answering."""
-    started: list[Served] = []
-
-    def start(**env: str) -> Served:
-        port = free_port()
-        served = Served(["bash", "scripts/serve.sh"], sandbox_env(tmp_path, port, **env),
-                        tmp_path / f"serve-{len(started)}.log", port)
-        started.append(served)
-        served.wait_ready()
-        return served
-    yield start
-    for served in started:
-        served.stop()
+# The README's serve command, started as tests/test_serve.py starts it (its fixture).
+serve = test_serve.serve
 
 
 def enough_descriptors(count: int) -> None:

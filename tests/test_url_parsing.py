@@ -52,6 +52,17 @@ def create(client, field: str, url: str):
     return client.post("/api/v1/sessions", headers=AUTH, data=json.dumps(body), content_type="application/json")
 
 
+def accepted(client, field: str, url: str) -> dict | None:
+    """The created session for a URL the API accepts; None for one refused as it must be: a 422
+    naming the field (never another answer)."""
+    response = create(client, field, url)
+    assert response.status_code in (201, 422), response.status_code
+    if response.status_code == 422:
+        assert response.get_json()["error"]["field"] == field
+        return None
+    return response.get_json()
+
+
 @pytest.fixture
 def client(make_app):
     return make_app(WEBHOOK_SECRET=WEBHOOK_SECRET).test_client()
@@ -134,12 +145,9 @@ tails = st.sampled_from(["/", "", "/done?x=1", "\\@op.example/", "#@evil.example
 @example(scheme="https:", user="", host="evil.example", port="", tail="")
 def test_an_accepted_return_url_names_where_the_browser_goes(client, database_url, scheme, user, host, port, tail):
     url = scheme + user + host + port + tail
-    response = create(client, "return_url", url)
-    assert response.status_code in (201, 422), response.status_code
-    if response.status_code == 422:
-        assert response.get_json()["error"]["field"] == "return_url"
+    created = accepted(client, "return_url", url)
+    if created is None:
         return
-    created = response.get_json()
     goes = browser_host(url)   # where a browser given the operator's URL would go
     assert asker(client, created) == goes, url
     assert "\\" not in url and "@" not in urlsplit(url).netloc and not user
@@ -154,10 +162,7 @@ def test_an_accepted_return_url_names_where_the_browser_goes(client, database_ur
 def test_an_accepted_callback_url_is_sent_where_a_browser_would_go(client, scheme, user, host, port, tail):
     from webapp import targets
     url = scheme + user + host + port + tail
-    response = create(client, "callback_url", url)
-    assert response.status_code in (201, 422), response.status_code
-    if response.status_code == 422:
-        assert response.get_json()["error"]["field"] == "callback_url"
+    if accepted(client, "callback_url", url) is None:
         return
     _scheme, sent_to, _port = targets.split(url)   # where requests connects
     assert "\\" not in url and "@" not in urlsplit(url).netloc and not user

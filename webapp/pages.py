@@ -406,8 +406,7 @@ def metrics_page():
             return _page_error(403, "metrics_key_needed", "The metrics count every operator's traffic, so with "
                                "several operator keys no operator key reads them: set METRICS_KEY and scrape "
                                "with it.", "指标包含所有运营方的数据：配置了多个运营方密钥时，请设置 METRICS_KEY 并用它读取。")
-    body, content_type = metrics.exposition(queued=_queued, uploads=(services().uploads,
-                                                                      services().settings.UPLOAD_MIN_FREE_MB))
+    body, content_type = metrics.exposition(queued=_queued, uploads=(services().uploads, settings.UPLOAD_MIN_FREE_MB))
     return current_app.response_class(body, mimetype=None, content_type=content_type)
 
 
