@@ -43,10 +43,14 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Each serving worker runs the app's background loop: due webhooks, the upload sweep,
-    housekeeping (webapp.app.start_background). Commands and Celery workers do not."""
+    housekeeping (webapp.app.start_background). Commands and Celery workers do not. The line
+    logged last says the worker has loaded the app and takes requests (gunicorn's own "Booting
+    worker" comes before the app is loaded)."""
     from webapp.app import start_background
     app = worker.wsgi
-    app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"])
+    app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"],
+                                                                  schema=app.extensions["liveness_schema"])
+    worker.log.info("Worker serving (pid: %s)", worker.pid)
 
 
 def child_exit(server, worker):

@@ -66,7 +66,15 @@ class PostgresServer:
     def restart(self, down_seconds: float = 0.0) -> None:
         """Stop the server as an operator's `pg_ctl restart` would (`-m fast`: every connection is
         cut), stay down `down_seconds`, and start it again with the same options."""
-        data = str(self.root / "data")
-        self._run(_bin("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop")
+        self.halt()
         time.sleep(down_seconds)
-        self._run(_bin("pg_ctl"), "-D", data, "-o", self._options, "-l", str(self.root / "log"), "-w", "start")
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server (`-m fast`: every connection is cut) until `resume()`."""
+        self._run(_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port with the same options."""
+        self._run(_bin("pg_ctl"), "-D", str(self.root / "data"), "-o", self._options,
+                  "-l", str(self.root / "log"), "-w", "start")

@@ -54,19 +54,28 @@ class Gunicorn:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until /readyz answers 200 and every worker is up; raise if the master died."""
+        """Until /readyz answers 200 and every worker serves; raise if the master died."""
+        def ready() -> bool:
+            try:
+                return request("GET", self.url + "/readyz", timeout=2).status == 200
+            except OSError:
+                return False
+        self.wait_serving(timeout, also=ready)
+
+    def wait_serving(self, timeout: float = 60.0, also=lambda: True) -> None:
+        """Until each of the master's `workers` has loaded the app and takes requests (its "Worker
+        serving" line: a forked worker may still be loading the app), and `also()`; raise if the
+        master died, as it does when a worker fails to boot."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            try:
-                if request("GET", self.url + "/readyz", timeout=2).status == 200 \
-                        and len(self.worker_pids()) == self.workers:
-                    return
-            except OSError:
-                pass
+            pids, log = self.worker_pids(), self.output()
+            if len(pids) == self.workers and all(f"Worker serving (pid: {pid})" in log for pid in pids) \
+                    and also():
+                return
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn not ready in {timeout} s:\n{self.output()[-3000:]}")
+        raise RuntimeError(f"gunicorn not serving in {timeout} s:\n{self.output()[-3000:]}")
 
     def worker_pids(self) -> list[int]:
         """The master's worker processes."""

@@ -6,6 +6,8 @@ path is real gunicorn with the Juhe stand-in answering slowly, so calls are in f
 database goes."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -26,20 +28,20 @@ def cluster():
     server.stop()
 
 
-def _deploy(tmp_path, standin, cluster, celery: bool):
+def _deploy(tmp_path, standin, cluster, celery: bool, workers: int = 2):
     """Gunicorn on the cluster; with `celery`, Redis and two Celery workers make the calls."""
     env = {"JUHE_KEY": STANDIN_KEY, "JUHE_API_URL": standin.url, "SECRET_KEY": "outage-secret-0123456789",
            "OPERATOR_API_KEYS": OPERATOR_KEY, "DATABASE_URL": cluster.new_database(),
            "INSTANCE_PATH": str(tmp_path / "instance")}
-    redis, workers = None, []
+    redis, celery_workers = None, []
     if celery:
         redis = RedisServer(tmp_path / "redis").start()
         env["CELERY_BROKER_URL"] = redis.url
-    web = Gunicorn(tmp_path / "instance", env, workers=2).start()
+    web = Gunicorn(tmp_path / "instance", env, workers=workers).start()
     if redis is not None:
-        workers = [CeleryWorker(tmp_path, env, name=f"w{n}").start() for n in range(2)]
+        celery_workers = [CeleryWorker(tmp_path, env, name=f"w{n}").start() for n in range(2)]
     yield web
-    for worker in workers:
+    for worker in celery_workers:
         worker.stop()
     web.stop()
     if redis is not None:
@@ -54,6 +56,12 @@ def deployment(request, tmp_path, standin, cluster):
 @pytest.fixture
 def service(tmp_path, standin, cluster):
     yield from _deploy(tmp_path, standin, cluster, celery=False)
+
+
+@pytest.fixture
+def lone_worker(tmp_path, standin, cluster):
+    """Gunicorn with one worker, so that every request goes to the one that replaced it."""
+    yield from _deploy(tmp_path, standin, cluster, celery=False, workers=1)
 
 
 class Person:
@@ -142,18 +150,45 @@ def test_while_postgresql_is_away_the_api_and_the_page_answer_503_in_json(servic
     created = request("POST", service.url + "/api/v1/sessions", headers=AUTH, json_body={
         "realname": "张三", "idcard": idcard(199), "mode": "silent"}).json()
     path = created["url"].split(str(service.port), 1)[1]
-    down = threading.Thread(target=cluster.restart, kwargs={"down_seconds": 4}, daemon=True)
-    down.start()
-    time.sleep(1.5)
-    api = request("GET", f"{service.url}/api/v1/sessions/{created['id']}", headers=AUTH)
-    page = request("GET", f"{service.url}{path}/state")
-    ready = request("GET", f"{service.url}/readyz")
-    down.join(60)
+    cluster.halt()
+    try:
+        api = request("GET", f"{service.url}/api/v1/sessions/{created['id']}", headers=AUTH)
+        page = request("GET", f"{service.url}{path}/state")
+        ready = request("GET", f"{service.url}/readyz")
+    finally:
+        cluster.resume()
     assert api.status == 503 and api.json()["error"]["code"] == "database_unavailable", api.body
     assert api.headers.get("Retry-After")
     assert page.status == 503 and "稍" in page.json()["error"]["message_zh"], page.body
     assert ready.status == 503
     assert until(lambda: request("GET", f"{service.url}{path}/state").status == 200, 30)
+
+
+def test_a_worker_started_while_postgresql_is_away_answers_503_and_then_serves(lone_worker, cluster):
+    """A worker that dies while PostgreSQL is away (killed, out of memory) is replaced; the new one
+    loads the app without the database, answers 503 meanwhile, and serves once it is back. Were
+    it to fail to boot, gunicorn would stop altogether: one restart would take the service down."""
+    web = lone_worker
+    created = request("POST", web.url + "/api/v1/sessions", headers=AUTH, json_body={
+        "realname": "张三", "idcard": idcard(198), "mode": "silent"}).json()
+    path = created["url"].split(str(web.port), 1)[1]
+    cluster.halt()
+    try:
+        [worker] = web.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        assert until(lambda: worker not in web.worker_pids(), 30), "the killed worker was never reaped"
+        web.wait_serving()  # raises if gunicorn stopped: "Worker failed to boot"
+        api = request("GET", f"{web.url}/api/v1/sessions/{created['id']}", headers=AUTH)
+        page = request("GET", f"{web.url}{path}/state")
+        ready = request("GET", f"{web.url}/readyz")
+    finally:
+        cluster.resume()
+    assert api.status == 503 and api.json()["error"]["code"] == "database_unavailable", api.body
+    assert page.status == 503 and "稍" in page.json()["error"]["message_zh"], page.body
+    assert ready.status == 503
+    assert until(lambda: request("GET", f"{web.url}{path}/state").status == 200, 30)
+    assert request("GET", f"{web.url}/readyz").status == 200
+    assert request("POST", f"{web.url}{path}/challenge").status == 201  # and it writes
 
 
 def test_only_a_database_that_is_away_is_waited_for():

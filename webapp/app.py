@@ -51,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.request_class = _request_class(app.extensions["liveness"].uploads)
     register_extensions(app)
     register_blueprints(app)
+    _schema_first(app)
     _database_away_answers(app)
     register_commands(app)
     if settings.CELERY_BROKER_URL:
@@ -59,23 +60,28 @@ def create_app(test_config: dict | None = None) -> Flask:
     # The background loop runs where the app serves: gunicorn starts it in each worker
     # (gunicorn.conf.py), not in `flask purge` or a Celery worker. Tests may ask for it.
     if app.config.get("BACKGROUND_TASKS", False):
-        app.extensions["liveness_background_stop"] = start_background(app.extensions["liveness"])
+        app.extensions["liveness_background_stop"] = start_background(
+            app.extensions["liveness"], schema=app.extensions["liveness_schema"])
     return app
 
 
 def start_background(s: Services, interval: float = 5.0, housekeeping_every: float = 300.0,
-                     sweep_every: float = 30.0) -> Callable[[], None]:
+                     sweep_every: float = 30.0, schema: migrate.Schema | None = None) -> Callable[[], None]:
     """One daemon thread per process: deliver due webhooks, sweep leftover uploads, and now and
     then release dead attempts, expire overdue sessions and purge old ones (and, with a Redis
     broker, the wake-ups' subscriber: webapp/wakeups.py). Several processes
-    may run it: deliveries are leased, sessions locked. Returns what stops it."""
+    may run it: deliveries are leased, sessions locked. Each pass first makes sure of `schema`
+    (a process started while the database was away). Returns what stops it."""
     stopping = threading.Event()
     s.wakeups.start()
+    log = logging.getLogger(__name__)
 
     def run() -> None:
         last_housekeeping = last_sweep = 0.0
         while not stopping.is_set():
             try:
+                if schema is not None:
+                    schema.ensure()
                 s.dispatcher.deliver_due()
                 if time.monotonic() - last_sweep > sweep_every:
                     uploads.sweep(s.uploads, uploads.max_age(s.settings))
@@ -87,8 +93,13 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                 if s.settings.CELERY_BROKER_URL:
                     from . import tasks
                     tasks.publish_lost(s.store)  # queued attempts whose task Redis lost
+            except DBAPIError as error:
+                if not outages.database_away(error):
+                    log.exception("background pass failed")
+                else:  # expected while it restarts: one line, not a traceback every pass
+                    log.warning("background pass skipped: the database is away (%s)", type(error.orig).__name__)
             except Exception:
-                logging.getLogger(__name__).exception("background pass failed")
+                log.exception("background pass failed")
             s.dispatcher.wait(interval)
 
     thread = threading.Thread(target=run, name="liveness-background", daemon=True)
@@ -126,7 +137,8 @@ def _request_class(folder: Path) -> type[Request]:
 def build_services(app: Flask, settings: Settings) -> Services:
     """Database, ffmpeg and the Juhe client; in sandbox mode the client talks to the simulator."""
     store = Store(settings.DATABASE_URL or f"sqlite:///{Path(app.instance_path) / 'liveness.sqlite3'}")
-    migrate.upgrade(store, lock_dir=app.instance_path)
+    app.extensions["liveness_schema"] = schema = migrate.Schema(store, lock_dir=app.instance_path)
+    schema.at_start()  # a worker starting while the database is away starts all the same
     folder = uploads.prepare_dir(settings.UPLOAD_DIR or Path(app.instance_path) / "uploads")
     uploads.sweep(folder, uploads.max_age(settings))
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
@@ -189,6 +201,22 @@ def register_blueprints(app: Flask) -> None:
             return api.error_response(error.code, error.name.lower().replace(" ", "_"),
                                       f"{what}: {request.method} {request.path} (see /api/v1/openapi.json).")
         return error
+
+
+# What answers without the database: liveness, readiness (which asks the database itself), assets.
+_NO_DATABASE = frozenset({"pages.healthz", "pages.readyz", "static"})
+
+
+def _schema_first(app: Flask) -> None:
+    """In a process started while the database was away, no request reaches the database before
+    the schema is brought up: until then each tries it first, and is answered 503 (below) while
+    the database is still away."""
+    schema: migrate.Schema = app.extensions["liveness_schema"]
+
+    @app.before_request
+    def _bring_up_schema():
+        if not schema.ready and request.endpoint not in _NO_DATABASE:
+            schema.ensure()
 
 
 def _database_away_answers(app: Flask) -> None:
