@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Vendor the face detector the capture page loads once the camera is live (webapp/static/coach.js):
-# @vladmandic/face-api's ES module (TensorFlow.js bundled in), its tiny face detector weights, and the
-# WebAssembly files of TensorFlow.js's wasm backend of the same version. The package is installed from
+# @vladmandic/face-api's ES module (TensorFlow.js bundled in), its tiny face detector weights, the
+# tiny 68-point landmark model's weights (webapp/static/performance.js reads eyes and mouth from
+# them while recording), and the WebAssembly files of TensorFlow.js's wasm backend of the same version. The package is installed from
 # npm into a temporary folder with the machine's npm; exactly the files served are copied to
 # webapp/static/vendor/face-api/, with the licences and a SHA256SUMS file. The copied files are
 # committed, so serving needs no npm; run this again only to change a version.
@@ -32,6 +33,7 @@ rm -rf "$out"
 mkdir -p "$out"
 cp "$face/dist/face-api.esm.js" "$out/"
 cp "$face/model/tiny_face_detector_model-weights_manifest.json" "$face/model/tiny_face_detector_model.bin" "$out/"
+cp "$face/model/face_landmark_68_tiny_model-weights_manifest.json" "$face/model/face_landmark_68_tiny_model.bin" "$out/"
 # SIMD where the browser has it, plain otherwise; the threaded build needs cross-origin isolation,
 # which the page does not have, so it is never asked for.
 cp "$wasm/dist/tfjs-backend-wasm-simd.wasm" "$wasm/dist/tfjs-backend-wasm.wasm" "$out/"
@@ -47,9 +49,11 @@ Written by \`scripts/vendor-face-detector.sh\` from the npm registry:
 | --- | --- | --- |
 | face-api.esm.js | @vladmandic/face-api $FACE_API_VERSION, dist/ (bundles TensorFlow.js $TFJS_VERSION) | MIT (LICENSE.face-api.txt); TensorFlow.js: Apache-2.0 (LICENSE.tensorflow-js.txt) |
 | tiny_face_detector_model-weights_manifest.json, tiny_face_detector_model.bin | @vladmandic/face-api $FACE_API_VERSION, model/ | MIT |
+| face_landmark_68_tiny_model-weights_manifest.json, face_landmark_68_tiny_model.bin | @vladmandic/face-api $FACE_API_VERSION, model/ | MIT |
 | tfjs-backend-wasm-simd.wasm, tfjs-backend-wasm.wasm | @tensorflow/tfjs-backend-wasm $TFJS_VERSION, dist/ | Apache-2.0 |
 
-webapp/static/coach.js imports it after the camera preview is live; SHA256SUMS lists every file.
+webapp/static/coach.js imports it after the camera preview is live, and loads the landmark model after the
+detector; SHA256SUMS lists every file.
 EOF
 (cd "$out" && sha256sum -- * | grep -v ' SHA256SUMS$' > SHA256SUMS)
 du -b "$out"/* | sort -n

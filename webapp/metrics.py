@@ -36,6 +36,10 @@ JUHE_SECONDS = Histogram("liveness_juhe_seconds", "One request to Juhe, from sen
                          buckets=_SECONDS)
 IN_FLIGHT = Gauge("liveness_attempts_in_flight", "Uploads being prepared or waiting for Juhe (the queue)",
                   multiprocess_mode="livesum")
+PAGE_CHECKS = Counter("liveness_page_checks_total",
+                      "Answers from Juhe, by the capture page's own check of the recording (passed; missed: "
+                      "sent anyway; not_measured; none: no check came) and Juhe's outcome (passed or failed)",
+                      ["page", "juhe"])
 WEBHOOKS = Counter("liveness_webhook_deliveries_total",
                    "Webhook tries, by result: delivered, retry, failed (gave up) or refused (target)",
                    ["result"])

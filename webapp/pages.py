@@ -314,6 +314,7 @@ def upload(token: str):
     try:
         file = request.files.get("video")
         challenge_id = request.form.get("challenge", "")
+        checks = request.form.get("checks")
     except RequestEntityTooLarge:
         return _too_large()
     if file is None or not challenge_id:
@@ -330,7 +331,8 @@ def upload(token: str):
                                                  challenge_id, path,
                                                  on_finished=lambda _id: s.dispatcher.wake(),
                                                  enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
-                                                 device=clients.parse(request.user_agent.string))
+                                                 device=clients.parse(request.user_agent.string),
+                                                 page_checks=checks)
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import best_frames, challenges, clients, webhooks
+from . import best_frames, challenges, clients, page_checks, webhooks
 from .identity import Identity
 from .settings import Settings
 from .storage import (
@@ -218,10 +218,11 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
 
 
 def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
-                  device: clients.Client | None = None) -> tuple[Challenge, Attempt]:
+                  device: clients.Client | None = None, checks: str | None = None) -> tuple[Challenge, Attempt]:
     """Use the session's open challenge for a new attempt, in flight under this process's lease.
     The session must be locked and open (require_open): the claim, the in-flight check and
-    the session's end are decided under the same lock."""
+    the session's end are decided under the same lock. `checks`: the page's own check of the
+    recording as it sent it (webapp.page_checks reads it against the challenge's mode)."""
     now = utcnow()
     challenge = open_challenge(session, now)
     if challenge is None or challenge.id != challenge_id:
@@ -232,7 +233,8 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
     attempt = Attempt(session=session, challenge_id=challenge.id, state=AttemptState.PREPARING, started_at=now,
                       counts=True, owner=owner(),
                       lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
-                      browser=device.browser if device else None, os=device.os if device else None)
+                      browser=device.browser if device else None, os=device.os if device else None,
+                      page_checks_json=page_checks.dumps(page_checks.parse(checks, challenge.mode)))
     db.add(attempt)
     return challenge, attempt
 
@@ -331,6 +333,7 @@ def attempt_json(attempt: Attempt) -> dict:
             "charged": attempt.charged}
     if attempt.video:
         body["video"] = attempt.video_report
+    body["page_checks"] = attempt.page_checks
     return body
 
 

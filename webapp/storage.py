@@ -183,6 +183,8 @@ class Attempt(Base):
     # Where the upload came from (webapp.clients: a family and an OS, never the User-Agent).
     browser: Mapped[str | None] = mapped_column(String(40))
     os: Mapped[str | None] = mapped_column(String(40))
+    # What the capture page's own check saw during the recording (webapp.page_checks), if it sent it.
+    page_checks_json: Mapped[str | None] = mapped_column(Text)
 
     session: Mapped[VerificationSession] = relationship(back_populates="attempts")
 
@@ -197,6 +199,10 @@ class Attempt(Base):
     @property
     def video(self) -> dict:
         return json.loads(self.video_json or "{}")
+
+    @property
+    def page_checks(self) -> dict | None:
+        return json.loads(self.page_checks_json) if self.page_checks_json else None
 
     @property
     def video_report(self) -> dict:

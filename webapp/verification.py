@@ -61,7 +61,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                   page_token: str, challenge_id: str, upload: Path,
                   on_finished: Callable[[str], None] | None = None,
                   enqueue: Callable[[int], None] | None = None,
-                  device: clients.Client | None = None) -> Outcome | None:
+                  device: clients.Client | None = None, page_checks: str | None = None) -> Outcome | None:
     """Run one uploaded video through the whole path. Raises sessions.SessionStateError when the
     session cannot take an upload (closed, expired, busy, challenge used or expired).
 
@@ -69,7 +69,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     to deliver (a session without `callback_url` queues none: no delivery round is started).
     With `enqueue` (a Celery broker is configured), the prepared video is stored and
     `enqueue(attempt_id)` hands the rest to a worker (`run_queued`); None is returned and the
-    page follows the session's state. `device`: the browser family and OS, kept on the attempt.
+    page follows the session's state. `device`: the browser family and OS, kept on the attempt;
+    `page_checks`: what the capture page's own check saw (the `checks` field), kept on it too.
     """
     started = time.monotonic()
 
@@ -77,7 +78,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with store.session() as db:
         session = _lock(db, settings, page_token)
         sessions.require_open(session)
-        _challenge, attempt = sessions.start_attempt(db, session, challenge_id, device)
+        _challenge, attempt = sessions.start_attempt(db, session, challenge_id, device, page_checks)
         session_id, mode = session.id, session.mode
         db.commit()
         attempt_id = attempt.id
@@ -238,6 +239,8 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     session, attempt, guidance = recorded.session, recorded.attempt, recorded.guidance
     metrics.VERIFICATIONS.labels(attempt.outcome, mode).inc()
     metrics.JUHE_CALLS.labels(metrics.charge_label(attempt.charged)).inc()
+    metrics.PAGE_CHECKS.labels((attempt.page_checks or {}).get("verdict", "none"),
+                               "passed" if attempt.outcome == "0" else "failed").inc()
     log.info("session %s attempt %s: outcome=%s score=%s charged=%s status=%s%s",
              session.id, attempt_id, attempt.outcome, attempt.score, attempt.charged, session.status,
              " (answer arrived after the attempt was released)" if recorded.late else "")

@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import OPERATOR_KEY, STANDIN_KEY, idcard
+from . import faces
 from .engines import CAMERA_JS, FACE_URL
 from .engines.webkit import camera_of
 
@@ -50,7 +51,7 @@ def _ffmpeg(*args: str) -> None:
 # What the fake camera films, by name: the good face, and the problems the page must name before
 # recording. Each is the same scene (the astronaut's face on a plain wall) with one thing changed.
 FEEDS = {
-    "face": {},
+    "face": {"talk": True},                                # talking gently (lips moving), in a loop
     "dark": {"gain": 0.12, "wall": (25, 24, 22)},          # a dim room
     "wall": {"size": 0},                                   # nobody in the picture
     "far": {"size": 400},                                  # the face at 40 %: the phone held far away
@@ -59,25 +60,55 @@ FEEDS = {
 }
 
 
-def _feed_y4m(directory: Path, name: str, **scene) -> Path:
+def _feed_y4m(directory: Path, name: str, talk: bool = False, **scene) -> Path:
     """A y4m of the scene FEEDS[name] describes, moving slightly (640x480, 20 fps, 4 s; Chromium
-    loops it). Firefox and WebKit pan over the same picture in a canvas (engines/camera.js)."""
-    png = _scene_png(directory, name, **scene)
+    loops it); made once per name and folder. `talk`: the face talks gently all along (its lips
+    open and close as faces.TALK_FRAMES says, ~4 times a second), so that a check of moving lips
+    in number mode passes. Firefox and WebKit pan over the same pictures in a canvas
+    (engines/camera.js), and so does Chromium where a test installs it (PERFORMER_SCRIPT)."""
+    from skimage import io
+
     y4m = directory / f"{name}.y4m"
-    _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
-            "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
-            "-f", "yuv4mpegpipe", str(y4m))
+    if y4m.exists():  # a running browser may be reading it
+        return y4m
+    png = _scene_png(directory, name, **scene)
+    if not talk:
+        _ffmpeg("-loop", "1", "-framerate", "20", "-i", str(png), "-t", "4",
+                "-vf", "crop=640:480:x='40+12*sin(2*PI*t/4)':y='40+8*sin(2*PI*t/2)',format=yuv420p",
+                "-f", "yuv4mpegpipe", str(y4m))
+        return y4m
+    pictures = {level: io.imread(faces.face_png(directory, picture))[..., :3]
+                for level, picture in enumerate(("neutral", *faces.TALK))}
+    frames = []
+    for frame in range(80):
+        t = frame / 20
+        x, y = round(40 + 12 * np.sin(2 * np.pi * t / 4)), round(40 + 8 * np.sin(2 * np.pi * t / 2))
+        level = faces.TALK_FRAMES[frame % len(faces.TALK_FRAMES)]
+        frames.append(pictures[level][y:y + 480, x:x + 640])
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
+                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x480", "-r", "20", "-i", "-",
+                    "-vf", "format=yuv420p", "-f", "yuv4mpegpipe", str(y4m)],
+                   input=np.stack(frames).astype(np.uint8).tobytes(), check=True, timeout=120)
     return y4m
 
 
 def _scene_png(directory: Path, name: str, size: int = 1000, gain: float = 1.0,
-               wall: tuple[int, int, int] = (205, 196, 184), window: bool = False) -> Path:
+               wall: tuple[int, int, int] = (205, 196, 184), window: bool = False,
+               face: str = "neutral") -> Path:
     """A 720x560 picture of the face `size` pixels wide (0: none) at `gain` of its brightness on a
-    `wall` (`window`: blown-out white all round the head); made once per name and folder."""
+    `wall` (`window`: blown-out white all round the head), the face performing `face` (one of
+    faces.PICTURES: eyes closed, mouth open...; only at size 1000); made once per name and folder."""
     from skimage import data, io, transform
 
     png = directory / f"{name}.png"
     if png.exists():
+        return png
+    if face != "neutral":  # the good face's scene, warped
+        if (size, gain, wall, window) != (1000, 1.0, (205, 196, 184), False):
+            raise ValueError("only the good face's scene (FEEDS['face']) performs")
+        scene = io.imread(_scene_png(directory, "face"))[..., :3].astype(np.float64)
+        io.imsave(png, faces.warp(scene, face).clip(0, 255).round().astype(np.uint8),
+                  check_contrast=False)
         return png
 
     # The astronaut's face (around x 225, y 112 of 512) scaled to fill the page's oval (size 1000),
@@ -105,14 +136,14 @@ def camera_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def camera_files(camera_dir) -> tuple[Path, Path]:
-    """The good face's y4m and a 48 kHz 16-bit WAV of a voice-like tone, loud enough for any
-    silence check."""
+    """The good face's y4m (talking gently, in a loop) and a 48 kHz 16-bit WAV of a voice-like
+    tone, loud enough for any silence check."""
     wav = camera_dir / "voice.wav"
     voice = ("0.45*(sin(2*PI*140*t)+0.6*sin(2*PI*280*t)+0.3*sin(2*PI*420*t))"
              "*(0.6+0.4*sin(2*PI*2.2*t))")
     _ffmpeg("-f", "lavfi", "-i", f"aevalsrc=exprs='{voice}':s=48000:c=mono:d=6",
             "-c:a", "pcm_s16le", str(wav))
-    return _feed_y4m(camera_dir, "face"), wav
+    return _feed_y4m(camera_dir, "face", **FEEDS["face"]), wav
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -123,6 +154,11 @@ TEST_PREFIX = "/__test__/"  # the stand-in camera's script and picture (engines/
 # What a WebKit test page's camera does, stood in (engines/webkit.py marks its user agent): the
 # face in a canvas, or a refusal (WebKitGTK grants its mock camera under automation, always).
 WEBKIT_CAMERA = {True: "camera.js", False: "no-camera.js"}
+# The performing face of engines/camera.js, for a Chromium test's `phone(init_script=...)`: the
+# video track of Chromium's camera replaced by the face doing what the page's URL says
+# (`?perform=follow`, the default; `still`, `swapped`...: see camera.js). The engines' tests
+# (test_engines.py) get it in all three engines.
+PERFORMER_SCRIPT = f"({CAMERA_JS.read_text().strip()})({FACE_URL!r});\n"
 REFUSE_CAMERA = """if (navigator.mediaDevices) navigator.mediaDevices.getUserMedia = () =>
   Promise.reject(new DOMException('Permission denied (stood in)', 'NotAllowedError'));
 """
@@ -249,12 +285,16 @@ def live_app(standin, tmp_path_factory, camera_dir):
         "BACKGROUND_TASKS": False, "RATELIMIT_ENABLED": False,
         "STANDALONE": True,  # the self-service form too (its page goes back to it)
     })
-    face = _scene_png(camera_dir, "face")  # what Chromium's camera films too
+    # The face camera.js draws (what Chromium's camera films too), and beside it the same face
+    # performing (face-mouth.png...: tests/browser/faces.py).
+    face_dir = FACE_URL.removeprefix(TEST_PREFIX).rpartition("/")[0]
     test_files = {
-        FACE_URL.removeprefix(TEST_PREFIX): (face.read_bytes(), "image/png"),
-        "camera.js": (f"({CAMERA_JS.read_text().strip()})({FACE_URL!r});\n".encode(), "text/javascript"),
+        f"{face_dir}/{png.name}".lstrip("/"): (png.read_bytes(), "image/png")
+        for png in (faces.face_png(camera_dir, picture) for picture in faces.PICTURES)}
+    test_files.update({
+        "camera.js": (PERFORMER_SCRIPT.encode(), "text/javascript"),
         "no-camera.js": (REFUSE_CAMERA.encode(), "text/javascript"),
-    }
+    })
     holder["app"] = _with_operator_pages(holder["app"], operator_pages, lose_answers, test_files)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="browser-app")
     thread.start()

@@ -1,4 +1,4 @@
-"""Screenshots of every phase the tests can reach, at 390x844 in Chinese and 320x568 in English,
+"""Screenshots of every phase the tests can reach, at 390x844 and 320x568, in Chinese and English,
 for a person to look at. Not a test module (the suite does not collect it); run it by name, with
 SHOTS_DIR naming a folder outside the repository (default /tmp/liveness-shots):
 
@@ -17,10 +17,11 @@ from playwright.sync_api import expect
 
 from ..conftest import create_session
 from ..media import make_fixture
-from .conftest import VERDICT_TIMEOUT_MS, next_idcard
+from .conftest import PERFORMER_SCRIPT, VERDICT_TIMEOUT_MS, next_idcard
 
 SHOTS = os.environ.get("SHOTS_DIR") or "/tmp/liveness-shots"
-SIZES = [pytest.param((390, 844), "zh", id="390x844-zh"), pytest.param((320, 568), "en", id="320x568-en")]
+SIZES = [pytest.param(size, lang, id=f"{size[0]}x{size[1]}-{lang}")
+         for size in ((390, 844), (320, 568)) for lang in ("zh", "en")]
 NO_RECORDER = "delete window.MediaRecorder;"
 HIDE = ("Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
         "document.dispatchEvent(new Event('visibilitychange'));")
@@ -82,11 +83,18 @@ def test_capture_phases(live_app, standin, phone, size, lang):
 
     for mode in ("action", "silent"):
         url, _number = live_app.new_session(mode)
-        page = shots.page()
-        page.goto(shots.url(url))
+        page = shots.page(init_script=PERFORMER_SCRIPT)
+        page.goto(shots.url(url) + ("&" if "?" in shots.url(url) else "?") + "perform=still")
         page.locator("#agree").click()
         expect(page.locator("#start")).to_be_enabled(timeout=20_000)
         shots.take(page, f"03-ready-{mode}")
+        if mode == "action":  # a face that does nothing: caught before anything is sent
+            page.locator("#start").click()
+            expect(page.locator("#capture")).to_have_attribute("data-phase", "recording", timeout=8_000)
+            page.wait_for_timeout(1_500)
+            shots.take(page, "06-recording-action")
+            expect(page.locator("#send-anyway")).to_be_visible(timeout=30_000)
+            shots.take(page, "09-redo-action-missed")
 
 
 @pytest.mark.parametrize("size, lang", SIZES)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ..media import make_fixture
-from .conftest import SCREENSHOTS, VERDICT_TIMEOUT_MS, screenshot
+from .conftest import PERFORMER_SCRIPT, SCREENSHOTS, VERDICT_TIMEOUT_MS, screenshot
 
 NUMBER_TITLE = "录制时请大声读出这 4 个数字"
 ACTION_TITLE = "录制时请按顺序做这两个动作"
@@ -96,7 +96,7 @@ def test_number_mode_passes_and_juhe_gets_the_digits_shown(live_app, standin, ph
 
 def test_action_mode_passes_and_juhe_gets_the_order_shown(live_app, standin, phone):
     url, number = live_app.new_session("action")
-    page = phone()
+    page = phone(init_script=PERFORMER_SCRIPT)  # a face that does as the prompts say
     page.goto(url)
     agree(page)
 

@@ -198,6 +198,12 @@ def test_on_a_sandbox_server_the_banner_and_the_consent_button_fit_320x568(live_
     if lang == "zh":  # no word is cut in two at the end of a line
         for word in ("聚合数据", "模拟"):
             assert banner.evaluate(SAME_LINE, word), f"the banner breaks {word} across lines"
+    else:  # one line, so the preview keeps its room; the Chinese name in the English text whole
+        lines = banner.evaluate("""(e) => { const r = document.createRange(); r.selectNodeContents(e);
+            return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }""")
+        assert lines <= 1, f"the banner takes {lines} lines"
+        juhe = page.locator("dd", has_text="聚合数据")
+        assert juhe.evaluate(SAME_LINE, "(聚合数据)"), "the consent breaks 聚合数据 across lines"
     assert page.evaluate("window.scrollY") == 0
     assert on_screen(agree_button.bounding_box(), SMALL), agree_button.bounding_box()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")

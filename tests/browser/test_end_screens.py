@@ -206,3 +206,36 @@ def test_a_refused_camera_explains_the_persons_own_system_first(live_app, phone)
     why.get_by_text("其他系统").click()  # the rest, for whoever needs them
     expect(why.get_by_text("安卓：")).to_be_visible()
     expect(why.get_by_text("微信：")).to_be_visible()
+
+
+DESKTOP = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/126.0.0.0 Safari/537.36")
+
+
+def test_a_computer_is_told_a_computers_way_not_every_phones(live_app, phone):
+    url, _number = live_app.new_session("action")
+    page = phone(camera=False, user_agent=DESKTOP, is_mobile=False, has_touch=False,
+                 viewport={"width": 1024, "height": 768})
+    page.goto(url)
+    agree(page)
+    expect(live_region(page)).to_contain_text("权限被拒绝")
+    why = page.get_by_role("region", name="想在网页里直接录制？")
+    expect(why.get_by_text("电脑：")).to_be_visible()
+    for phone_way in ("iPhone：", "安卓：", "微信："):
+        expect(why.get_by_text(phone_way)).to_be_hidden()
+    why.get_by_text("其他系统").click()  # a phone's ways, for whoever opens the link on one
+    expect(why.get_by_text("iPhone：")).to_be_visible()
+
+
+def test_the_camera_app_screen_in_silent_mode_says_its_instruction_once(live_app, phone):
+    """Silent mode has nothing to remember before the camera app covers the page: its title says
+    what to do, and nothing repeats it."""
+    url, _number = live_app.new_session("silent")
+    page = phone(init_script=NO_RECORDER)
+    page.goto(url)
+    agree(page)
+    expect(page.get_by_role("region", name=SILENT_TITLE)).to_be_visible()
+    expect(page.locator("#fallback-hint")).not_to_be_empty()
+    seen = page.locator("main").inner_text()
+    assert seen.count("保持不动") == 1, seen
+    assert "请先记住" not in seen, seen

@@ -63,6 +63,12 @@ def test_each_mode_passes_and_the_operator_sees_which_path_the_video_took(run, r
     assert (seen["audio_codec"] is not None) == (mode == "number"), seen
     # Measured from its frames (WebKit's fragmented MP4 says 0 in its header), not refused.
     assert 4.5 <= seen["duration"] <= 7.5, seen
+    # The camera's face did what was asked (engines/camera.js): the page's own check saw it.
+    assert seen["page_check"] == "passed", seen
+
+
+def test_a_face_that_does_nothing_is_caught_before_upload(run):
+    flows.a_face_that_does_nothing_is_caught_and_may_be_sent_anyway(run)
 
 
 def test_consent_can_be_declined_and_reconsidered(run):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from .conftest import screenshot
+from .conftest import PERFORMER_SCRIPT, screenshot
 from .test_capture_page import (
     ACTION_TITLE,
     agree,
@@ -21,7 +21,7 @@ from .test_capture_page import (
 
 
 def camera_only(phone, live_app):
-    page = phone(camera=False)
+    page = phone(camera=False, init_script=PERFORMER_SCRIPT)  # a face that does the actions
     page.context.grant_permissions(["camera"], origin=live_app.url)
     return page
 
@@ -75,7 +75,7 @@ def test_where_the_operator_keeps_number_mode_it_says_how_to_allow_the_microphon
 
 def test_a_silent_microphone_offers_actions_after_the_recording(live_app, standin, phone, browser_with):
     created, number = live_app.create_session("number")
-    page = phone(browser=browser_with(sound=False))
+    page = phone(browser=browser_with(sound=False), init_script=PERFORMER_SCRIPT)
     page.goto(created["url"])
     agree(page)
     shown_digits(page)

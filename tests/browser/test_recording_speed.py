@@ -107,6 +107,12 @@ def test_chromium_records_h264_which_reaches_juhe_copied_and_under_1_mb(live_app
         coached = live_region(page).inner_text()
         start.click()
         expect(live_region(page)).to_contain_text("正在录制", timeout=8_000)
+        # This face is off the oval's centre, so the page's own check of the recording says so
+        # before sending; the person sends it anyway, as they started anyway.
+        anyway = page.get_by_role("button", name="仍然发送")
+        expect(anyway.or_(page.get_by_text("核验通过"))).to_be_visible(timeout=30_000)
+        if anyway.is_visible():
+            anyway.click()
         expect_passed(page)
     finally:
         context.close()

@@ -61,6 +61,7 @@ const fallbackRemember = document.getElementById('fallback-remember');
 const fileInput = document.getElementById('file');
 const useFileButton = document.getElementById('use-file');
 const switchButton = document.getElementById('switch-action');
+const sendAnywayButton = document.getElementById('send-anyway');
 const AGREED_KEY = `liveness:agreed:${base}`;  // sessionStorage: agreed, then reloaded for a mode change
 
 /** Every phase the page can be in; an element's data-show names some of them (capture.html, and
@@ -100,6 +101,7 @@ const page = {
   recorded: null,        // the recorder type of the last recording sent
   micTrouble: null,      // 'microphone_refused' | 'microphone_silent': number mode may become action
   still: false,          // the preview shows the recording's last frame (the camera is closed)
+  unsent: null,          // a recording the page's own check found lacking, kept in case the person sends it anyway
 };
 
 function setPhase(next) {
@@ -115,6 +117,7 @@ function setPhase(next) {
   startButton.disabled = !(next === 'ready' && page.startable);
   cameraChoice.disabled = next !== 'ready';
   switchButton.hidden = !(page.micTrouble && page.state.action_fallback && ['redo', 'fallback'].includes(next));
+  sendAnywayButton.hidden = !(next === 'redo' && page.unsent);
 }
 
 /** Move the focus to `element` (a phase's heading or button), for keyboards and screen readers. */
@@ -216,8 +219,9 @@ function renderChallenge(next) {
       name.replaceChildren(`${action.en} `, zh);
     }
   });
-  fallbackHint.textContent = `${t('fallbackIntro')}\n${fallbackWords(next)}`;
-  fallbackRemember.textContent = t('fallbackRemember');
+  // Silent mode has nothing to remember: its title above says it all, once.
+  fallbackHint.textContent = [t('fallbackIntro'), fallbackWords(next)].filter(Boolean).join('\n');
+  fallbackRemember.textContent = next.digits || next.actions ? t('fallbackRemember') : '';
 }
 
 /** The digits as one big number to the eye, and one by one to a screen reader ("1 2 3 4", not
@@ -245,7 +249,7 @@ function fallbackWords(next) {
     const [first, second] = next.actions.map((a) => (english ? a.en : a.zh));
     return t('fallbackAction', { first, second });
   }
-  return t('fallbackSilent');
+  return '';
 }
 
 // -- an attempt: challenge, camera, recording ---------------------------------------------------
@@ -468,6 +472,7 @@ async function startRecording() {
 }
 
 async function record() {
+  page.unsent = null;  // a recording kept from before is replaced by this one
   setPhase('recording');
   ring.style.animationDuration = `${RECORD_MS}ms`;
   const { mimeType } = page.recorder;
@@ -489,21 +494,56 @@ async function record() {
     stopCues();
     page.recorder = null;
   }
+  const ms = performance.now() - started;
   let problem = page.live
-    ? page.live.recordingFault(blob, {
-      ms: performance.now() - started, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null,
-    })
+    ? page.live.recordingFault(blob, { ms, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null })
     : blob.size ? null : 'small';
+  const performed = page.coach?.performed({
+    mode, actions: (page.challenge.actions ?? []).map((a) => a.code), durationMs: ms,
+  }) ?? null;
   page.coach?.recording(false);
   if (!problem && await media.decodable(blob) === false) problem = 'small';
   if (page.phase !== 'recording') return;  // hidden while the file was read back
   if (problem === 'small' || problem === 'short') return recorderBroken(mimeType, problem);
   if (problem) return redoLocally(problem);
+  const recording = {
+    file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id, mimeType,
+    checks: performed && checksToSend(performed),
+  };
+  if (performed?.verdict === 'missed') return offerRedo(recording, performed.missed);
+  return sendRecording(recording);
+}
+
+/** What the page's own check saw, for the operator (stored on the attempt): per check passed,
+ * missed or not measured; and whether the person sent it anyway. */
+function checksToSend({ verdict, checks, looks, fps }) {
+  return { verdict, checks, looks, fps, sent_anyway: false };
+}
+
+/** Close the camera, keep its last frame on screen, and send a recording. */
+function sendRecording({ file, name, challengeId, mimeType, checks }) {
   stopCoach();
   keepStill();
   releaseCamera();
   page.recorded = mimeType;
-  return send({ file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id });
+  return send({ file, name, challengeId, checks });
+}
+
+/** The person did not do what the challenge asked (performance.js): say what was missed, in their
+ * words, and offer to record again (nothing sent, nothing counted); 仍然发送 sends it as it is,
+ * since the page's check can be wrong. */
+function offerRedo(recording, missed) {
+  page.unsent = recording;
+  setPhase('redo');
+  say(t(`missed_${missed}`), t('notSent'), t('orSendAnyway'));
+  focusOn(redoButton);
+}
+
+function sendAnyway() {
+  if (page.phase !== 'redo' || !page.unsent) return;
+  const recording = page.unsent;
+  page.unsent = null;
+  return sendRecording({ ...recording, checks: recording.checks && { ...recording.checks, sent_anyway: true } });
 }
 
 /** The recorder made a broken recording (or none): never record that way again here. Record
@@ -529,6 +569,7 @@ function redoLocally(problem) {
 
 function recordAgainLocally() {
   if (page.phase !== 'redo') return;
+  page.unsent = null;
   setPhase('ready');
   say(t('ready'));
   if (!page.coach) followChecks({ key: null, startable: true });
@@ -633,14 +674,14 @@ function useFallback(reason) {
 
 // How to record in the page next time, by what went wrong.
 const FIXES = {
-  denied: ['fix_ios', 'fix_android', 'fix_wechat'],
+  denied: ['fix_ios', 'fix_android', 'fix_wechat', 'fix_desktop'],
   insecure: ['fix_https'],
-  unsupported: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
+  unsupported: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat', 'fix_browser_desktop'],
   inapp: ['fix_inapp', 'fix_browser_ios', 'fix_browser_android'],
-  recorder: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat'],
+  recorder: ['fix_browser_ios', 'fix_browser_android', 'fix_browser_wechat', 'fix_browser_desktop'],
   slow: ['fix_slow'],
   busy: ['fix_busy'],
-  microphone: ['fix_mic_ios', 'fix_mic_android', 'fix_mic_wechat'],
+  microphone: ['fix_mic_ios', 'fix_mic_android', 'fix_mic_wechat', 'fix_mic_desktop'],
   missing: ['fix_missing'],
 };
 
@@ -657,12 +698,11 @@ function listItems(keys) {
   return keys.map((key) => Object.assign(document.createElement('li'), { textContent: t(key) }));
 }
 
-/** How to make the camera work here next time: on a phone, its own system's way, with the
- * others folded under 其他系统; on a computer (which phone is not known), every way. */
+/** How to make the camera work here next time: the person's own system's way (a phone's, or a
+ * computer's), with the others folded under 其他系统; every way where none is theirs. */
 function explain(reason) {
   const ways = FIXES[reason] ?? [];
-  const system = platform();
-  const own = system === 'desktop' ? [] : ways.filter((key) => key.endsWith(`_${system}`));
+  const own = ways.filter((key) => key.endsWith(`_${platform()}`));
   const mine = own.length ? own : ways;
   const others = own.length ? ways.filter((key) => !own.includes(key)) : [];
   why.hidden = ways.length === 0;
@@ -971,6 +1011,7 @@ function init() {
   document.getElementById('reconsider').addEventListener('click', reconsider);
   cameraChoice.addEventListener('change', () => switchCamera(cameraChoice.value));
   redoButton.addEventListener('click', recordAgainLocally);
+  sendAnywayButton.addEventListener('click', sendAnyway);
   startButton.addEventListener('click', startRecording);
   retryButton.addEventListener('click', () => whenAgreed(newAttempt));
   resendButton.addEventListener('click', sendAgain);

@@ -1,11 +1,16 @@
 // Live checks while the person gets ready and records: the light from the preview's luminance, the
 // face from a vendored detector (vendor/face-api, loaded here, after the camera is live), and in
-// number mode the microphone's level. capture.js imports this module once the preview plays; if it,
-// or the detector, cannot load or run, the page works as it would without them.
+// number mode the microphone's level. While recording it looks faster and reads the eyes and the
+// mouth with the landmark model (loaded after the detector), so that performance.js can say what
+// the person did before anything is sent. capture.js imports this module once the preview plays;
+// if it, or the detector, cannot load or run, the page works as it would without them.
 
+import { judge, measure } from './performance.js';
 import { english } from './texts.js';
 
 const FRAME_MS = 250;       // a look at the preview four times a second
+const RECORDING_FRAME_MS = 100;  // while recording: as often as the phone allows, at most 10 a second
+const BASELINE_LOOKS = 12;  // the last looks with the face in place before recording: the person's own eyes and mouth
 const SHOW_AFTER = 2;       // a problem is named once it is seen in 2 looks in a row (0.5 s)
 const GOOD_MS = 800;        // the face has been fine this long ("about a second"): recording may start
 const STUCK_MS = 4000;      // checks failing this long: the person may start anyway
@@ -18,6 +23,9 @@ const WIDE_EVERY = 3;
 const WIDE_SCALE = 2;
 const WIDE_INPUT = 416;
 const MEASURED_FRAMES = 40; // per-frame timings kept in the Performance timeline
+const COLLAPSED = 30;       // the whole picture's mean luma below this: covered, or turned away
+
+const PLACES = { far: 'far', close: 'close', offCentre: 'off' };
 
 // The oval of capture.html's guide (viewBox 300x400: centre 150,190, radii 105,140), as fractions.
 const OVAL = { x: 0.5, y: 0.475, rx: 0.35, ry: 0.35 };
@@ -111,9 +119,27 @@ export function loadDetector() {
     const detectWide = (canvas) => faceapi.detectAllFaces(canvas, wideOptions);
     await detect(document.createElement('canvas'));  // the first run compiles; do it now
     performance.measure('liveness:detector-load', 'liveness:detector-start');
-    return { detect, detectWide, backend };
+    // The landmark model comes after: the coaching needs only the detector, the recording both.
+    const withPoints = loadLandmarks(faceapi, options);
+    return { detect, detectWide, backend, withPoints };
   })();
   return detector;
+}
+
+/** Resolves with detect(canvas) → faces with their 68 landmark points, or null when the landmark
+ * model cannot load or run (the checks that need it are then "not measured"). */
+async function loadLandmarks(faceapi, options) {
+  try {
+    performance.mark('liveness:landmarks-start');
+    const net = faceapi.nets.faceLandmark68TinyNet;
+    await net.loadFromUri(VENDOR);
+    const warm = Object.assign(document.createElement('canvas'), { width: 112, height: 112 });
+    await net.detectLandmarks(warm);  // the first run compiles; do it now
+    performance.measure('liveness:landmarks-load', 'liveness:landmarks-start');
+    return (canvas) => faceapi.detectAllFaces(canvas, options).withFaceLandmarks(true);
+  } catch {
+    return null;
+  }
 }
 
 // -- the checks ----------------------------------------------------------------------------------
@@ -132,6 +158,7 @@ export function startCoach({ video, stage, level, stream, onChange }) {
   const sound = stream.getAudioTracks().length ? listen(stream, level) : null;
   const started = performance.now();
   let face = null;           // the detector, once loaded (null: light only)
+  let points = null;         // the detector with the landmark model, once loaded
   let faceFailed = false;
   let timer = 0;
   let stopped = false;
@@ -143,11 +170,17 @@ export function startCoach({ video, stage, level, stream, onChange }) {
   let recordingSince = 0;
   let misses = 0;            // looks in a row the quick look found no face
   let farFaces = [];         // what the last wide look found (in the small frame's pixels)
+  let before = [];           // { ear, mouth } of the last looks before recording with the face in place
+  let samples = [];          // what each look saw while recording (performance.js)
 
-  loadDetector().then((loaded) => { face = loaded; }, () => { faceFailed = true; });
+  loadDetector().then((loaded) => {
+    face = loaded;
+    loaded.withPoints.then((found) => { points = found; });
+  }, () => { faceFailed = true; });
 
   async function look() {
     if (stopped) return;
+    const begun = performance.now();
     let key;
     try {
       key = await check();
@@ -156,24 +189,53 @@ export function startCoach({ video, stage, level, stream, onChange }) {
     }
     if (stopped) return;
     report(key ?? 'checking');  // a preview that cannot be read still lets the person start in time
-    timer = setTimeout(look, FRAME_MS);
+    const spent = performance.now() - begun;
+    timer = setTimeout(look, recordingSince ? Math.max(0, RECORDING_FRAME_MS - spent) : FRAME_MS);
   }
 
   /** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
   async function check() {
     if (!grab()) return null;
-    let faces = face ? onePerPerson(await timed(() => face.detect(canvas))) : null;
+    let faces = face ? onePerPerson(await timed(() => detectFaces())) : null;
     if (faces && !faces.length) faces = await lookWide();
     else misses = 0;
     const box = faces?.length === 1 ? faces[0].box : null;
-    const light = lightProblem(context.getImageData(0, 0, canvas.width, canvas.height), box);
+    const image = context.getImageData(0, 0, canvas.width, canvas.height);
+    const light = lightProblem(image, box);
     const voice = sound?.problem(recordingSince);
+    const placement = box ? placementProblem(box) : null;
+    remember(faces, placement, light, image);
     if (light === 'dark' || light === 'bright') return light;
     if (!face && !faceFailed && performance.now() - started < DETECTOR_WAIT_MS) return 'checking';
     if (faces && !faces.length) return 'noFace';
     if (faces && faces.length > 1) return 'faces';
-    const placement = box ? placementProblem(box) : null;
     return placement ?? light ?? voice ?? 'good';
+  }
+
+  /** The faces in the frame as { score, box, points (68, or none) }. */
+  async function detectFaces() {
+    if (!points) return face.detect(canvas);
+    const found = await points(canvas);
+    return found.map(({ detection, landmarks }) => ({
+      score: detection.score, box: detection.box, points: landmarks.positions,
+    }));
+  }
+
+  /** Keep what this look saw for performance.js: while recording, every look; before it, the
+   * eyes and the mouth of the looks with the face in place (the person's own baseline). */
+  function remember(faces, placement, light, image) {
+    const lead = faces?.length === 1 ? faces[0] : null;
+    const shape = lead?.points ? measure(lead.points) : null;
+    if (!recordingSince) {
+      if (shape?.mouth != null && !placement && !light) before = [...before, shape].slice(-BASELINE_LOOKS);
+      return;
+    }
+    let where = null;
+    if (faces) where = !faces.length ? 'none' : faces.length > 1 ? 'many' : PLACES[placement] ?? 'ok';
+    samples.push({
+      t: Math.round(performance.now() - recordingSince), face: where, dark: meanLuma(image) < COLLAPSED,
+      ear: shape?.ear ?? null, mouth: shape?.mouth ?? null,
+    });
   }
 
   /** The faces a wide look finds (one every WIDE_EVERY misses; the last one's between). */
@@ -255,7 +317,13 @@ export function startCoach({ video, stage, level, stream, onChange }) {
     /** Recording started (on) or ended: the microphone's silence means something else then. */
     recording(on) {
       recordingSince = on ? performance.now() : 0;
-      sound?.reset();
+      if (on) samples = [];
+      sound?.reset(recordingSince);
+    },
+    /** What the person did during the recording just made (performance.js's verdict); call it
+     * before recording(false). `actions`: the challenge's action codes in order. */
+    performed({ mode, actions, durationMs }) {
+      return judge({ mode, actions, samples, before, voiced: sound ? sound.voiced() : null, durationMs });
     },
     /** The loudest sample heard since recording(true); null without a microphone meter. */
     heardPeak: () => (sound ? sound.peak() : null),
@@ -288,6 +356,19 @@ function lightProblem({ data, width, height }, box) {
   return null;
 }
 
+/** The whole frame's mean luma (every fourth pixel each way). */
+function meanLuma({ data, width, height }) {
+  let sum = 0; let count = 0;
+  for (let y = 0; y < height; y += 4) {
+    for (let x = 0; x < width; x += 4) {
+      const i = (y * width + x) * 4;
+      sum += 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+      count += 1;
+    }
+  }
+  return count ? sum / count : 255;
+}
+
 /** A level meter on the microphone; `problem()` names a silent microphone or an unheard voice. */
 function listen(stream, level) {
   const Context = window.AudioContext || window.webkitAudioContext;
@@ -307,8 +388,14 @@ function listen(stream, level) {
   let peak = 0;          // since reset()
   let loudest = 0;       // the loudest RMS since reset()
   let everHeard = 0;     // the loudest sample since the meter started
+  let recordingAt = 0;   // when recording started (0: not recording)
+  let voiced = [];       // { t: ms from then, ms: how long it stands for } of each tick the voice was above the floor
+  let lastTick = 0;
   level.hidden = false;
   const meter = setInterval(() => {
+    const now = performance.now();
+    const tick = Math.min(now - (lastTick || now - 50), 150);  // a slow phone's ticks come late: each stands for its own gap
+    lastTick = now;
     analyser.getFloatTimeDomainData(samples);
     let sum = 0; let max = 0;
     for (const s of samples) { sum += s * s; max = Math.max(max, Math.abs(s)); }
@@ -316,6 +403,7 @@ function listen(stream, level) {
     peak = Math.max(peak, max);
     loudest = Math.max(loudest, rms);
     everHeard = Math.max(everHeard, max);
+    if (recordingAt && rms >= QUIET_RMS) voiced.push({ t: Math.round(now - recordingAt), ms: tick });
     // -60..0 dBFS across the bar
     bar.style.transform = `scaleX(${Math.min(1, Math.max(0, 1 + (20 * Math.log10(rms + 1e-9)) / 60))})`;
   }, 50);
@@ -327,7 +415,13 @@ function listen(stream, level) {
       if (!recordingSince) return now - started > 2000 && everHeard < MUTE_PEAK ? 'mute' : null;
       return now - recordingSince > 2500 && loudest < QUIET_RMS ? 'quiet' : null;
     },
-    reset() { peak = 0; loudest = 0; since = performance.now(); },
+    /** From now (recording from `at`, 0: not recording): the loudest and the voice anew. */
+    reset(at = 0) {
+      peak = 0; loudest = 0; since = performance.now();
+      if (at) { recordingAt = at; voiced = []; } else recordingAt = 0;
+    },
+    /** When (and how long) the voice was heard while recording; null while the meter may not listen. */
+    voiced: () => (audio.state === 'running' ? voiced : null),
     peak: () => (audio.state === 'running' && performance.now() - since > 1000 ? peak : null),
     stop() {
       clearInterval(meter);

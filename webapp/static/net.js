@@ -63,9 +63,10 @@ export function switchToAction(base, reason) {
  * `onProgress(fraction)` follows the bytes sent; `onSent()` fires once they all left.
  * Resolves with an Answer; rejects with ConnectionLost when no answer came.
  */
-export function uploadVideo(base, { file, name, challengeId }, { onProgress, onSent }) {
+export function uploadVideo(base, { file, name, challengeId, checks }, { onProgress, onSent }) {
   const form = new FormData();
   form.append('challenge', challengeId);
+  if (checks) form.append('checks', JSON.stringify(checks));  // the page's own check (performance.js)
   form.append('video', file, name);
   const xhr = new XMLHttpRequest();
   return new Promise((resolve, reject) => {

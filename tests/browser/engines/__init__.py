@@ -1,14 +1,19 @@
 """One driver per browser engine, behind one small interface, so that tests/browser/flows.py
 drives the capture page the same way in all three:
 
-- ``chromium``: Debian's Chromium, driven by Playwright; its camera plays a y4m of a real face
-  (the astronaut) and its microphone a WAV of a voice-like tone. Nothing is stood in.
+- ``chromium``: Debian's Chromium, driven by Playwright; its camera a y4m of a real face (the
+  astronaut, talking) and its microphone a WAV of a voice-like tone; here its video track is
+  replaced by the performing face of ``camera.js`` too (through a MediaStreamTrackGenerator, in
+  a camera's pixel format), so the three engines film the same person.
 - ``firefox``: Debian's Firefox ESR, driven over WebDriver BiDi (our client, ``bidi.py``); the
   engine's own fake camera and microphone (``media.navigator.streams.fake``), its video track
   replaced by a canvas showing the same face (``camera.js``, run before the page's scripts).
 - ``webkit``: WebKitGTK's MiniBrowser in a Debian 13 root (scripts/webkit-root.sh), driven by
   WebKitWebDriver (W3C WebDriver); WebKit's mock camera and microphone, the video track
   replaced the same way.
+
+The face performs (``camera.js``, pictures from ``tests/browser/faces.py``): ``?perform=`` on
+the page's URL says what it does while recording (default ``follow``: as the prompts say).
 
 A driver finds elements as a screen reader names them (``locate.js``: role and accessible name)
 and clicks them with the engine's own input (a real pointer click, not ``element.click()``).

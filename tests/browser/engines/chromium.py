@@ -1,12 +1,17 @@
 """Chromium behind the engines' interface: Debian's Chromium driven by Playwright, its camera a y4m
 of the astronaut's face and its microphone a voice-like tone (tests/browser/conftest.py makes
-both; nothing is stood in)."""
+both). As in Firefox and WebKit, the camera's video track is then replaced by the performing face
+of camera.js (an init script): Chromium's own devices are opened (its permission, its microphone),
+only the picture is stood in, so the three engines film the same face doing the same things."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from . import CLICKABLE_JS, wait_for
+from . import CAMERA_JS, CLICKABLE_JS, FACE_URL, wait_for
+
+PERFORMER = f"({CAMERA_JS.read_text().strip()})({json.dumps(FACE_URL)});\n"
 
 
 class ChromiumPage:
@@ -57,6 +62,7 @@ class ChromiumEngine:
         if camera:  # without the permission, Chromium itself refuses getUserMedia
             for origin in self._origins:
                 context.grant_permissions(["camera", "microphone"], origin=origin)
+            context.add_init_script(PERFORMER)
         return ChromiumPage(context)
 
     def close(self) -> None:
