@@ -128,3 +128,23 @@ def test_record_again_costs_nothing_and_send_anyway_sends_with_what_the_page_saw
     assert attempt["page_checks"]["verdict"] == "missed" and attempt["page_checks"]["sent_anyway"] is True
     assert attempt["page_checks"]["checks"]["mouth"] == "missed"
     assert len(uploads) == 1 and len(sent_to_juhe(standin, number)) == 1
+
+
+def test_on_a_small_phone_in_english_both_ways_on_are_on_screen(live_app, phone):
+    """320x568 in English, the longest words: what was missed, 重新录制 and 仍然发送 without
+    scrolling (the preview gives way while nothing is being filmed)."""
+    created, _number = session_with(live_app, "action", "1,2")
+    page = phone(init_script=PERFORMER_SCRIPT, viewport={"width": 320, "height": 568}, locale="en-GB")
+    page.goto(f"{created['url']}?lang=en&perform=still")
+    page.get_by_role("button", name="Agree").click()
+    start = page.get_by_role("button", name="Start recording")
+    expect(start).to_be_enabled(timeout=20_000)
+    start.click()
+    again = page.get_by_role("button", name="Record again")
+    expect(again).to_be_visible(timeout=30_000)
+    expect(live_region(page)).to_contain_text("No open mouth seen")
+    screenshot(page, "missed-320x568-en")
+    for button in (again, page.get_by_role("button", name="Send it anyway")):
+        box = button.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 568, box
+    assert page.evaluate("window.scrollY") == 0
