@@ -19,7 +19,7 @@ MAX_BYTES = 2048
 PASSED, MISSED, NOT_MEASURED = "passed", "missed", "not_measured"
 STATUSES = (PASSED, MISSED, NOT_MEASURED)
 # The checks of each mode (performance.js CHECKS).
-CHECKS = {
+CHECKS: dict[str, tuple[str, ...]] = {
     Mode.ACTION: ("light", "face", "order", "mouth", "eyes"),
     Mode.NUMBER: ("light", "face", "voice", "lips"),
     Mode.SILENT: ("light", "face"),
@@ -37,9 +37,9 @@ def parse(text: str | None, mode: str) -> dict | None:
         return None
     if not isinstance(sent, dict) or not isinstance(sent.get("checks"), dict):
         return None
-    names = CHECKS.get(Mode(mode), ()) if mode in Mode._value2member_map_ else ()
-    checks = {name: sent["checks"].get(name) if sent["checks"].get(name) in STATUSES else NOT_MEASURED
-              for name in names}
+    seen = sent["checks"]
+    checks = {name: seen[name] if seen.get(name) in STATUSES else NOT_MEASURED
+              for name in CHECKS.get(mode, ())}  # a StrEnum key is found by its string
     missed = any(status == MISSED for status in checks.values())
     measured = any(status != NOT_MEASURED for status in checks.values())
     return {
@@ -66,7 +66,3 @@ def _rate(value: object) -> float | None:
 
 def dumps(report: dict | None) -> str | None:
     return None if report is None else json.dumps(report, separators=(",", ":"), sort_keys=True)
-
-
-def loads(stored: str | None) -> dict | None:
-    return None if not stored else json.loads(stored)

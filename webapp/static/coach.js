@@ -25,8 +25,6 @@ const WIDE_INPUT = 416;
 const MEASURED_FRAMES = 40; // per-frame timings kept in the Performance timeline
 const COLLAPSED = 30;       // the whole picture's mean luma below this: covered, or turned away
 
-const PLACES = { far: 'far', close: 'close', offCentre: 'off' };
-
 // The oval of capture.html's guide (viewBox 300x400: centre 150,190, radii 105,140), as fractions.
 const OVAL = { x: 0.5, y: 0.475, rx: 0.35, ry: 0.35 };
 
@@ -231,7 +229,7 @@ export function startCoach({ video, stage, level, stream, onChange }) {
       return;
     }
     let where = null;
-    if (faces) where = !faces.length ? 'none' : faces.length > 1 ? 'many' : PLACES[placement] ?? 'ok';
+    if (faces) where = !faces.length ? 'none' : faces.length > 1 ? 'many' : placement ?? 'ok';
     samples.push({
       t: Math.round(performance.now() - recordingSince), face: where, dark: meanLuma(image) < COLLAPSED,
       ear: shape?.ear ?? null, mouth: shape?.mouth ?? null,

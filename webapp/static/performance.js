@@ -70,7 +70,7 @@ function firstHeld(samples, test, from = -Infinity) {
  * The verdict on one recording.
  * - `mode`: 'action' | 'number' | 'silent'; `actions`: the challenge's action codes, in order.
  * - `samples`: looks during recording, { t (ms from its start), face: 'ok' | 'none' | 'many' | 'far'
- *   | 'close' | 'off' | null (no detector), dark: bool, ear, mouth (null: no landmarks) }.
+ *   | 'close' | 'offCentre' | null (no detector), dark: bool, ear, mouth (null: no landmarks) }.
  * - `before`: looks just before recording with the face in place ({ ear, mouth }): the baseline.
  * - `voiced`: the level meter's ticks that heard the voice, { t: ms from the start, ms: how long
  *   each stands for } (null: no meter).
