@@ -40,6 +40,7 @@ def _deploy(tmp_path, standin, cluster, celery: bool, workers: int = 2):
     web = Gunicorn(tmp_path / "instance", env, workers=workers).start()
     if redis is not None:
         celery_workers = [CeleryWorker(tmp_path, env, name=f"w{n}").start() for n in range(2)]
+    web.celery_workers = celery_workers
     yield web
     for worker in celery_workers:
         worker.stop()
@@ -56,6 +57,11 @@ def deployment(request, tmp_path, standin, cluster):
 @pytest.fixture
 def service(tmp_path, standin, cluster):
     yield from _deploy(tmp_path, standin, cluster, celery=False)
+
+
+@pytest.fixture
+def with_celery(tmp_path, standin, cluster):
+    yield from _deploy(tmp_path, standin, cluster, celery=True)
 
 
 @pytest.fixture
@@ -192,6 +198,38 @@ def test_a_worker_started_while_postgresql_is_away_answers_503_and_then_serves(l
     assert until(lambda: request("GET", f"{web.url}{path}/state").status == 200, 30)
     assert request("GET", f"{web.url}/readyz").status == 200
     assert request("POST", f"{web.url}{path}/challenge").status == 201  # and it writes
+
+
+def test_an_attempt_a_worker_takes_while_postgresql_is_away_is_sent_once_it_is_back(with_celery, juhe, cluster,
+                                                                                    media):
+    """The upload queued the attempt; the worker receives its task while PostgreSQL is down. It
+    waits for the database, then sends the video once: the person is not left waiting for the
+    queue's lease to run out (sessions.QUEUE_SECONDS), nor asked to record again."""
+    web = with_celery
+    session_id, path = new_session(web, 197)
+    challenge = request("POST", f"{web.url}{path}/challenge").json()["challenge"]["id"]
+    for worker in web.celery_workers:  # no worker may take the task before the database is gone
+        os.killpg(worker.proc.pid, signal.SIGSTOP)
+    try:
+        reply = request("POST", f"{web.url}{path}/upload", fields={
+            "challenge": challenge, "video": ("v.mp4", media("safari_fmp4").read_bytes(), "video/mp4")})
+        assert reply.status == 202, reply.body
+        cluster.halt()
+    finally:
+        for worker in web.celery_workers:
+            os.killpg(worker.proc.pid, signal.SIGCONT)
+    try:
+        tried = until(lambda: any("database is away" in w.output() or "OperationalError" in w.output()
+                                  for w in web.celery_workers), 30)
+        assert tried, "no worker tried the task while the database was away"
+    finally:
+        cluster.resume()
+    state = until(lambda: (r := request("GET", f"{web.url}{path}/state")).status == 200
+                  and not r.json()["processing"] and r.json(), 60, every=0.5)
+    assert state and state["status"] == "passed", state
+    assert len(juhe.requests) == 1
+    [attempt] = request("GET", f"{web.url}/api/v1/sessions/{session_id}", headers=AUTH).json()["attempts"]
+    assert attempt["charged"] and attempt["orderid"], attempt
 
 
 def test_only_a_database_that_is_away_is_waited_for():

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # What the person is told of one video, by the session's status after it: else record again.
 _RESULTS: Mapping[str, Result] = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}
+# How long a worker waits for a database that is away to take a queued attempt; longer, and the
+# task gives up and the attempt's queue lease (sessions.QUEUE_SECONDS) gives the session back.
+TAKE_PATIENCE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,33 @@ def run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id:
 
 def _run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id: int,
                 on_finished: Callable[[str], None] | None, settled: list[str]) -> Outcome | None:
+    # The database may be away when the task arrives (restarted, failed over): the task waits for
+    # it, since a task that failed here would leave its attempt queued, nothing sent, until
+    # sessions.QUEUE_SECONDS released it.
+    taken = outages.patiently(lambda: _take(store, settings, attempt_id, settled),
+                              what=f"attempt {attempt_id}: taken from the queue", patience=TAKE_PATIENCE_SECONDS)
+    if taken is None:
+        return None
+    page_token, data, timings = taken
+    queued_at = timings.pop("queued_at", None)
+    if queued_at is not None:
+        timings["queue"] = round(time.time() - queued_at, 3)
+    with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
+        return _send(store, settings, client, page_token, attempt_id, data, lease, expected=AttemptState.QUEUED,
+                     summary=None, timings=timings, started=time.monotonic(), on_finished=on_finished)
+
+
+def _take(store: Store, settings: Settings, attempt_id: int,
+          settled: list[str]) -> tuple[str, bytes, dict] | None:
+    """A worker takes a queued attempt, as one unit of work (safe to run again: taking it twice
+    is taking it once): (page token, video, timings), or None if it is not queued any more."""
     with store.session() as db:
         session_id = db.scalar(select(Attempt.session_id).where(Attempt.id == attempt_id))  # none: purged
         session = lock_session(db, id=session_id) if session_id is not None else None
         if session is None:
             return None
-        settled.append(session.id)
+        if not settled:
+            settled.append(session.id)
         sessions.refresh(db, settings, session)
         attempt = db.get(Attempt, attempt_id)  # read under the lock (most often with session.attempts)
         if attempt is None:
@@ -179,40 +203,19 @@ def _run_queued(store: Store, settings: Settings, client: JuheClient, attempt_id
             db.commit()
             return None
         sessions.take(attempt)
-        page_token, data = session.page_token, queued.data
-        timings = attempt.timings
+        taken = session.page_token, queued.data, attempt.timings
         db.commit()
-    queued_at = timings.pop("queued_at", None)
-    if queued_at is not None:
-        timings["queue"] = round(time.time() - queued_at, 3)
-    with sessions.Lease(store, attempt_id) as lease, metrics.IN_FLIGHT.track_inprogress():
-        return _send(store, settings, client, page_token, attempt_id, data, lease, expected=AttemptState.QUEUED,
-                     summary=None, timings=timings, started=time.monotonic(), on_finished=on_finished)
+        return taken
 
 
 def _send(store: Store, settings: Settings, client: JuheClient, page_token: str, attempt_id: int,
           data: bytes, lease: sessions.Lease, *, expected: AttemptState, summary: dict | None,
           timings: dict, started: float, on_finished: Callable[[str], None] | None) -> Outcome:
-    # 4. The attempt is about to be paid for: only while it is still ours.
-    with store.session() as db:
-        session = _lock(db, settings, page_token, refresh=False)
-        attempt = db.get_one(Attempt, attempt_id)
-        mode, challenge_id = session.mode, attempt.challenge_id
-        ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
-        request = None
-        # The identity is forgotten only when the session ends, which it cannot while this
-        # attempt is in flight; were it gone, nothing could be sent.
-        if ours and session.idcard is not None and session.realname is not None:
-            attempt.state = AttemptState.SENDING
-            if summary is not None:
-                attempt.video_json = json.dumps(summary)
-            challenge = db.get_one(Challenge, attempt.challenge_id)
-            request = VerifyRequest(video=data, idcard=session.idcard, realname=session.realname,
-                                    liveness_type=challenge.liveness_type,
-                                    validate_data=challenge.validate_data,
-                                    best_frame=session.best_frames == 1,
-                                    best_frame_num=session.best_frames if session.best_frames >= 2 else None)
-        db.commit()
+    # 4. The attempt is about to be paid for: only while it is still ours. A database away for a
+    # moment is waited for; for longer, the lease is lost meanwhile and nothing is sent.
+    request, mode, challenge_id = outages.patiently(
+        lambda: _mark_sending(store, settings, page_token, attempt_id, data, lease, expected, summary),
+        what=f"attempt {attempt_id}: marked as sending", patience=sessions.LEASE_SECONDS)
     if request is None:
         return _interrupted(store, settings, page_token, attempt_id, mode, challenge_id)
 
@@ -252,6 +255,35 @@ def _send(store: Store, settings: Settings, client: JuheClient, page_token: str,
     return Outcome(_RESULTS.get(status, Result.RETRY), guidance, status,
                    recorded.attempts_left if status == SessionStatus.PENDING else 0, challenge_id,
                    score=attempt.score)
+
+
+def _mark_sending(store: Store, settings: Settings, page_token: str, attempt_id: int, data: bytes,
+                  lease: sessions.Lease, expected: AttemptState,
+                  summary: dict | None) -> tuple[VerifyRequest | None, str, str]:
+    """Step 4 as one unit of work: the attempt marked as sending and the request to Juhe made
+    from the session, if the attempt is still ours; (request or None, mode, challenge id).
+    Run again after its commit failed, it finds the attempt already sending and sends nothing:
+    a commit cut short may have been made, and the lease then settles it."""
+    with store.session() as db:
+        session = _lock(db, settings, page_token, refresh=False)
+        attempt = db.get_one(Attempt, attempt_id)
+        mode, challenge_id = session.mode, attempt.challenge_id
+        ours = attempt.state == expected and attempt.owner == sessions.owner() and not lease.lost.is_set()
+        request = None
+        # The identity is forgotten only when the session ends, which it cannot while this
+        # attempt is in flight; were it gone, nothing could be sent.
+        if ours and session.idcard is not None and session.realname is not None:
+            attempt.state = AttemptState.SENDING
+            if summary is not None:
+                attempt.video_json = json.dumps(summary)
+            challenge = db.get_one(Challenge, attempt.challenge_id)
+            request = VerifyRequest(video=data, idcard=session.idcard, realname=session.realname,
+                                    liveness_type=challenge.liveness_type,
+                                    validate_data=challenge.validate_data,
+                                    best_frame=session.best_frames == 1,
+                                    best_frame_num=session.best_frames if session.best_frames >= 2 else None)
+        db.commit()
+        return request, mode, challenge_id
 
 
 @dataclass(frozen=True)
