@@ -150,13 +150,19 @@ def script_phases() -> list[str]:
 def test_the_scripts_phases_are_the_templates_data_show_names():
     phases = script_phases()
     assert len(phases) == len(set(phases)) >= 10
-    template = re.sub(r"\{#.*?#\}", "", (TEMPLATES / "capture.html").read_text(), flags=re.S)  # comments
+    template = re.sub(r"\{#.*?#\}", "", (TEMPLATES / "capture.html").read_text() + (TEMPLATES / "_consent.html").read_text(),
+                      flags=re.S)  # comments
     shown = set()
     for names in re.findall(r"""(?:data-show=|show\()["']([a-z ]+)["']""", template):
         shown.update(names.split())
     assert shown == set(phases), (sorted(shown - set(phases)), sorted(set(phases) - shown))
-    first = re.search(r'set first = "(\w+)" if .* else "(\w+)"', template)
-    assert first and set(first.groups()) <= set(phases)
+
+
+def test_the_page_starts_in_a_phase_of_the_script(client, new_session):
+    _, person = new_session()
+    page = person.client.get(person.path).get_data(as_text=True)
+    first = re.search(r'id="capture" class="capture" data-phase="(\w+)"', page)
+    assert first and first.group(1) == "consent" and first.group(1) in script_phases()
 
 
 def test_the_script_sets_only_listed_phases_and_keeps_its_state_in_one_object():

@@ -35,7 +35,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import delete, select
 from wtforms import PasswordField
 
-from . import funnel, sessions
+from . import consent, funnel, page_events, sessions
 from .extensions import limiter, services
 from .guidance import guidance_for
 from .storage import ConsoleSignIn, VerificationSession, find_session, utcnow
@@ -253,9 +253,25 @@ def session_detail(session_id: str):
             attempts.append({"at": a.started_at, "code": a.outcome, "error_code": a.error_code,
                              "reason": a.reason, "meaning": guidance.meaning, "person": guidance.person_zh,
                              "operator": guidance.operator, "score": a.score, "charged": a.charged,
-                             "counts": a.counts, "browser": a.browser or "other", "os": a.os or "other"})
+                             "counts": a.counts, "browser": a.browser or "other", "os": a.os or "other",
+                             "signals": a.signals})
         view = sessions.session_json(found)
     return render_template("console_session.html", view=view, attempts=attempts, signout=SignOutForm())
+
+
+@bp.get("/consent/<version>")
+def consent_text(version: str):
+    """The words of one version of the consent screen, as a receipt names it (for an auditor)."""
+    with services().store.session() as db:
+        kept = consent.text_of(db, version)
+        # only a version one of this operator's receipts names: the texts name other operators' hosts
+        named = kept is not None and db.scalar(select(VerificationSession.id).where(
+            VerificationSession.operator == g.operator,
+            VerificationSession.consent_json.contains(f'"text_version": "{kept.version}"')).limit(1))
+        if kept is None or not named:
+            abort(404)
+        return render_template("console_consent.html", version=kept.version, language=kept.language,
+                               text=kept.text, first_shown_at=kept.first_shown_at, signout=SignOutForm())
 
 
 @bp.get("/funnel")
@@ -268,10 +284,11 @@ def failure_funnel():
     since = until - dt.timedelta(days=PERIODS[days])
     with services().store.session() as db:
         data = funnel.compute(db, g.operator, since, until)
+        drop = page_events.compute(db, g.operator, since, until)
     # The Prometheus counters are service-wide: shown by the rule /metrics follows for operator
     # keys (only where one operator is all there is).
     alone = services().settings.operators_read_metrics
-    return render_template("console_funnel.html", data=data, days=days, periods=PERIODS,
+    return render_template("console_funnel.html", data=data, drop=drop, days=days, periods=PERIODS,
                            service=funnel.service_outcomes() if alone else None, signout=SignOutForm())
 
 

@@ -22,6 +22,7 @@ from .settings import ConfigurationError, Settings
 PAGE = "60 per minute"
 CHALLENGE = "20 per minute;120 per hour"
 UPLOAD = "10 per minute;60 per hour"
+EVENTS = "60 per minute;600 per hour"  # a page reports a dozen milestones an attempt
 API = "300 per minute"
 API_PER_IP = "600 per minute"
 # The standalone form lets anyone test whether a name matches an ID number (a paid 267509 answer

@@ -40,6 +40,8 @@ PAGE_CHECKS = Counter("liveness_page_checks_total",
                       "Answers from Juhe, by the capture page's own check of the recording (passed; missed: "
                       "sent anyway; not_measured; none: no check came) and Juhe's outcome (passed or failed)",
                       ["page", "juhe"])
+PAGE_EVENTS = Counter("liveness_page_events_total",
+                      "Milestones the capture pages reported (webapp.page_events), by event", ["event"])
 WEBHOOKS = Counter("liveness_webhook_deliveries_total",
                    "Webhook tries, by result: delivered, retry, failed (gave up) or refused (target)",
                    ["result"])

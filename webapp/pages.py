@@ -12,7 +12,6 @@ import hmac
 import logging
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -28,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
@@ -37,9 +37,11 @@ from wtforms.validators import ValidationError
 from . import (
     broker,
     clients,
+    consent,
     full_disk,
     limits,
     metrics,
+    page_events,
     page_state,
     security,
     sessions,
@@ -212,16 +214,21 @@ def capture(token: str):
         session = sessions.refresh(db, settings, session)
         state = _state_json(session)
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
-        consent = {"asker": _asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames,
-                   "frames_kept": _duration(settings.BEST_FRAMES_RETENTION)}
+        language = page_language(session.locale)
+        first = "consent" if state["status"] == "pending" and not state["processing"] and not state["last"] else "blank"
+        words = {"first": first, "en": language.code == "en", "mode": state["mode"], "consent": {
+            "asker": consent.asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames,
+            "frames_kept": _duration(settings.BEST_FRAMES_RETENTION)}}
+        consent_html = Markup(render_template("_consent.html", **words))
+        consent_version = consent.keep(db, consent.words(consent_html), language.code)
         standalone = session.operator == "standalone"
         theme = _theme(session)
-        language = page_language(session.locale)
         db.commit()
     form_url = url_for("pages.index", **_explicit_language())
-    response = make_response(render_template("capture.html", token=token, state=state, consent=consent,
+    response = make_response(render_template("capture.html", token=token, state=state, consent_html=consent_html,
+                                             consent_version=consent_version,
                                              form_url=form_url if standalone else None, theme=theme,
-                                             page_lang=language),
+                                             page_lang=language, **words),
                              410 if state["status"] == SessionStatus.EXPIRED else 200)
     return _gzipped(security.allow_framing(response, origins))
 
@@ -246,15 +253,6 @@ def _gzipped(response: Response) -> Response:
         response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
     return response
-
-
-def _asker(session: VerificationSession) -> str | None:
-    """Who asks for the verification, as the person can check it: the host of the operator's
-    page that frames it or that it returns to (None when neither is known)."""
-    for url in (session.embed_origin, session.return_url):
-        if url:
-            return urlsplit(url).hostname
-    return None
 
 
 @bp.get("/v/<token>/state")
@@ -306,6 +304,27 @@ def switch_mode(token: str):
         return jsonify({"challenge": page_state.challenge_json(issued), "state": _state_json(session)}), 201
 
 
+@bp.post("/v/<token>/events")
+@csrf.exempt
+@limiter.limit(limits.EVENTS)
+def events(token: str):
+    """One milestone of the page (webapp.page_events), sent with navigator.sendBeacon: 204 when
+    kept, 400 for what is not an event, 404 for an unknown link; never anything the page waits
+    for. A consent answer also becomes the session's receipt (webapp.consent)."""
+    event = page_events.parse(request.get_data(cache=False))
+    if event is None:
+        return _page_error(400, "bad_event", "Not an event this page reports.", "请求有误。")
+    with services().store.session() as db:
+        session = _session_or_404(db, token)
+        if page_events.record(session, event, clients.parse(request.user_agent.string)):
+            metrics.PAGE_EVENTS.labels(event.name).inc()
+        if event.name in ("consent_given", "consent_declined"):
+            decision = consent.GIVEN if event.name == "consent_given" else consent.DECLINED
+            consent.record(db, session, decision, event.version, event.language)
+        db.commit()
+    return "", 204
+
+
 @bp.post("/v/<token>/upload")
 @csrf.exempt
 @limiter.limit(limits.UPLOAD)
@@ -315,12 +334,15 @@ def upload(token: str):
         file = request.files.get("video")
         challenge_id = request.form.get("challenge", "")
         checks = request.form.get("checks")
+        signals = request.form.get("signals")
+        consented = request.form.get("consent", "")
     except RequestEntityTooLarge:
         return _too_large()
     if file is None or not challenge_id:
         return _page_error(400, "bad_upload", "The upload needs a video file and a challenge.",
                            "上传内容不完整，请重新录制。")
     s = services()
+    _consent_with_upload(token, consented)
     with uploads.workspace(s.uploads) as folder:
         path = folder / "upload"
         file.save(path)
@@ -332,7 +354,7 @@ def upload(token: str):
                                                  on_finished=lambda _id: s.dispatcher.wake(),
                                                  enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
                                                  device=clients.parse(request.user_agent.string),
-                                                 page_checks=checks)
+                                                 page_checks=checks, signals=signals)
         except sessions.SessionStateError as error:
             with s.store.session() as db:
                 session = find_session(db, token=token)
@@ -346,6 +368,18 @@ def upload(token: str):
         body = {"outcome": page_state.outcome_json(outcome), "state": _state_json(session)}
         db.commit()
     return jsonify(body)
+
+
+def _consent_with_upload(token: str, sent: str) -> None:
+    """The receipt's second chance: a video comes with the consent version its page showed
+    ("<version> <language>"), kept if the page's own report of it was lost on the way."""
+    version, _, language = sent.partition(" ")
+    with services().store.session() as db:
+        session = lock_session(db, token=token)
+        if session is not None and consent.receipt(session) is None:
+            consent.record(db, session, consent.GIVEN, version or None, language if language in LANGUAGES else None,
+                           via="upload")
+        db.commit()
 
 
 def _enqueue(attempt_id: int) -> None:

@@ -20,7 +20,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import best_frames, challenges, clients, page_checks, webhooks
+from . import (
+    best_frames,
+    challenges,
+    clients,
+    consent,
+    page_checks,
+    page_events,
+    risk_signals,
+    webhooks,
+)
 from .identity import Identity
 from .settings import Settings
 from .storage import (
@@ -218,12 +227,19 @@ def issue_challenge(db: Session, settings: Settings, session: VerificationSessio
 
 
 def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
-                  device: clients.Client | None = None, checks: str | None = None) -> tuple[Challenge, Attempt]:
+                  device: clients.Client | None = None, checks: str | None = None,
+                  signals: str | None = None) -> tuple[Challenge, Attempt]:
     """Use the session's open challenge for a new attempt, in flight under this process's lease.
     The session must be locked and open (require_open): the claim, the in-flight check and
     the session's end are decided under the same lock. `checks`: the page's own check of the
-    recording as it sent it (webapp.page_checks reads it against the challenge's mode)."""
+    recording as it sent it (webapp.page_checks reads it against the challenge's mode);
+    `signals`: what the page noticed (webapp.risk_signals), to which the server adds its own."""
     now = utcnow()
+    noticed = risk_signals.parse(signals)
+    changed = risk_signals.client_changed(((a.browser, a.os) for a in session.attempts),
+                                          device.browser if device else None, device.os if device else None)
+    if changed is not None:
+        noticed.append(changed)
     challenge = open_challenge(session, now)
     if challenge is None or challenge.id != challenge_id:
         raise SessionStateError("challenge_invalid", 409,
@@ -234,7 +250,8 @@ def start_attempt(db: Session, session: VerificationSession, challenge_id: str,
                       counts=True, owner=owner(),
                       lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
                       browser=device.browser if device else None, os=device.os if device else None,
-                      page_checks_json=page_checks.dumps(page_checks.parse(checks, challenge.mode)))
+                      page_checks_json=page_checks.dumps(page_checks.parse(checks, challenge.mode)),
+                      signals_json=risk_signals.dumps(noticed))
     db.add(attempt)
     return challenge, attempt
 
@@ -334,6 +351,7 @@ def attempt_json(attempt: Attempt) -> dict:
     if attempt.video:
         body["video"] = attempt.video_report
     body["page_checks"] = attempt.page_checks
+    body["signals"] = attempt.signals
     return body
 
 
@@ -355,6 +373,8 @@ def session_json(session: VerificationSession) -> dict:
         "created_at": isoformat(session.created_at), "expires_at": isoformat(session.expires_at),
         "completed_at": isoformat(session.completed_at),
         "sandbox": session.sandbox,
+        "consent": consent.receipt(session),
+        "events": [page_events.event_json(e) for e in session.events],
     }
     if session.best_frames:
         body["best_frames"] = best_frames.summary(session)  # whether they exist, never the frames

@@ -100,6 +100,9 @@ class VerificationSession(Base):
     # The page's language chosen by the operator ("zh", "en"); None: the person's (pages.page_language).
     locale: Mapped[str | None] = mapped_column(String(5))
     max_attempts: Mapped[int] = mapped_column(Integer)
+    # The person's answer on the consent screen (webapp.consent): given or declined, when, in
+    # which language, to whom, and the version of the text they were shown.
+    consent_json: Mapped[str | None] = mapped_column(Text)
     pass_score: Mapped[float] = mapped_column(Float)
     sandbox: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -112,6 +115,9 @@ class VerificationSession(Base):
         back_populates="session", order_by="Challenge.issued_at", cascade="all, delete-orphan")
     kept_frames: Mapped[list[BestFrames]] = relationship(
         order_by="BestFrames.attempt_id", cascade="all, delete-orphan")
+    # The page's milestones (webapp.page_events).
+    events: Mapped[list[PageEvent]] = relationship(
+        order_by="PageEvent.id", cascade="all, delete-orphan", passive_deletes=True)
 
     @property
     def counted_attempts(self) -> int:
@@ -185,6 +191,9 @@ class Attempt(Base):
     os: Mapped[str | None] = mapped_column(String(40))
     # What the capture page's own check saw during the recording (webapp.page_checks), if it sent it.
     page_checks_json: Mapped[str | None] = mapped_column(Text)
+    # What the page and the server noticed that may deserve a look (webapp.risk_signals): signals,
+    # never a verdict.
+    signals_json: Mapped[str | None] = mapped_column(Text)
 
     session: Mapped[VerificationSession] = relationship(back_populates="attempts")
 
@@ -205,6 +214,10 @@ class Attempt(Base):
         return json.loads(self.page_checks_json) if self.page_checks_json else None
 
     @property
+    def signals(self) -> list[dict]:
+        return json.loads(self.signals_json) if self.signals_json else []
+
+    @property
     def video_report(self) -> dict:
         """For the operator: what the browser sent, which path its picture took here (its H.264
         copied as it came, or re-encoded: VP8, VP9, rotated, too large…), and where it came from."""
@@ -213,6 +226,21 @@ class Attempt(Base):
         return {"received": {key: source.get(key) for key in received},
                 "path": "copied" if self.video.get("remuxed") else "re-encoded",
                 "browser": self.browser, "os": self.os}
+
+
+class PageEvent(Base):
+    """One milestone of one session's capture page (webapp.page_events): a name and a detail from
+    closed lists, the browser family and OS it came from, never personal data."""
+
+    __tablename__ = "page_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    name: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str | None] = mapped_column(String(40))
+    browser: Mapped[str | None] = mapped_column(String(40))
+    os: Mapped[str | None] = mapped_column(String(40))
 
 
 class BestFrames(Base):

@@ -25,7 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import best_frames, clients, metrics, outages, sessions, video
-from .guidance import Guidance, guidance_for
+from .guidance import LOW_SCORE, Guidance, guidance_for
 from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
 from .settings import Settings
 from .storage import (
@@ -64,7 +64,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
                   page_token: str, challenge_id: str, upload: Path,
                   on_finished: Callable[[str], None] | None = None,
                   enqueue: Callable[[int], None] | None = None,
-                  device: clients.Client | None = None, page_checks: str | None = None) -> Outcome | None:
+                  device: clients.Client | None = None, page_checks: str | None = None,
+                  signals: str | None = None) -> Outcome | None:
     """Run one uploaded video through the whole path. Raises sessions.SessionStateError when the
     session cannot take an upload (closed, expired, busy, challenge used or expired).
 
@@ -73,7 +74,8 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     With `enqueue` (a Celery broker is configured), the prepared video is stored and
     `enqueue(attempt_id)` hands the rest to a worker (`run_queued`); None is returned and the
     page follows the session's state. `device`: the browser family and OS, kept on the attempt;
-    `page_checks`: what the capture page's own check saw (the `checks` field), kept on it too.
+    `page_checks`: what the capture page's own check saw (the `checks` field), kept on it too, as
+    are `signals` (webapp.risk_signals).
     """
     started = time.monotonic()
 
@@ -81,7 +83,7 @@ def verify_upload(store: Store, settings: Settings, client: JuheClient, tools: v
     with store.session() as db:
         session = _lock(db, settings, page_token)
         sessions.require_open(session)
-        _challenge, attempt = sessions.start_attempt(db, session, challenge_id, device, page_checks)
+        _challenge, attempt = sessions.start_attempt(db, session, challenge_id, device, page_checks, signals)
         session_id, mode = session.id, session.mode
         db.commit()
         attempt_id = attempt.id
@@ -350,6 +352,8 @@ def _record(attempt: Attempt, answer: JuheResult | JuheError, pass_score: float)
         attempt.charged = None if answer.reached and answer.error_code is None else False
     key = guidance_key(answer, pass_score)
     guidance = guidance_for(key)
+    if key == LOW_SCORE:  # Juhe said 成功 of the call; the operator reads why the session failed
+        attempt.reason = guidance.meaning
     attempt.outcome = str(key)
     attempt.counts = guidance.counts
     return guidance

@@ -63,6 +63,8 @@ const useFileButton = document.getElementById('use-file');
 const switchButton = document.getElementById('switch-action');
 const sendAnywayButton = document.getElementById('send-anyway');
 const AGREED_KEY = `liveness:agreed:${base}`;  // sessionStorage: agreed, then reloaded for a mode change
+// The consent text's version as the server rendered it, and the page's language (consent.py).
+const [consentVersion, consentLanguage] = (root.dataset.consent ?? '').split(' ');
 
 /** Every phase the page can be in; an element's data-show names some of them (capture.html, and
  * tests/test_pages.py checks that the two agree).
@@ -102,6 +104,9 @@ const page = {
   micTrouble: null,      // 'microphone_refused' | 'microphone_silent': number mode may become action
   still: false,          // the preview shows the recording's last frame (the camera is closed)
   unsent: null,          // a recording the page's own check found lacking, kept in case the person sends it anyway
+  startAnyway: false,    // the start button says 仍然开始: the live checks had not passed
+  hidden: false,         // the page was hidden during this attempt (a risk signal)
+  switched: false,       // the camera track ended, was muted or changed during the recording (a signal)
 };
 
 function setPhase(next) {
@@ -154,6 +159,11 @@ function showState(next) {
   return whenAgreed(newAttempt);
 }
 
+/** One of the page's milestones, for the operator's drop-off funnel (page_events.py). */
+function milestone(name, detail = null) {
+  net.reportEvent(base, detail ? { name, detail } : { name });
+}
+
 // -- consent ------------------------------------------------------------------------------------
 
 /** Go on with `then` once the person has agreed (at once if they already have). */
@@ -161,12 +171,14 @@ function whenAgreed(then) {
   if (page.agreed) return then();
   page.afterConsent = then;
   setPhase('consent');
+  milestone('consent_shown');
   say('');
   return undefined;
 }
 
 function agree() {
   page.agreed = true;
+  net.reportEvent(base, { name: 'consent_given', version: consentVersion, language: consentLanguage });
   window.scrollTo(0, 0);  // the consent may have been scrolled to its button: the next screen fits
   const then = page.afterConsent;
   page.afterConsent = null;
@@ -176,6 +188,7 @@ function agree() {
 
 function decline() {
   setPhase('declined');
+  net.reportEvent(base, { name: 'consent_declined', version: consentVersion, language: consentLanguage });
   // Where the operator gave one, a way back to its page (e.g. to choose another way to verify).
   const url = safeUrl(page.state.return_url);
   if (url) offerReturn(url, false);
@@ -185,6 +198,7 @@ function decline() {
 function reconsider() {
   returnLink.hidden = true;
   setPhase('consent');
+  milestone('consent_shown');
   focusOn(document.getElementById('consent-title'));
 }
 
@@ -256,6 +270,7 @@ function fallbackWords(next) {
 
 async function newAttempt() {
   clearChallenge();
+  page.hidden = false;
   fileInput.disabled = true;
   setPhase(page.fallbackReason ? 'fallback' : 'start');
   say(t('preparing'));
@@ -276,6 +291,7 @@ function beginAttempt(next) {
   renderChallenge(next);
   if (page.fallbackReason) return useFallback(page.fallbackReason);
   const problem = media.recordingProblem() ?? (canRecord() ? null : 'recorder');
+  if (problem) milestone('camera_unavailable', problem);
   return problem ? useFallback(problem) : openCamera();
 }
 
@@ -308,6 +324,7 @@ async function openCamera() {
   // this one opened is stopped at once (else the camera and microphone would stay on).
   if (opening !== page.openings) return media.stopStream(opened);
   page.stream = opened;
+  milestone('camera_granted');
   if (page.phase !== 'camera') return releaseCamera();  // the page was hidden meanwhile
   preview.srcObject = page.stream;
   try {
@@ -326,6 +343,7 @@ async function openCamera() {
 /** The camera (and, in number mode, the microphone) could not be opened. In number mode, ask
  * for the camera alone: if it opens, the microphone is the problem, and action mode needs none. */
 async function cameraFailed(error, opening) {
+  milestone('camera_refused', error.name);
   const problem = media.cameraProblem(error);
   if (mode !== 'number' || !['denied', 'missing'].includes(problem)) return useFallback(problem);
   let alone = null;
@@ -391,7 +409,8 @@ async function startCoach(forStream) {
 function followChecks({ key, words, ok, startable: may }) {
   const onOval = key !== null && key !== 'good' && key !== 'checking' && Boolean(words);  // shown over the preview
   page.startable ||= may;  // once allowed, for as long as this camera is open
-  startButton.textContent = page.startable && !ok && key !== null ? t('startAnyway') : t('start');
+  page.startAnyway = page.startable && !ok && key !== null;
+  startButton.textContent = page.startAnyway ? t('startAnyway') : t('start');
   if (page.phase === 'ready') {
     startButton.disabled = !page.startable;
     if (key === null) say(t('ready'));
@@ -460,6 +479,7 @@ async function startRecording() {
     return useFallback('recorder');  // no recorder type left that works here
   }
   if (mode === 'action') page.beeper = makeBeeper();
+  milestone('coaching_passed', page.startAnyway ? 'anyway' : 'ready');
   setPhase('countdown');
   say(t('countdown', { n: COUNTDOWN_S }));
   for (let n = COUNTDOWN_S; n > 0; n -= 1) {
@@ -482,6 +502,13 @@ async function record() {
     return recorderBroken(mimeType, 'stuck');
   }
   page.coach?.recording(true);
+  milestone('recording_started');
+  const track = page.stream?.getVideoTracks()[0];
+  const device = track?.getSettings?.().deviceId;
+  page.switched = false;
+  const switched = () => { page.switched = true; };
+  track?.addEventListener('ended', switched);
+  track?.addEventListener('mute', switched);
   const started = performance.now();
   promptDuringRecording();
   let blob;
@@ -493,25 +520,35 @@ async function record() {
   } finally {
     stopCues();
     page.recorder = null;
+    track?.removeEventListener('ended', switched);
+    track?.removeEventListener('mute', switched);
+    if (device && track?.getSettings?.().deviceId !== device) page.switched = true;
   }
   const ms = performance.now() - started;
-  let problem = page.live
+  const problem = page.live
     ? page.live.recordingFault(blob, { ms, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null })
     : blob.size ? null : 'small';
   const performed = page.coach?.performed({
     mode, actions: (page.challenge.actions ?? []).map((a) => a.code), durationMs: ms,
   }) ?? null;
   page.coach?.recording(false);
-  if (!problem && await media.decodable(blob) === false) problem = 'small';
-  if (page.phase !== 'recording') return;  // hidden while the file was read back
+  if (page.phase !== 'recording') return;  // hidden while the recorder stopped
   if (problem === 'small' || problem === 'short') return recorderBroken(mimeType, problem);
   if (problem) return redoLocally(problem);
   const recording = {
     file: blob, name: media.fileNameFor(blob.type), challengeId: page.challenge.id, mimeType,
-    checks: performed && checksToSend(performed),
+    checks: performed && checksToSend(performed), signals: signals(track),
   };
   if (performed?.verdict === 'missed') return offerRedo(recording, performed.missed);
   return sendRecording(recording);
+}
+
+/** What may deserve the operator's look (risk_signals.py), from the camera and this attempt. */
+function signals(track) {
+  const found = media.cameraSignals(track);
+  if (page.hidden) found.push({ code: 'page_hidden' });
+  if (page.switched) found.push({ code: 'camera_switched' });
+  return found;
 }
 
 /** What the page's own check saw, for the operator (stored on the attempt): per check passed,
@@ -521,18 +558,19 @@ function checksToSend({ verdict, checks, looks, fps }) {
 }
 
 /** Close the camera, keep its last frame on screen, and send a recording. */
-function sendRecording({ file, name, challengeId, mimeType, checks }) {
+function sendRecording({ file, name, challengeId, mimeType, checks, signals: noticed }) {
   stopCoach();
   keepStill();
   releaseCamera();
   page.recorded = mimeType;
-  return send({ file, name, challengeId, checks });
+  return send({ file, name, challengeId, checks, signals: noticed });
 }
 
 /** The person did not do what the challenge asked (performance.js): say what was missed, in their
  * words, and offer to record again (nothing sent, nothing counted); 仍然发送 sends it as it is,
  * since the page's check can be wrong. */
 function offerRedo(recording, missed) {
+  milestone('redo', `missed_${missed}`);
   page.unsent = recording;
   setPhase('redo');
   say(t(`missed_${missed}`), t('notSent'), t('orSendAnyway'));
@@ -549,6 +587,7 @@ function sendAnyway() {
 /** The recorder made a broken recording (or none): never record that way again here. Record
  * again with the next type, or, with none left, use the phone's camera app. */
 function recorderBroken(mimeType, problem) {
+  milestone('redo', `fault_${problem}`);
   page.brokenTypes.add(mimeType);
   page.brokenRecordings += 1;
   if (!canRecord()) return useFallback('recorder');
@@ -561,6 +600,7 @@ function recorderBroken(mimeType, problem) {
 /** The recording failed its own check: say why and record again with the camera still open.
  * Nothing was sent, so no attempt is spent. */
 function redoLocally(problem) {
+  milestone('redo', `fault_${problem}`);
   if (problem === 'silent') page.micTrouble = 'microphone_silent';
   setPhase('redo');
   say(t(`fault_${problem}`), t('notSent'), problem === 'silent' && page.state.action_fallback ? t('orActions') : '');
@@ -660,6 +700,7 @@ function releaseCamera() {
 // -- the fallback: the phone's own camera app -------------------------------------------------
 
 function useFallback(reason) {
+  milestone('fallback', reason);
   stopCapture();
   page.fallbackReason = reason;
   explain(reason);
@@ -741,7 +782,8 @@ function tryCameraAgain() {
 
 /** Upload a recording (kept in page.upload until it has an answer, to send again if lost). */
 async function send(next) {
-  page.upload = next;
+  page.upload = { ...next, consent: page.agreed ? `${consentVersion} ${consentLanguage}` : null };
+  milestone('upload_sent');
   setPhase('uploading');
   progress.value = 0;
   say(t('uploading'));
@@ -781,6 +823,7 @@ function showOutcome(outcome) {
     page.brokenRecordings += 1;
   }
   page.recorded = null;
+  milestone('verdict', outcome.result);
   if (outcome.result === 'passed') return finish('passed', t('passed'));
   if (!outcome.retry) return finish(page.state.status === 'pending' ? 'failed' : page.state.status, ...endWords(outcome));
   return offerRetry(message, outcome.result === 'rejected' ? t('notCounted') : '');
@@ -866,6 +909,7 @@ async function waitForVerdict() {
  * `outage` words say why nothing came of it). */
 function settle(next, outage = null) {
   page.state = next;
+  if (page.upload) milestone('verdict', { passed: 'passed', failed: 'failed' }[next.status] ?? 'retry');
   if (next.status !== 'pending') return showState(next);
   const last = resultOfUpload(next);
   page.upload = null;
@@ -977,6 +1021,7 @@ function safeUrl(value) {
 
 function onVisibilityChange() {
   if (document.visibilityState === 'hidden' && CAPTURING.includes(page.phase)) {
+    page.hidden = true;
     stopCapture();
     setPhase('paused');
     say(t('paused'));
@@ -1003,6 +1048,7 @@ function init() {
   measureTop();
   window.addEventListener('resize', measureTop);
   tellParentTheHeight();
+  milestone('opened');
   document.getElementById('agree').addEventListener('click', agree);
   document.getElementById('decline').addEventListener('click', decline);
   // Disabled in the HTML until now: a tap before the script is ready would do nothing.

@@ -21,7 +21,7 @@ export const MIME_TYPES = [
 const AUDIO_CODEC = /^(?:mp4a(?:\.[\w.]+)?|opus|vorbis)$/;
 
 // How long the browser may take (ms) before the page says so and moves on.
-export const LIMITS = { camera: 20_000, play: 3_000, start: 3_000, stop: 5_000, decode: 4_000 };
+export const LIMITS = { camera: 20_000, play: 3_000, start: 3_000, stop: 5_000 };
 
 // In-app browsers that expose the APIs but are known not to produce a usable recording.
 // (Tencent's old X5 kernel in QQ/WeChat on Android; UC's U3 kernel.)
@@ -58,11 +58,34 @@ export function recorderTypes(withSound) {
   return usable.length ? usable : [''];
 }
 
+const ASKED = Object.freeze({ width: 640, height: 480, frameRate: 30 });
+// Camera software that shows something other than a camera: a label naming it is a signal.
+const VIRTUAL_CAMERA = /\b(obs|virtual|manycam|xsplit|snap camera|droidcam|splitcam|e2esoft|vcam|screen|capture card|fake)\b/i;
+
+/**
+ * What the camera track says of itself that may deserve the operator's look (risk_signals.py):
+ * a label naming virtual-camera or screen software (only the matching word is sent, never the
+ * label), a picture or frame rate far below what was asked. Signals, never a verdict.
+ */
+export function cameraSignals(track) {
+  const signals = [];
+  const named = VIRTUAL_CAMERA.exec(track?.label ?? '');
+  if (named) signals.push({ code: 'virtual_camera', detail: named[1].toLowerCase() });
+  const { width, height, frameRate } = track?.getSettings?.() ?? {};
+  if (width && height && Math.min(width, height) < Math.min(ASKED.width, ASKED.height) / 2) {
+    signals.push({ code: 'low_resolution', detail: `${width}x${height}` });
+  }
+  if (frameRate && frameRate < ASKED.frameRate / 2) {
+    signals.push({ code: 'low_frame_rate', detail: String(Math.round(frameRate)) });
+  }
+  return signals;
+}
+
 /** Open the front camera, or the camera `deviceId` the person chose (and, for read-aloud
  * challenges, the microphone, unprocessed). */
 export async function openCamera(withSound, deviceId = null) {
-  const video = { facingMode: 'user', width: { ideal: 640 }, height: { ideal: 480 } };
-  video.frameRate = { ideal: 30, max: 30 };  // what Juhe needs, and no more for the encoder
+  const video = { facingMode: 'user', width: { ideal: ASKED.width }, height: { ideal: ASKED.height } };
+  video.frameRate = { ideal: ASKED.frameRate, max: ASKED.frameRate };  // what Juhe needs, and no more for the encoder
   // Echo cancellation, noise suppression and gain control eat a voice reading digits.
   const audio = withSound
     ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
@@ -201,28 +224,6 @@ export function makeRecorder(stream, broken = new Set()) {
   }
 
   return { start, cancel, done, mimeType };
-}
-
-/** Whether this browser can read its own recording back: true, false (it cannot: the file is
- * broken), or null (it did not say in time, or cannot tell; the server will judge). */
-export async function decodable(blob) {
-  const video = document.createElement('video');
-  video.muted = true;
-  video.preload = 'metadata';
-  const url = URL.createObjectURL(blob);
-  try {
-    const read = new Promise((resolve) => {
-      video.onloadedmetadata = () => resolve(true);
-      // An error on a type this browser says it cannot play tells nothing about the file.
-      video.onerror = () => resolve(video.canPlayType(blob.type) ? false : null);
-    });
-    video.src = url;
-    return await withLimit(read, LIMITS.decode, 'decode').catch(() => null);
-  } finally {
-    video.removeAttribute('src');
-    video.load();
-    URL.revokeObjectURL(url);
-  }
 }
 
 /** A file name whose extension matches the recording's type. */

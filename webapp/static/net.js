@@ -63,10 +63,12 @@ export function switchToAction(base, reason) {
  * `onProgress(fraction)` follows the bytes sent; `onSent()` fires once they all left.
  * Resolves with an Answer; rejects with ConnectionLost when no answer came.
  */
-export function uploadVideo(base, { file, name, challengeId, checks }, { onProgress, onSent }) {
+export function uploadVideo(base, { file, name, challengeId, checks, signals, consent }, { onProgress, onSent }) {
   const form = new FormData();
   form.append('challenge', challengeId);
   if (checks) form.append('checks', JSON.stringify(checks));  // the page's own check (performance.js)
+  if (signals?.length) form.append('signals', JSON.stringify(signals));  // risk_signals.py
+  if (consent) form.append('consent', consent);  // the consent text's version and language, shown
   form.append('video', file, name);
   const xhr = new XMLHttpRequest();
   return new Promise((resolve, reject) => {
@@ -84,6 +86,25 @@ export function uploadVideo(base, { file, name, challengeId, checks }, { onProgr
     xhr.onabort = () => reject(new ConnectionLost('aborted'));
     xhr.send(form);
   });
+}
+
+/** Tell the server one of the page's milestones (page_events.py): `{name, detail?}`. Never
+ * waited for and never in the way: sendBeacon where there is one (it outlives the page), else a
+ * fetch kept alive; a report that is lost is lost. */
+export function reportEvent(base, event) {
+  const body = JSON.stringify(event);  // a string: sent as text/plain, no preflight
+  try {
+    if (navigator.sendBeacon?.(`${base}/events`, body)) return;
+  } catch {
+    // refused (too large, a strict policy): try fetch
+  }
+  try {
+    fetch(`${base}/events`, {
+      method: 'POST', body, keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' },
+    }).catch(() => {});
+  } catch {
+    // no way to tell: the funnel counts a step reached when a later one was
+  }
 }
 
 function parseJson(text) {
