@@ -37,7 +37,7 @@ CAMERA_ERRORS = ("NotAllowedError", "PermissionDeniedError", "SecurityError", "N
 FALLBACK_REASONS = ("denied", "missing", "busy", "unsupported", "insecure", "inapp", "recorder", "slow",
                     "microphone", "chosen")
 REDO_REASONS = ("missed_light", "missed_face", "missed_order", "missed_mouth", "missed_eyes", "missed_voice",
-                "missed_lips", "fault_small", "fault_short", "fault_stuck", "fault_silent")
+                "missed_lips", "fault_small", "fault_error", "fault_short", "fault_stuck", "fault_silent")
 VERDICTS = ("passed", "retry", "failed", "rejected")
 EVENTS: dict[str, tuple[str, ...] | None] = {
     "opened": None,
@@ -115,7 +115,7 @@ STEPS = (("opened", "打开", "Opened"), ("consented", "同意", "Agreed"), ("ca
 _STEP_EVENTS = {
     "opened": ("opened", "consent_shown", "consent_declined"),
     "consented": ("consent_given",),
-    "camera": ("camera_granted", "fallback"),
+    "camera": ("camera_granted",),  # the camera app (fallback) counts once its video is sent
     "recorded": ("recording_started",),
     "sent": ("upload_sent",),
 }
@@ -167,7 +167,8 @@ def compute(db: Session, operator: str, since: dt.datetime, until: dt.datetime) 
         if journey is None:
             journey = journeys[session_id] = _Journey(f"{browser or clients.OTHER} · {system or clients.OTHER}", [])
         journey.names.append(name)
-        if name in PROBLEMS:
+        # The camera app offered after a refusal is its consequence, not another reason.
+        if name in PROBLEMS and not (name == "fallback" and journey.problem and not journey.problem.startswith("fallback")):
             journey.problem = f"{name}:{detail}" if detail else name
     if journeys:
         for session_id, status in db.execute(select(VerificationSession.id, VerificationSession.status)

@@ -516,7 +516,8 @@ async function record() {
     blob = await page.recorder.done;
   } catch (error) {
     if (error.name === 'AbortError') return;  // cancelled: the page went to the background
-    return recorderBroken(mimeType, error.name === 'TimeoutError' ? 'stuck' : 'small');
+    if (error.name === 'TimeoutError') return recorderBroken(mimeType, 'stuck');
+    return recorderBroken(mimeType, 'small', 'fault_error');
   } finally {
     stopCues();
     page.recorder = null;
@@ -586,8 +587,8 @@ function sendAnyway() {
 
 /** The recorder made a broken recording (or none): never record that way again here. Record
  * again with the next type, or, with none left, use the phone's camera app. */
-function recorderBroken(mimeType, problem) {
-  milestone('redo', `fault_${problem}`);
+function recorderBroken(mimeType, problem, why = `fault_${problem}`) {
+  milestone('redo', why);  // fault_error: the recorder itself failed (the person reads fault_small)
   page.brokenTypes.add(mimeType);
   page.brokenRecordings += 1;
   if (!canRecord()) return useFallback('recorder');
