@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need (ffmpeg, nginx, Chromium, PostgreSQL, Redis, Python packages),
+# Install everything the tests need (ffmpeg, nginx, Chromium, PostgreSQL, Redis, Python packages;
+# for the integration kit Java, Node.js, PHP, Go and Prometheus),
 # then run every test on SQLite, and again those that store something on PostgreSQL (a real
 # server the tests start on loopback). Extra arguments go to both pytest runs, e.g.
 # `bash scripts/test.sh -k video`.
@@ -17,6 +18,22 @@ if [ "${1:-}" = fast ]; then
   HYPOTHESIS_PROFILE=dev exec .venv/bin/python -m pytest -q -m "not (browser or video or fuzz or service)" "$@"
 fi
 bash scripts/setup.sh test
+# The integration kit's tools (tests/test_integration_kit.py, marked `service`): the webhook
+# signature snippets of docs/integration/ run in Java, Node.js, PHP and Go, and deploy/prometheus/
+# runs under promtool and a real Prometheus. Installed only where missing, as setup.sh does.
+kit_has() { PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null; }
+kit_missing=()
+{ kit_has java && kit_has javac; } || kit_missing+=(openjdk-17-jdk-headless)
+kit_has node || kit_missing+=(nodejs)
+kit_has php || kit_missing+=(php-cli)
+kit_has go || kit_missing+=(golang)
+{ kit_has prometheus && kit_has promtool; } || kit_missing+=(prometheus)
+if [ ${#kit_missing[@]} -gt 0 ]; then
+  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "installing system packages: ${kit_missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${kit_missing[@]}" >/dev/null
+fi
 .venv/bin/ruff check webapp tests bench
 .venv/bin/mypy
 status=0

@@ -2,10 +2,12 @@
 across a restart, and logged for the operator."""
 import datetime as dt
 import json
+import logging
 import time
 
 import pytest
 
+from webapp.settings import ConfigurationError, load_settings
 from webapp.webhooks import BACKOFF, MAX_TRIES, sign, verify_signature
 
 from .conftest import AUTH, Person, idcard
@@ -64,6 +66,64 @@ def test_signature_format_is_the_contracts():
     import hmac
     assert v1[3:] == hmac.new(SECRET.encode(), b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
     assert not verify_signature(SECRET, b'{"a":1}', header, now=1700000000 + 3600)
+
+
+# -- secret rotation (issue 22, part 5) ----------------------------------------------------------
+PREVIOUS_SECRET = "whsec-previous-9876543210"
+
+
+def test_during_a_rotation_every_delivery_opens_with_the_new_or_the_previous_secret(make_app, juhe, media, receiver,
+                                                                                     caplog):
+    receiver.statuses.clear()
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_SECRET_PREVIOUS=PREVIOUS_SECRET)
+    with caplog.at_level(logging.DEBUG):
+        finish_session(app.test_client(), media, callback_url=receiver.url)
+        assert app.extensions["liveness"].dispatcher.deliver_due() == 1
+        logging.getLogger("someone.careless").warning("rotating from %s", PREVIOUS_SECRET)
+    body, header = receiver.received[0]["body"], receiver.received[0]["headers"]["X-Signature"]
+    t, first, second = header.split(",")             # t=…,v1=<with the new>,v1=<with the previous>
+    assert t.startswith("t=") and first.startswith("v1=") and second.startswith("v1=") and first != second
+    assert header == sign(SECRET, body, int(t[2:]), PREVIOUS_SECRET)
+    assert verify_signature(SECRET, body, header)            # a receiver already on the new secret
+    assert verify_signature(PREVIOUS_SECRET, body, header)   # and one still on the previous
+    assert not verify_signature("wrong-secret", body, header)
+    assert not verify_signature(PREVIOUS_SECRET, body + b" ", header)
+    assert not verify_signature(PREVIOUS_SECRET, body, header, now=int(t[2:]) + 301)
+    # The previous secret is configured, never logged (a careless log line is redacted too).
+    assert PREVIOUS_SECRET not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_after_the_rotation_only_the_new_secret_opens_a_delivery(make_app, juhe, media, receiver):
+    receiver.statuses.clear()
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_SECRET_PREVIOUS="  ")   # blank: unset
+    finish_session(app.test_client(), media, callback_url=receiver.url)
+    assert app.extensions["liveness"].dispatcher.deliver_due() == 1
+    body, header = receiver.received[0]["body"], receiver.received[0]["headers"]["X-Signature"]
+    assert header.count("v1=") == 1
+    assert verify_signature(SECRET, body, header) and not verify_signature(PREVIOUS_SECRET, body, header)
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"WEBHOOK_SECRET_PREVIOUS": PREVIOUS_SECRET}, "needs WEBHOOK_SECRET"),
+    ({"WEBHOOK_SECRET": SECRET, "WEBHOOK_SECRET_PREVIOUS": SECRET}, "must differ"),
+])
+def test_a_previous_secret_alone_or_equal_to_the_new_one_stops_the_service(monkeypatch, tmp_path, env, problem):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigurationError, match=f"WEBHOOK_SECRET_PREVIOUS.*{problem}") as stopped:
+        load_settings(tmp_path)
+    assert PREVIOUS_SECRET not in str(stopped.value) and SECRET not in str(stopped.value)
+
+
+def test_a_receiver_accepts_any_matching_v1_in_any_order():
+    body, at = b'{"a":1}', 1700000000
+    both = sign(SECRET, body, at, PREVIOUS_SECRET)
+    t, new, old = both.split(",")
+    assert verify_signature(PREVIOUS_SECRET, body, f"{t},{old},{new}", now=at)
+    assert verify_signature(SECRET, body, f"{t}, {old}, {new}", now=at)
+    assert not verify_signature(SECRET, body, f"{t},{t},{new}", now=at)      # one timestamp only
+    assert not verify_signature(SECRET, body, f"{new},{old}", now=at)        # none at all
+    assert not verify_signature(SECRET, body, "garbage", now=at)
 
 
 def test_pending_delivery_survives_a_restart(make_app, juhe, media, tmp_path):

@@ -155,6 +155,7 @@ def build_services(app: Flask, settings: Settings) -> Services:
         logging.getLogger(__name__).warning(
             "SANDBOX MODE: no JUHE_KEY set; Juhe is simulated and no paid call is made")
     dispatcher = webhooks.Dispatcher(store, settings.WEBHOOK_SECRET,
+                                     previous_secret=settings.WEBHOOK_SECRET_PREVIOUS,
                                      allow_private=settings.webhook_allow_private)
     # A waiting state request holds one of gunicorn's threads: at most half of them wait.
     wakeups = Wakeups(settings.CELERY_BROKER_URL, max_waiters=max(1, int(os.environ.get("GUNICORN_THREADS", 8)) // 2))

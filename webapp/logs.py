@@ -77,7 +77,8 @@ class _RequestIdFilter(logging.Filter):
 def configure(settings: Settings) -> None:
     """Install the redaction and a handler (plain text, or JSON lines when LOG_FORMAT=json) on
     the root logger if it has none."""
-    _secrets.update(s for s in (settings.JUHE_KEY, settings.WEBHOOK_SECRET, settings.SECRET_KEY,
+    _secrets.update(s for s in (settings.JUHE_KEY, settings.WEBHOOK_SECRET, settings.WEBHOOK_SECRET_PREVIOUS,
+                                settings.SECRET_KEY,
                                 *settings.OPERATOR_API_KEYS) if s and len(s) >= 6)
     _install_factory()
     root = logging.getLogger()

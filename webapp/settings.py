@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     SESSION_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
     STANDALONE: bool | None = None
     WEBHOOK_SECRET: str | None = None
+    # During a rotation: the secret being retired. Webhooks then carry a second v1= made with it.
+    WEBHOOK_SECRET_PREVIOUS: str | None = None
     WEBHOOK_ALLOW_PRIVATE: bool | None = None   # callback_url on loopback/private hosts
     PUBLIC_URL: str | None = None
 
@@ -92,7 +94,8 @@ class Settings(BaseSettings):
     # JSON: operator key, its fingerprint or "standalone" → {"color", "logo", "name"} (webapp.theming).
     OPERATOR_THEMES: Annotated[dict[str, Theme], NoDecode] = Field(default_factory=dict)
 
-    @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_URL",
+    @field_validator("JUHE_KEY", "SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS",
+                     "PUBLIC_URL",
                      "UPLOAD_DIR", "CELERY_BROKER_URL", "STANDALONE", "WEBHOOK_ALLOW_PRIVATE",
                      "VIDEO_URL_ALLOW_PRIVATE", "METRICS_KEY", mode="before")
     @classmethod
@@ -185,6 +188,11 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY is required when JUHE_KEY is set")
             if len(self.SECRET_KEY) < 16:
                 raise ValueError("SECRET_KEY must be at least 16 characters")
+        if self.WEBHOOK_SECRET_PREVIOUS is not None:
+            if not self.WEBHOOK_SECRET:
+                raise ValueError("WEBHOOK_SECRET_PREVIOUS needs WEBHOOK_SECRET (the new secret) to be set")
+            if self.WEBHOOK_SECRET_PREVIOUS == self.WEBHOOK_SECRET:
+                raise ValueError("WEBHOOK_SECRET_PREVIOUS must differ from WEBHOOK_SECRET")
         return self
 
     # -- derived values -------------------------------------------------------------------

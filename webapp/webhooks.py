@@ -4,6 +4,9 @@ A delivery is a row in the database before anything is sent, so a restart loses 
 try is logged for the operator. Every try of one event carries the same `X-Event-Id` and the same
 body, so the receiver can de-duplicate. Signature (CONTRACT.md):
 `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with WEBHOOK_SECRET>`.
+During a rotation (WEBHOOK_SECRET_PREVIOUS set) a second `v1=` follows, made with the previous
+secret, so a receiver still holding the old secret and one already holding the new both accept;
+receivers check every `v1=` (docs/integration/ has the check in six languages).
 """
 from __future__ import annotations
 
@@ -66,24 +69,31 @@ class DeliveryTry(Base):
     seconds: Mapped[float | None]
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The X-Signature header value for `body` sent at `timestamp`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def sign(secret: str, body: bytes, timestamp: int, previous: str | None = None) -> str:
+    """The X-Signature header value for `body` sent at `timestamp`: `t=…,v1=…`, and a second
+    `v1=…` made with `previous` (the secret being rotated out) when there is one."""
+    macs = [hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+            for key in (secret, previous) if key]
+    return ",".join([f"t={timestamp}", *(f"v1={mac}" for mac in macs)])
 
 
 def verify_signature(secret: str, body: bytes, header: str, tolerance: int = 300,
                      now: float | None = None) -> bool:
     """Check an X-Signature header as a receiver should (also used by our tests and docs)."""
+    pairs = [part.strip().partition("=")[::2] for part in header.split(",")]
+    timestamps = [value for key, value in pairs if key == "t"]
     try:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-    except (ValueError, KeyError):
+        timestamp = int(timestamps[0]) if len(timestamps) == 1 else None
+    except ValueError:
+        timestamp = None
+    if timestamp is None:
         return False
     if abs((now or time.time()) - timestamp) > tolerance:
         return False
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, fields.get("v1", ""))
+    # Any v1 may match (two during a rotation); every one is compared, in constant time.
+    matches = [hmac.compare_digest(expected, value) for key, value in pairs if key == "v1"]
+    return any(matches)
 
 
 def enqueue(db, session_id: str, url: str, payload: dict) -> Delivery:
@@ -97,7 +107,8 @@ def enqueue(db, session_id: str, url: str, payload: dict) -> Delivery:
 
 class Dispatcher:
     """Sends due deliveries: `deliver_due()` does one pass (the app's background thread calls
-    it, between `wait()`s that `wake()` cuts short when a session has just ended).
+    it, between `wait()`s that `wake()` cuts short when a session has just ended). With
+    `previous_secret` (WEBHOOK_SECRET_PREVIOUS) every try carries a second signature made with it.
 
     Every try resolves the callback host afresh and connects to the address it checked
     (`targets.PinnedAdapter`, mounted on `http`): unless `allow_private`, a host that resolves to
@@ -105,8 +116,9 @@ class Dispatcher:
     on the usual back-off. `resolver` (host, port) -> addresses replaces DNS, for tests."""
 
     def __init__(self, store: Store, secret: str | None, http: requests.Session | None = None, *,
-                 allow_private: bool = False, resolver: targets.Resolver | None = None):
-        self.store, self.secret = store, secret
+                 previous_secret: str | None = None, allow_private: bool = False,
+                 resolver: targets.Resolver | None = None):
+        self.store, self.secret, self.previous_secret = store, secret, previous_secret
         self.allow_private = allow_private
         self.resolver = resolver or targets.system_resolver
         self.http = http or requests.Session()
@@ -156,7 +168,7 @@ class Dispatcher:
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "User-Agent": "liveness-webhooks/1",
                    "X-Event-Id": delivery.event_id,
-                   "X-Signature": sign(secret, body, int(time.time()))}
+                   "X-Signature": sign(secret, body, int(time.time()), self.previous_secret)}
         started = time.monotonic()
         status, error = None, None
         try:
