@@ -125,10 +125,9 @@ def _date(value: str) -> dt.date | None:
         return None
     try:
         day = dt.date.fromisoformat(value)
-        day + dt.timedelta(days=1)  # 9999-12-31 has no end to search to
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
-    return day
+    return None if day == dt.date.max else day  # 9999-12-31 has no following day to search to
 
 
 def query(operator: str, search: Search) -> Select:
