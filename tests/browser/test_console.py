@@ -178,10 +178,11 @@ def test_an_operator_searches_pages_and_downloads_the_csv(live_app, browser):
         context.close()
 
 
-def test_the_console_fits_a_phone(live_app, phone):
+def test_the_console_fits_a_phone(live_app, phone, media):
     """At 390x844 nothing scrolls sideways but the wide tables inside their own region; the
     sessions are cards whose values read beside their names, and every tap target is >= 44 px."""
-    live_app.create_session("silent", reference="phone-card-with-a-long-reference-0123456789")
+    url, _ = live_app.new_session("silent", reference="phone-card-with-a-long-reference-0123456789")
+    upload_from(live_app, url, media("safari_fmp4"), SAFARI_IOS)
     page = phone(camera=False, viewport={"width": 390, "height": 844})
     sign_in(page, live_app)
     expect(page.locator("#sessions")).to_be_visible()
@@ -194,7 +195,7 @@ def test_the_console_fits_a_phone(live_app, phone):
     card = page.locator("#sessions tbody tr").first
     box = card.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390
-    status = card.locator("td", has_text="pending")
+    status = card.locator("td", has_text="passed")
     assert status.evaluate("td => getComputedStyle(td, '::before').content").startswith('"状态')
     expect(status).to_be_visible()
     cell = status.bounding_box()
@@ -211,8 +212,11 @@ def test_the_console_fits_a_phone(live_app, phone):
     expect(page.locator("#sessions tbody tr")).to_have_count(1)
     no_sideways_scroll()
     card.get_by_role("link").click()
-    expect(page.locator("#status")).to_have_text("待完成 pending")
+    expect(page.locator("#status")).to_have_text("已通过 passed")
     no_sideways_scroll()
+    # The attempts' nine columns scroll inside their own table, not the page.
+    inside = page.locator("#attempts").evaluate("t => [t.scrollWidth > t.clientWidth, t.clientWidth]")
+    assert inside[0] and inside[1] <= 390, inside
     screenshot(page, "console-session-390")
     page.get_by_role("link", name="失败漏斗").click()
     expect(page.locator("body")).to_have_attribute("data-charts", re.compile("drawn|no-data"))
