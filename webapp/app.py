@@ -205,7 +205,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 # What answers without the database: liveness, readiness (which asks the database itself), assets.
-_NO_DATABASE = frozenset({"pages.healthz", "pages.readyz", "static"})
+_NO_DATABASE = frozenset({"pages.healthz", "pages.readyz", "static", "favicon"})
 
 
 def _schema_first(app: Flask) -> None:

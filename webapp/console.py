@@ -32,10 +32,12 @@ from flask import Blueprint, Flask, abort, g, redirect, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup, escape
 from sqlalchemy import delete, select
+from werkzeug.wrappers import Response
 from wtforms import PasswordField
 
-from . import consent, funnel, page_events, sessions
+from . import consent, console_search, funnel, page_events, sessions
 from .extensions import limiter, services
 from .guidance import guidance_for
 from .storage import ConsoleSignIn, VerificationSession, find_session, utcnow
@@ -46,7 +48,6 @@ COOKIE = "liveness_console"
 SALT = b"liveness-console-session"
 SIGN_IN_HOURS = 8
 PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}  # days the funnel looks back
-LIST_LIMIT = 100
 SIGN_IN_PER_ADDRESS = "10 per minute"
 # Failed sign-ins from every address together: tries from many addresses (a botnet, an IPv6
 # block) are slowed as much as the operator can bear; per minute only, so once they stop the
@@ -227,15 +228,35 @@ def sign_out():
 
 @bp.get("/")
 def session_list():
-    """This operator's newest sessions, identity masked."""
+    """This operator's sessions, identity masked: a search (the form's GET query, so a URL to
+    bookmark), PAGE_SIZE at a time, newest first. A search it cannot read is answered 400 with
+    what is wrong, and no list."""
+    search, errors = console_search.parse(request.args)
+    found = None
+    if not errors:
+        with services().store.session() as db:
+            found = console_search.page(db, g.operator, search)
+    return render_template("console_sessions.html", search=search, errors=errors, found=found,
+                           statuses=console_search.STATUS_WORDS, cap=console_search.EXPORT_CAP,
+                           signout=SignOutForm()), 400 if errors else 200
+
+
+@bp.get("/sessions.csv")
+def session_export():
+    """Every session of the search (all pages, up to EXPORT_CAP) as CSV for Excel."""
+    search, errors = console_search.parse(request.args)
+    if errors:
+        return render_template("console_sessions.html", search=search, errors=errors, found=None,
+                               statuses=console_search.STATUS_WORDS, cap=console_search.EXPORT_CAP,
+                               signout=SignOutForm()), 400
     with services().store.session() as db:
-        listed = db.scalars(select(VerificationSession).where(VerificationSession.operator == g.operator)
-                            .order_by(VerificationSession.created_at.desc()).limit(LIST_LIMIT)).all()
-        rows = [{"id": s.id, "created_at": s.created_at, "reference": s.reference,
-                 "realname": s.realname_masked, "idcard": s.idcard_masked, "mode": s.mode,
-                 "status": s.status, "attempts": sum(a.state == AttemptState.DONE for a in s.attempts),
-                 "paid": sum(bool(a.charged) for a in s.attempts)} for s in listed]
-    return render_template("console_sessions.html", rows=rows, signout=SignOutForm())
+        text = console_search.export(db, g.operator, search)
+    return _csv(text, f"sessions-{utcnow():%Y%m%d-%H%M%S}.csv")
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(text.encode("utf-8"), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.get("/sessions/<session_id>")
@@ -274,14 +295,19 @@ def consent_text(version: str):
                                text=kept.text, first_shown_at=kept.first_shown_at, signout=SignOutForm())
 
 
-@bp.get("/funnel")
-def failure_funnel():
-    """The failure funnel over the chosen period (?days=1|7|30|90, default 7)."""
+def _period() -> tuple[str, dt.datetime, dt.datetime]:
+    """The funnel's period (?days=1|7|30|90, default 7): its key, and [since, until)."""
     days = request.args.get("days", "7")
     if days not in PERIODS:
         days = "7"
     until = utcnow() + dt.timedelta(seconds=1)
-    since = until - dt.timedelta(days=PERIODS[days])
+    return days, until - dt.timedelta(days=PERIODS[days]), until
+
+
+@bp.get("/funnel")
+def failure_funnel():
+    """The failure funnel over the chosen period (?days=1|7|30|90, default 7)."""
+    days, since, until = _period()
     with services().store.session() as db:
         data = funnel.compute(db, g.operator, since, until)
         drop = page_events.compute(db, g.operator, since, until)
@@ -290,6 +316,15 @@ def failure_funnel():
     alone = services().settings.operators_read_metrics
     return render_template("console_funnel.html", data=data, drop=drop, days=days, periods=PERIODS,
                            service=funnel.service_outcomes() if alone else None, signout=SignOutForm())
+
+
+@bp.get("/funnel.csv")
+def funnel_export():
+    """The funnel's tables (by code, by browser · OS, by OS) for the same period, as CSV."""
+    days, since, until = _period()
+    with services().store.session() as db:
+        data = funnel.compute(db, g.operator, since, until)
+    return _csv(console_search.funnel_csv(data), f"funnel-{days}d-{until:%Y%m%d}.csv")
 
 
 @bp.app_template_filter("console_time")
@@ -301,3 +336,10 @@ def _console_time(value: dt.datetime | None) -> str:
 def _charge(value: bool | None) -> str:
     return {True: "收费 charged", False: "未收费 not charged", None: "未知 unknown"}[value]
 
+
+
+@bp.app_template_filter("status_words")
+def _status_words(value: str) -> Markup:
+    """A status in the console's words: the Chinese, the English beside it (STATUS_WORDS)."""
+    zh, en = console_search.STATUS_WORDS.get(value, (value, ""))
+    return escape(zh) + (Markup(' <span lang="en">%s</span>') % en if en else Markup())

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import rcssmin
 import rjsmin
-from flask import Flask, Response, request
+from flask import Flask, Response, redirect, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 YEAR = 365 * 24 * 3600
 _COMPRESSIBLE = (".js", ".css", ".svg", ".html", ".json", ".txt", ".map", ".wasm")
@@ -149,3 +150,9 @@ def init_app(app: Flask) -> None:
         return response
 
     app.view_functions["static"] = static
+
+    def favicon() -> WerkzeugResponse:
+        """Browsers ask for /favicon.ico by themselves (a PDF viewer, a bookmark): the SVG icon."""
+        return redirect(url_for("static", filename="favicon.svg"), 302)
+
+    app.add_url_rule("/favicon.ico", "favicon", favicon)

@@ -5,6 +5,7 @@ tables, in real Chromium. Uploads come from phones the console must tell apart (
 Android, Safari on iOS) through the real upload endpoint."""
 from __future__ import annotations
 
+import csv
 import re
 import time
 
@@ -16,6 +17,7 @@ from playwright.sync_api import expect
 from webapp import clients, sessions
 
 from ..conftest import AUTH, OPERATOR_KEY, idcard
+from .conftest import screenshot
 
 WECHAT_ANDROID = ("Mozilla/5.0 (Linux; Android 13; V2238A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
                   "(KHTML, like Gecko) Version/4.0 Chrome/107.0.5304.141 Mobile Safari/537.36 XWEB/5235 "
@@ -69,13 +71,15 @@ def test_an_operator_finds_the_top_failure_reason_per_browser(live_app, standin,
         page.get_by_label("运营方密钥").fill(OPERATOR_KEY)
         page.get_by_role("button", name="登录").click()
 
-        # The sessions, identity masked.
+        # The sessions, identity masked (searched for: the other tests' sessions share the list).
+        page.get_by_label("业务编号").fill("console-dark")
+        page.get_by_role("button", name="搜索").click()
         table = page.locator("#sessions")
         expect(table).to_contain_text("console-dark")
         row = table.locator("tr", has_text="console-dark")
         expect(row).to_contain_text("张*")
         expect(row).to_contain_text(dark_id[:4] + "*" * 10 + dark_id[-4:])
-        expect(row).to_contain_text("failed")
+        expect(row).to_contain_text("未通过 failed")
         assert dark_id not in page.content()
 
         # One session: each attempt's code, Juhe's reason, the guidance given and the charge.
@@ -87,7 +91,7 @@ def test_an_operator_finds_the_top_failure_reason_per_browser(live_app, standin,
             expect(attempts.nth(i)).to_contain_text("光线太暗：请到明亮的地方")
             expect(attempts.nth(i)).to_contain_text("未收费")
             expect(attempts.nth(i)).to_contain_text("WeChat · Android")
-        expect(page.locator("#status")).to_have_text("failed")
+        expect(page.locator("#status")).to_have_text("未通过 failed")
 
         # The funnel: charts drawn from the vendored library, the numbers in tables beside them.
         page.get_by_role("link", name="失败漏斗").click()
@@ -127,6 +131,97 @@ def test_an_operator_finds_the_top_failure_reason_per_browser(live_app, standin,
         expect(page).to_have_url(re.compile(r"/console/login$"))
     finally:
         context.close()
+
+
+def test_an_operator_searches_pages_and_downloads_the_csv(live_app, browser):
+    """30 sessions of one batch among the others: searched for, paged through with the search
+    kept, and downloaded whole as a CSV that Excel reads (BOM) with no identity in clear."""
+    made = {}
+    for n in range(30):
+        created, number = live_app.create_session("silent", reference=f"batch-{n:02d}" if n else "=1+1")
+        made[created["id"]] = number
+    context = browser.new_context(**DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, live_app)
+        page.get_by_label("业务编号").fill("batch-")
+        page.get_by_label("状态").select_option("pending")
+        page.get_by_role("button", name="搜索").click()
+        expect(page).to_have_url(re.compile(r"/console/\?reference=batch-&id=&status=pending&from=&to=$"))
+        expect(page.locator("#count")).to_contain_text("第 1–25 条，共 29 条")
+        expect(page.locator("#sessions tbody tr")).to_have_count(25)
+        expect(page.locator("#sessions tbody tr").first).to_contain_text("待完成 pending")
+
+        page.get_by_role("link", name="下一页").click()
+        expect(page).to_have_url(re.compile(r"reference=batch-.*page=2"))
+        expect(page.locator("#count")).to_contain_text("第 26–29 条，共 29 条")
+        expect(page.get_by_label("业务编号")).to_have_value("batch-")
+        page.get_by_role("link", name="上一页").click()
+        expect(page.locator("#count")).to_contain_text("第 1–25 条")
+
+        # The whole search in one file, all pages; and the reference that looks like a formula.
+        page.get_by_label("业务编号").fill("")
+        page.get_by_label("状态").select_option("")
+        page.get_by_label("会话号").fill("")
+        page.get_by_role("button", name="搜索").click()
+        with page.expect_download() as download:
+            page.locator("#export").click()
+        raw = open(download.value.path(), "rb").read()
+        assert raw.startswith(b"\xef\xbb\xbf") and download.value.suggested_filename.endswith(".csv")
+        text = raw.decode("utf-8-sig")
+        table = {row["id"]: row for row in csv.DictReader(text.splitlines())}
+        assert set(made) <= set(table)
+        assert sorted(table[i]["reference"] for i in made) == sorted(["'=1+1", *(f"batch-{n:02d}" for n in range(1, 30))])
+        assert not any(number in text for number in made.values()) and "张三" not in text
+        screenshot(page, "console-sessions-desktop")
+    finally:
+        context.close()
+
+
+def test_the_console_fits_a_phone(live_app, phone, media):
+    """At 390x844 nothing scrolls sideways but the wide tables inside their own region; the
+    sessions are cards whose values read beside their names, and every tap target is >= 44 px."""
+    url, _ = live_app.new_session("silent", reference="phone-card-with-a-long-reference-0123456789")
+    upload_from(live_app, url, media("safari_fmp4"), SAFARI_IOS)
+    page = phone(camera=False, viewport={"width": 390, "height": 844})
+    sign_in(page, live_app)
+    expect(page.locator("#sessions")).to_be_visible()
+
+    def no_sideways_scroll() -> None:
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
+        assert widths == [390, 390, 390], widths
+
+    no_sideways_scroll()
+    card = page.locator("#sessions tbody tr").first
+    box = card.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    status = card.locator("td", has_text="passed")
+    assert status.evaluate("td => getComputedStyle(td, '::before').content").startswith('"状态')
+    expect(status).to_be_visible()
+    cell = status.bounding_box()
+    assert cell["x"] >= 0 and cell["x"] + cell["width"] <= 390
+    assert float(status.evaluate("td => getComputedStyle(td).fontSize").removesuffix("px")) >= 14
+    for target in [card.get_by_role("link"), page.get_by_role("button", name="搜索"), page.get_by_label("状态"),
+                   page.get_by_label("业务编号"), page.get_by_role("link", name="失败漏斗")]:
+        assert target.bounding_box()["height"] >= 44, target
+    card.scroll_into_view_if_needed()
+    screenshot(page, "console-sessions-390")
+
+    page.get_by_label("业务编号").fill("phone-card")
+    page.get_by_role("button", name="搜索").click()
+    expect(page.locator("#sessions tbody tr")).to_have_count(1)
+    no_sideways_scroll()
+    card.get_by_role("link").click()
+    expect(page.locator("#status")).to_have_text("已通过 passed")
+    no_sideways_scroll()
+    # The attempts' nine columns scroll inside their own table, not the page.
+    inside = page.locator("#attempts").evaluate("t => [t.scrollWidth > t.clientWidth, t.clientWidth]")
+    assert inside[0] and inside[1] <= 390, inside
+    screenshot(page, "console-session-390")
+    page.get_by_role("link", name="失败漏斗").click()
+    expect(page.locator("body")).to_have_attribute("data-charts", re.compile("drawn|no-data"))
+    no_sideways_scroll()
+    screenshot(page, "console-funnel-390")
 
 
 # -- the same rules without a browser ------------------------------------------------------------
