@@ -3,7 +3,9 @@ session JSON, the webhook and the drop-off funnel, kept per session, gone with t
 never more than the page is trusted with. The browser side is tests/browser/test_drop_off.py."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import re
 
@@ -241,6 +243,12 @@ def test_the_console_shows_the_receipt_its_text_the_events_and_the_signals(make_
     assert text.status_code == 200 and "“bank.example”请您完成刷脸核验" in text.get_data(as_text=True)
     funnel = operator.get("/console/funnel").get_data(as_text=True)
     assert re.search(r"打开 1 → 同意 1 → 摄像头 1 → 录制 1 → 发送 1 → 通过 1", funnel), funnel
+    exported = operator.get("/console/drop-off.csv?days=1")
+    assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    everyone = {r["step"]: int(r["people"]) for r in rows if r["scope"] == "all"}
+    assert everyone == {"opened": 1, "consented": 1, "camera": 1, "recorded": 1, "sent": 1, "passed": 1}
+    assert {r["scope"] for r in rows} == {"all", "Safari · iOS"}
     # Another operator reads neither that text nor those people.
     other = app.test_client()
     sign_in(other, OTHER_KEY)

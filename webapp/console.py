@@ -327,6 +327,15 @@ def funnel_export():
     return _csv(console_search.funnel_csv(data), f"funnel-{days}d-{until:%Y%m%d}.csv")
 
 
+@bp.get("/drop-off.csv")
+def drop_off_export():
+    """Where people stopped (webapp.page_events), for the same period, as CSV."""
+    days, since, until = _period()
+    with services().store.session() as db:
+        drop = page_events.compute(db, g.operator, since, until)
+    return _csv(console_search.drop_off_csv(drop), f"drop-off-{days}d-{until:%Y%m%d}.csv")
+
+
 @bp.app_template_filter("console_time")
 def _console_time(value: dt.datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"

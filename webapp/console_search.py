@@ -208,6 +208,20 @@ def funnel_csv(data: dict) -> str:
     return write(lines)
 
 
+DROP_OFF_COLUMNS = ("scope", "step", "step_zh", "people", "share_of_step_before", "stopped_here", "top_reasons")
+
+
+def drop_off_csv(drop: dict) -> str:
+    """The drop-off funnel (webapp.page_events.compute) in one CSV: every step for everyone
+    ("all"), then for each browser family · OS, with the top reasons of those who stopped."""
+    lines: list[tuple] = [DROP_OFF_COLUMNS]
+    for scope, steps in [("all", drop["steps"])] + [(c["name"], c["steps"]) for c in drop["clients"]]:
+        for step in steps:
+            lines.append((scope, step["step"], step["zh"], step["count"], step["share"], step["stopped"],
+                          "; ".join(f"{r['label']} ({r['count']})" for r in step["reasons"]) or None))
+    return write(lines)
+
+
 def write(lines: Iterable[Iterable[object]]) -> str:
     """CSV text with a BOM; None as an empty cell; text guarded against formulas."""
     out = io.StringIO()

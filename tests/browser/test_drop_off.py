@@ -121,3 +121,32 @@ def test_the_console_funnel_shows_where_each_person_stopped_per_browser(live_app
         expect(console.locator("#consent")).to_contain_text("已拒绝")
     finally:
         context.close()
+
+
+# The camera as OBS's virtual camera presents itself, delivering a small picture (test
+# instrumentation over Chromium's fake camera: the label and the settings it reports).
+VIRTUAL_CAMERA = """
+Object.defineProperty(MediaStreamTrack.prototype, 'label', {
+  get() { return this.kind === 'video' ? 'OBS Virtual Camera' : 'Default microphone'; },
+});
+const settings = MediaStreamTrack.prototype.getSettings;
+MediaStreamTrack.prototype.getSettings = function () {
+  const real = settings.call(this);
+  return this.kind === 'video' ? { ...real, width: 176, height: 144 } : real;
+};
+"""
+
+
+def test_a_virtual_camera_is_a_signal_on_the_attempt_not_a_verdict(live_app, standin, phone):
+    created, number = live_app.create_session("silent")
+    page = phone(init_script=VIRTUAL_CAMERA, user_agent=SAMSUNG)
+    page.goto(created["url"])
+    agree(page)
+    expect(start_button(page)).to_be_enabled(timeout=20_000)
+    start_button(page).click()
+    expect_passed(page)  # the person is not told anything else, and passes
+    [attempt] = requests.get(f"{live_app.url}/api/v1/sessions/{created['id']}", headers=AUTH,
+                             timeout=10).json()["attempts"]
+    assert attempt["signals"] == [{"code": "virtual_camera", "detail": "obs"},
+                                  {"code": "low_resolution", "detail": "176x144"}], attempt
+    assert attempt["error_code"] == 0
