@@ -182,6 +182,12 @@ def silent_mode_passes(run: Run) -> dict:
     record(page)
     passed(page)
     assert [f["livenessType"] for f in run.sent(number)] == ["0"]
+    # The page told the operator each milestone on the way (sendBeacon, or a fetch kept alive).
+    journey = ["opened", "consent_given", "camera_granted", "recording_started", "upload_sent", "verdict"]
+    events = wait(lambda: (names := [e["name"] for e in run.app.session(created["id"])["events"]])
+                  and all(n in names for n in journey) and names, "the page's milestones", 15)
+    assert [n for n in events if n in journey] == journey, events
+    assert run.app.session(created["id"])["consent"]["decision"] == "given"
     return recorded(run, "silent", created["id"])
 
 

@@ -138,7 +138,7 @@ MediaStreamTrack.prototype.getSettings = function () {
 
 
 def test_a_virtual_camera_is_a_signal_on_the_attempt_not_a_verdict(live_app, standin, phone):
-    created, number = live_app.create_session("silent")
+    created, _ = live_app.create_session("silent")
     page = phone(init_script=VIRTUAL_CAMERA, user_agent=SAMSUNG)
     page.goto(created["url"])
     agree(page)
