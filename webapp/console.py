@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -321,19 +322,21 @@ def failure_funnel():
 @bp.get("/funnel.csv")
 def funnel_export():
     """The funnel's tables (by code, by browser · OS, by OS) for the same period, as CSV."""
-    days, since, until = _period()
-    with services().store.session() as db:
-        data = funnel.compute(db, g.operator, since, until)
-    return _csv(console_search.funnel_csv(data), f"funnel-{days}d-{until:%Y%m%d}.csv")
+    return _period_csv("funnel", funnel.compute, console_search.funnel_csv)
 
 
 @bp.get("/drop-off.csv")
 def drop_off_export():
     """Where people stopped (webapp.page_events), for the same period, as CSV."""
+    return _period_csv("drop-off", page_events.compute, console_search.drop_off_csv)
+
+
+def _period_csv(name: str, compute: Callable[..., dict], to_csv: Callable[[dict], str]):
+    """`compute(db, operator, since, until)` over the asked period, written by `to_csv`."""
     days, since, until = _period()
     with services().store.session() as db:
-        drop = page_events.compute(db, g.operator, since, until)
-    return _csv(console_search.drop_off_csv(drop), f"drop-off-{days}d-{until:%Y%m%d}.csv")
+        data = compute(db, g.operator, since, until)
+    return _csv(to_csv(data), f"{name}-{days}d-{until:%Y%m%d}.csv")
 
 
 @bp.app_template_filter("console_time")
