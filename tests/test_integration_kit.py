@@ -157,7 +157,10 @@ def busy_app(make_app, media):
     receiver = Receiver()
     try:
         app = make_app(WEBHOOK_SECRET=NEW)
-        finish_session(app.test_client(), media, callback_url=receiver.url)
+        client = app.test_client()
+        created = finish_session(client, media, callback_url=receiver.url)
+        page = "/" + created["url"].split("://", 1)[1].split("/", 1)[1]
+        assert client.post(f"{page}/events", data='{"name": "opened"}').status_code == 204  # the page's milestone
         assert app.extensions["liveness"].dispatcher.deliver_due() == 1
     finally:
         receiver.stop()

@@ -311,7 +311,8 @@ def events(token: str):
     """One milestone of the page (webapp.page_events), sent with navigator.sendBeacon: 204 when
     kept, 400 for what is not an event, 404 for an unknown link; never anything the page waits
     for. A consent answer also becomes the session's receipt (webapp.consent)."""
-    event = page_events.parse(request.get_data(cache=False))
+    # At most one byte more than an event may hold is read: a larger body is refused unread.
+    event = page_events.parse(request.stream.read(page_events.MAX_BYTES + 1))
     if event is None:
         return _page_error(400, "bad_event", "Not an event this page reports.", "请求有误。")
     with services().store.session() as db:
