@@ -305,10 +305,14 @@ export function startCoach({ video, stage, level, stream, onChange }) {
   }
 
   look();
+  // A look that never ends (a detector hung in the engine) must not hold the button back: once
+  // STUCK_MS have passed the person may start anyway, whatever the looks are doing.
+  const stuck = setTimeout(() => report(seen.key ?? 'checking'), STUCK_MS + FRAME_MS);
   return {
     stop() {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(stuck);
       sound?.stop();
       delete stage.dataset.check;
     },
