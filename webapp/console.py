@@ -237,9 +237,7 @@ def session_list():
     if not errors:
         with services().store.session() as db:
             found = console_search.page(db, g.operator, search)
-    return render_template("console_sessions.html", search=search, errors=errors, found=found,
-                           statuses=console_search.STATUS_WORDS, cap=console_search.EXPORT_CAP,
-                           signout=SignOutForm()), 400 if errors else 200
+    return _sessions_page(search, errors, found)
 
 
 @bp.get("/sessions.csv")
@@ -247,12 +245,17 @@ def session_export():
     """Every session of the search (all pages, up to EXPORT_CAP) as CSV for Excel."""
     search, errors = console_search.parse(request.args)
     if errors:
-        return render_template("console_sessions.html", search=search, errors=errors, found=None,
-                               statuses=console_search.STATUS_WORDS, cap=console_search.EXPORT_CAP,
-                               signout=SignOutForm()), 400
+        return _sessions_page(search, errors, None)
     with services().store.session() as db:
         text = console_search.export(db, g.operator, search)
     return _csv(text, f"sessions-{utcnow():%Y%m%d-%H%M%S}.csv")
+
+
+def _sessions_page(search: console_search.Search, errors: list[str], found: console_search.Page | None):
+    """The session list: the search form, and its page of sessions or (400) what is wrong with it."""
+    return render_template("console_sessions.html", search=search, errors=errors, found=found,
+                           statuses=console_search.STATUS_WORDS, cap=console_search.EXPORT_CAP,
+                           signout=SignOutForm()), 400 if errors else 200
 
 
 def _csv(text: str, filename: str) -> Response:
@@ -347,7 +350,6 @@ def _console_time(value: dt.datetime | None) -> str:
 @bp.app_template_filter("charge")
 def _charge(value: bool | None) -> str:
     return {True: "收费 charged", False: "未收费 not charged", None: "未知 unknown"}[value]
-
 
 
 @bp.app_template_filter("status_words")

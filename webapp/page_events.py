@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clients
@@ -93,12 +93,13 @@ def parse(body: bytes) -> Reported | None:
                     language if language in ("zh", "en") else None)
 
 
-def record(session: VerificationSession, event: Reported, client: clients.Client) -> bool:
+def record(db: Session, session: VerificationSession, event: Reported, client: clients.Client) -> bool:
     """Keep `event` for `session` (the caller commits); False when the session has its fill."""
-    if len(session.events) >= MAX_PER_SESSION:
+    kept = db.scalar(select(func.count()).select_from(PageEvent).where(PageEvent.session_id == session.id)) or 0
+    if kept >= MAX_PER_SESSION:  # counted, not loaded: a page reports a dozen of these an attempt
         return False
-    session.events.append(PageEvent(at=utcnow(), name=event.name, detail=event.detail,
-                                    browser=client.browser, os=client.os))
+    db.add(PageEvent(session_id=session.id, at=utcnow(), name=event.name, detail=event.detail,
+                     browser=client.browser, os=client.os))
     return True
 
 

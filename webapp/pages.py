@@ -317,7 +317,7 @@ def events(token: str):
         return _page_error(400, "bad_event", "Not an event this page reports.", "请求有误。")
     with services().store.session() as db:
         session = _session_or_404(db, token)
-        if page_events.record(session, event, clients.parse(request.user_agent.string)):
+        if page_events.record(db, session, event, clients.parse(request.user_agent.string)):
             metrics.PAGE_EVENTS.labels(event.name).inc()
         if event.name in ("consent_given", "consent_declined"):
             decision = consent.GIVEN if event.name == "consent_given" else consent.DECLINED
@@ -375,6 +375,8 @@ def _consent_with_upload(token: str, sent: str) -> None:
     """The receipt's second chance: a video comes with the consent version its page showed
     ("<version> <language>"), kept if the page's own report of it was lost on the way."""
     version, _, language = sent.partition(" ")
+    if not version:  # nothing to keep (no consent on the page's side): no lock taken
+        return
     with services().store.session() as db:
         session = lock_session(db, token=token)
         if session is not None and consent.receipt(session) is None:
