@@ -149,7 +149,7 @@ class Person:
             while True:
                 asked = time.monotonic()
                 state = self.call("GET", f"{self.path}/state?wait={STATE_WAIT:g}")
-                if state.status == 200 and not state.json()["processing"]:
+                if state.status == 200 and not state.json()["in_flight"]:
                     last = state.json()["last"] or {}
                     result = last.get("result") or "lost"
                     break

@@ -194,10 +194,11 @@ def test_readyz_says_when_the_broker_cannot_be_reached(make_app):
     threading.Thread(target=refuse, daemon=True).start()
     try:
         client = make_app(CELERY_BROKER_URL=f"redis://127.0.0.1:{listener.getsockname()[1]}/0").test_client()
-        first = client.get("/readyz")
-        asked = len(accepted)
-        answers = [first] + [client.get("/readyz") for _ in range(4)]
-        assert asked >= 1 and len(accepted) == asked  # the four after it: from memory
+        answers = [client.get("/readyz") for _ in range(5)]
+        # One question (redis-py may connect twice for it: one retry), then answers from memory;
+        # five questions would be five connections at least. (Counted once all are answered: the
+        # accepting thread may count the first question's second connection a moment late.)
+        assert 1 <= len(accepted) <= 2, accepted
     finally:
         listener.close()
     assert {a.status_code for a in answers} == {503}

@@ -62,12 +62,12 @@ def test_with_a_broker_the_upload_answers_at_once_and_a_worker_gives_the_verdict
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 2.0
     created, path = deployment.person(1, callback_url=deployment.hook.url)
     answer = deployment.upload(path, media("safari_fmp4").read_bytes(), address(1))
-    assert answer.status == 202 and answer.json()["state"]["processing"] and "outcome" not in answer.json()
+    assert answer.status == 202 and answer.json()["state"]["in_flight"] and "outcome" not in answer.json()
     # The page's one question, held at the server until the worker recorded the verdict (not
     # until the 15 s it may wait): Juhe answers in 2 s.
     asked = time.monotonic()
     state = deployment.state(path, wait=15)
-    assert state["status"] == "passed" and state["last"]["result"] == "passed" and not state["processing"]
+    assert state["status"] == "passed" and state["last"]["result"] == "passed" and not state["in_flight"]
     assert time.monotonic() - asked < 12
     assert len(juhe.requests) == 1
     view = request("GET", f"{deployment.web.url}/api/v1/sessions/{created['id']}", headers=AUTH).json()
@@ -87,9 +87,9 @@ def test_a_worker_killed_mid_call_never_pays_twice_and_frees_the_person(deployme
     replacement = deployment.new_worker("w2")  # the dead worker's task comes to it again
     # The page's waiting questions: one that waits past the lease's end answers then.
     questions = 0
-    while (state := deployment.state(path, wait=15))["processing"] and time.monotonic() - killed < 40:
+    while (state := deployment.state(path, wait=15))["in_flight"] and time.monotonic() - killed < 40:
         questions += 1
-    assert not state["processing"] and time.monotonic() - killed <= 30 and questions <= 2
+    assert not state["in_flight"] and time.monotonic() - killed <= 30 and questions <= 2
     assert INTERRUPTED_ZH in state["last"]["message"] and state["attempts_left"] == 3
     assert until(lambda: "delivered again" in replacement.output(), 30), replacement.output()[-2000:]
     assert len(juhe.requests) == 1
@@ -129,7 +129,7 @@ def test_a_broker_that_is_down_gives_the_session_back_at_once(make_app, juhe, me
     answer = person.upload(media("safari_fmp4"))
     assert answer.status_code == 200 and INTERRUPTED_ZH in answer.get_json()["outcome"]["message"]
     state = person.state()
-    assert not state["processing"] and state["attempts_left"] == 3 and juhe.requests == []
+    assert not state["in_flight"] and state["attempts_left"] == 3 and juhe.requests == []
     assert rows(database_url, "select count(*) from queued_videos") == [(0,)]
 
 

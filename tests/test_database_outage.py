@@ -112,7 +112,7 @@ class Person:
                     state = reply.json()["state"]  # 202 (queued for a worker) is followed below
                 else:  # 503 or no answer: follow the state until the attempt settled
                     state = until(lambda: (r := self.call("GET", f"{path}/state")) is not None and r.status == 200
-                                  and not r.json()["processing"] and r.json(), 90, every=1.0)
+                                  and not r.json()["in_flight"] and r.json(), 90, every=1.0)
                     assert state, "the state never settled"
                 if state["status"] != "pending":
                     self.result = state["status"]
@@ -225,7 +225,7 @@ def test_an_attempt_a_worker_takes_while_postgresql_is_away_is_sent_once_it_is_b
     finally:
         cluster.resume()
     state = until(lambda: (r := request("GET", f"{web.url}{path}/state")).status == 200
-                  and not r.json()["processing"] and r.json(), 60, every=0.5)
+                  and not r.json()["in_flight"] and r.json(), 60, every=0.5)
     assert state and state["status"] == "passed", state
     assert len(juhe.requests) == 1
     [attempt] = request("GET", f"{web.url}/api/v1/sessions/{session_id}", headers=AUTH).json()["attempts"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp import sessions
+from webapp import lease, sessions
 from webapp.storage import lock_session
 
 from .conftest import AUTH, ENGINE, OPERATOR_KEY, STANDIN_KEY, Person, idcard, new_database
@@ -108,7 +108,7 @@ def test_a_worker_killed_while_juhe_answers_frees_the_person_within_30_s(server,
     killed = time.monotonic()
     uploading.join(30)
 
-    state = until(lambda: (s := tab.state()) and not s["processing"] and s, 40, every=1.0)
+    state = until(lambda: (s := tab.state()) and not s["in_flight"] and s, 40, every=1.0)
     assert state is not None, "the session stayed busy"
     freed = time.monotonic() - killed
     assert freed <= 30, f"the person waited {freed:.0f} s"
@@ -136,9 +136,9 @@ def test_a_worker_killed_before_sending_costs_nothing(server, juhe, media, tmp_p
     tab.upload_in_background(media("safari_fmp4"))
     folder = service.instance / "uploads"
     victim = until(lambda: upload_owner(folder), 30)
-    assert until(lambda: tab.state()["processing"], 10)
+    assert until(lambda: tab.state()["in_flight"], 10)
     os.kill(victim, signal.SIGKILL)
-    state = until(lambda: (s := tab.state()) and not s["processing"] and s, 40, every=1.0)
+    state = until(lambda: (s := tab.state()) and not s["in_flight"] and s, 40, every=1.0)
     assert state is not None and INTERRUPTED_ZH in state["last"]["message"]
     assert state["attempts_left"] == 3 and tab.operator_view()["attempts"] == []  # not an attempt
     assert juhe.requests == []
@@ -187,7 +187,7 @@ def released_while_sending(client, juhe, created, person, media) -> tuple[thread
 
 
 def test_an_answer_after_release_is_recorded_on_its_own_attempt(client, juhe, new_session, media, monkeypatch):
-    monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 60.0)  # this process does not notice in time
+    monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 60.0)  # this process does not notice in time
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 3.0
     created, person = new_session(idcard=idcard(13))
     call, _answers = released_while_sending(client, juhe, created, person, media)
@@ -202,7 +202,7 @@ def test_an_answer_after_release_is_recorded_on_its_own_attempt(client, juhe, ne
 def test_a_call_whose_attempt_was_released_is_cut_at_once(client, juhe, new_session, media, monkeypatch):
     """The session was freed (the lease lapsed): this process stops its call at the next
     heartbeat rather than let it complete and pay for a session that moved on."""
-    monkeypatch.setattr(sessions, "HEARTBEAT_SECONDS", 0.5)
+    monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 0.5)
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 60.0
     created, person = new_session(idcard=idcard(14))
     call, answers = released_while_sending(client, juhe, created, person, media)

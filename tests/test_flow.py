@@ -190,7 +190,7 @@ def test_the_page_can_ask_for_the_result_again(juhe, new_session, media):
     _, person = new_session()
     person.upload(media("safari_fmp4"))
     state = person.state()
-    assert state["status"] == "passed" and state["last"]["result"] == "passed" and not state["processing"]
+    assert state["status"] == "passed" and state["last"]["result"] == "passed" and not state["in_flight"]
 
 
 def test_identity_is_forgotten_once_the_session_ends(app, juhe, new_session, media, database_url):
@@ -270,7 +270,7 @@ def test_an_upload_interrupted_by_a_dying_worker_is_released_honestly(client, ju
                        started_at=long_ago, lease_until=long_ago, counts=True))
         db.commit()
     state = person.state()
-    assert not state["processing"] and state["attempts_left"] == 3
+    assert not state["in_flight"] and state["attempts_left"] == 3
     [attempt] = operator_view(client, created["id"])["attempts"]
     assert attempt["charged"] is None and "answer was never recorded" in attempt["reason"]
     assert "网络或服务中断" in state["last"]["message"]

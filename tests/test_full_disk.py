@@ -123,7 +123,7 @@ def _assert_storage_full_page(response) -> None:
 
 def _assert_nothing_counted(person, database_url, juhe, disk) -> None:
     state = person.state()
-    assert state["attempts_left"] == 3 and not state["processing"] and state["last"] is None
+    assert state["attempts_left"] == 3 and not state["in_flight"] and state["last"] is None
     assert rows(database_url, "select count(*) from attempts") == [(0,)]
     assert juhe.requests == []
     assert disk.leftovers() == [] and disk.stray() == 0

@@ -632,7 +632,7 @@ def test_a_video_tool_failure_is_no_5xx_and_does_not_lock_the_session(make_app, 
     else:
         assert response.get_json()["outcome"]["message"]
     _assert_untouched(client, juhe, created["id"])
-    assert not person.state()["processing"]
+    assert not person.state()["in_flight"]
     assert client.post(f"{person.path}/challenge").status_code == 201
 
 

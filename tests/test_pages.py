@@ -268,9 +268,9 @@ def test_without_a_broker_a_waiting_state_question_is_answered_at_once(app, clie
     _attempt_in_flight(app, person, lease_seconds=60)
     asked = time.monotonic()
     state = client.get(f"{person.path}/state?wait=15").get_json()
-    assert state["processing"] and time.monotonic() - asked < 5
+    assert state["in_flight"] and time.monotonic() - asked < 5
     for hostile in ("nan", "-1", "inf", "1e309", "x"):
-        assert client.get(f"{person.path}/state?wait={hostile}").get_json()["processing"]
+        assert client.get(f"{person.path}/state?wait={hostile}").get_json()["in_flight"]
 
 
 def test_the_state_releases_an_attempt_whose_process_died(app, client, new_session):
@@ -278,5 +278,5 @@ def test_the_state_releases_an_attempt_whose_process_died(app, client, new_sessi
     _, person = new_session()
     _attempt_in_flight(app, person, lease_seconds=-1)
     state = client.get(f"{person.path}/state").get_json()
-    assert not state["processing"] and state["last"]["result"] == "retry" and state["attempts_left"] == 3
+    assert not state["in_flight"] and state["last"]["result"] == "retry" and state["attempts_left"] == 3
     assert state["challenge"] is None  # the used one is gone; the page draws the next

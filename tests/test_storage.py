@@ -53,7 +53,7 @@ def test_a_database_of_the_previous_release_is_upgraded_and_its_stuck_upload_rel
     assert migrate.current(client.application.extensions["liveness"].store) == migrate.head()
     assert {"lease_until", "owner"} <= {c["name"] for c in inspect(engine).get_columns("attempts")}
     state = client.get(f"/v/{ids['token']}/state").get_json()
-    assert not state["processing"] and state["attempts_left"] == 3 and state["status"] == "pending"
+    assert not state["in_flight"] and state["attempts_left"] == 3 and state["status"] == "pending"
     # The old session is the operator "op"'s; read what the database holds.
     [(charged, listed_state)] = rows(database_url, "select charged, state from attempts")
     assert charged is None and listed_state == "done"

@@ -1,5 +1,5 @@
 """The one vocabulary (webapp.vocabulary): its members are the strings the database, the API and
-the webhooks have always carried, and the page can be given them as plain JSON."""
+the webhooks have always carried, and a video's verdict is named by the session's status."""
 from __future__ import annotations
 
 import json
@@ -18,16 +18,15 @@ def test_members_are_their_strings():
 
 def test_the_sets_are_those_the_code_has_always_used():
     assert set(SessionStatus) == {"pending", "passed", "failed", "expired"}
-    assert set(AttemptState) == {"preparing", "queued", "sending", "processing", "done", "abandoned"}
+    assert set(AttemptState) == {"preparing", "queued", "sending", "done", "abandoned"}
     assert set(vocabulary.IN_FLIGHT) == set(AttemptState) - {"done", "abandoned"}
     assert set(Mode) == {"silent", "number", "action", "random"}
-    assert set(challenges.MODES) == set(Mode) - {"random"} == set(challenges.LIVENESS_TYPE)
+    assert set(challenges.MODES) == set(Mode) - {"random"} == set(vocabulary.LIVENESS_TYPE)
     assert set(Result) == {"passed", "failed", "retry", "rejected"}
 
 
-def test_for_page_is_plain_json():
-    words = vocabulary.for_page()
-    assert json.loads(json.dumps(words)) == words
-    assert words["status"] == {"PENDING": "pending", "PASSED": "passed", "FAILED": "failed", "EXPIRED": "expired"}
-    assert words["mode"]["RANDOM"] == "random" and words["result"]["REJECTED"] == "rejected"
-    assert all(type(v) is str for group in words.values() for v in group.values())
+def test_a_verdict_is_named_by_the_status_the_video_left_the_session_in():
+    assert vocabulary.result_of(SessionStatus.PASSED) is Result.PASSED
+    assert vocabulary.result_of("failed") is Result.FAILED
+    assert vocabulary.result_of(SessionStatus.PENDING) is Result.RETRY
+    assert vocabulary.result_of(SessionStatus.EXPIRED) is Result.RETRY

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from . import api_video, best_frames, limits, sessions, webhooks
@@ -29,10 +30,12 @@ from .api_common import (
     error_response,
     has_category,
     own_session,
+    visible,
 )
 from .extensions import limiter, services
 from .identity import Identity, IdentityError
-from .storage import VerificationSession, isoformat, lock_session
+from .operator_view import session_json
+from .storage import VerificationSession, isoformat
 
 __all__ = ["OPENAPI_PATH", "ApiError", "bp", "error_response", "page_url"]
 
@@ -124,10 +127,11 @@ def create_session():
 def get_session(session_id: str):
     """The trusted state of a session."""
     with services().store.session() as db:
-        session = own_session(db, session_id, lock=True)
-        sessions.refresh(db, services().settings, session)
+        session = sessions.read_fresh(db, services().settings, id=session_id)
+        if session is None or not visible(session):
+            raise ApiError(404, "not_found", "No such session.")
         db.commit()
-        return jsonify(sessions.session_json(session))
+        return jsonify(session_json(session))
 
 
 @bp.get("/sessions/<session_id>/webhooks")
@@ -178,7 +182,11 @@ def list_sessions():
     limit = request.args.get("limit", "20")
     if not LIMIT_RE.fullmatch(limit) or not 1 <= int(limit) <= 100:
         raise ApiError(422, "invalid_limit", "limit must be an integer from 1 to 100.", "limit")
+    # One statement for the sessions, one per relation the JSON reads; no lock (a session due a
+    # refresh, its lease run out or its time up, is locked and brought up to date on its own).
     query = (select(VerificationSession).where(VerificationSession.operator == g.operator)
+             .options(selectinload(VerificationSession.attempts), selectinload(VerificationSession.events),
+                      selectinload(VerificationSession.kept_frames))
              .order_by(VerificationSession.created_at.desc()).limit(int(limit)))
     reference = request.args.get("reference")
     if reference:
@@ -187,11 +195,9 @@ def list_sessions():
                            "reference")
         query = query.where(VerificationSession.reference == reference)
     with services().store.session() as db:
-        # A session purged between the listing and its lock is left out.
-        locked = [lock_session(db, id=s.id) for s in db.scalars(query).all()]
-        found = [sessions.refresh(db, services().settings, s) for s in locked if s is not None]
+        found = sessions.brought_up_to_date(db, services().settings, list(db.scalars(query).all()))
         db.commit()
-        return jsonify({"sessions": [sessions.session_json(s) for s in found]})
+        return jsonify({"sessions": [session_json(s) for s in found]})
 
 
 @bp.get("/openapi.json")

@@ -6,18 +6,20 @@ authentication, limits and error handling, and keep their endpoint names (`api.s
 """
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import clients, metrics, sessions, uploads, verification, video_url
+from . import clients, metrics, sessions, uploads, video_url
 from .api_common import ApiError, checked_url, own_session, state_error
 from .challenges import describe
 from .extensions import services
 from .guidance import guidance_for
+from .operator_view import session_json
+from .outcome import Outcome, after, outcome_json
 from .storage import isoformat
-from .vocabulary import Result, SessionStatus
 
 
 def register(bp: Blueprint) -> None:
@@ -50,6 +52,40 @@ def submit_video(session_id: str):
     for twice."""
     s = services()
     file, url, challenge_id = _video_source()
+    token, mode = _open_for(session_id, challenge_id)
+    if url is not None:
+        try:
+            _fetcher().precheck(url)  # before any work: a URL the service will never fetch
+        except video_url.FetchRefused as refused:
+            raise _refused_url(refused) from None
+    save = uploads.from_file(file) if url is None else _fetched_to(url)
+    try:
+        outcome = s.verifier.verify(token, challenge_id, save,
+                                    device=clients.operator_api(request.user_agent.string))
+    except sessions.SessionStateError as error:
+        raise state_error(error) from None
+    except video_url.FetchRefused as refused:
+        raise _refused_url(refused) from None
+    except video_url.FetchFailed as failed:  # nothing claimed: no attempt used
+        current_app.logger.info("session %s: video_url not fetched: %s (%s)", session_id, failed.code, failed.detail)
+        metrics.VERIFICATIONS.labels(str(failed.code), mode).inc()
+        with s.store.session() as db:
+            outcome = after(own_session(db, session_id), guidance_for(failed.code), challenge_id, rejected=True)
+        return _video_answer(session_id, outcome, failed.detail)
+    return _video_answer(session_id, outcome)
+
+
+def _fetched_to(url: str) -> Callable[[Path], None]:
+    """`save` for a video_url: fetched by the service into the upload's folder."""
+    def save(path: Path) -> None:
+        _fetcher().fetch(url, path)
+    return save
+
+
+def _open_for(session_id: str, challenge_id: str) -> tuple[str, str]:
+    """(page token, mode) of the operator's session if it takes a video with this challenge
+    now; else the 4xx that says why (before anything is fetched or saved)."""
+    s = services()
     with s.store.session() as db:
         session = own_session(db, session_id, lock=True)
         sessions.refresh(db, s.settings, session)
@@ -65,37 +101,7 @@ def submit_video(session_id: str):
             raise state_error(error) from None
         token, mode = session.page_token, session.mode
         db.commit()
-    if url is not None:
-        try:
-            _fetcher().precheck(url)  # before any work: a URL the service will never fetch
-        except video_url.FetchRefused as refused:
-            raise _refused_url(refused) from None
-    with uploads.workspace(s.uploads) as folder:
-        path = folder / "upload"
-        if file is not None:
-            file.save(path)
-            file.close()
-        else:
-            try:
-                _fetcher().fetch(url, path)
-            except video_url.FetchRefused as refused:
-                raise _refused_url(refused) from None
-            except video_url.FetchFailed as failed:
-                current_app.logger.info("session %s: video_url not fetched: %s (%s)", session_id,
-                                        failed.code, failed.detail)
-                metrics.VERIFICATIONS.labels(str(failed.code), mode).inc()
-                return _video_answer(session_id, verification.Outcome(
-                    Result.REJECTED, guidance_for(failed.code), SessionStatus.PENDING, 0, challenge_id), failed.detail)
-        tools = dataclasses.replace(s.tools, tmpdir=str(folder))
-        try:
-            outcome = verification.verify_upload(
-                s.store, s.settings, s.client, tools, token, challenge_id, path,
-                on_finished=lambda _id: s.dispatcher.wake(),
-                enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
-                device=clients.operator_api(request.user_agent.string))
-        except sessions.SessionStateError as error:
-            raise state_error(error) from None
-    return _video_answer(session_id, outcome)
+    return token, mode
 
 
 def operator_challenge_json(challenge) -> dict:
@@ -152,29 +158,10 @@ def _fetcher() -> video_url.Fetcher:
     return extensions["liveness_video_url"]
 
 
-def _enqueue(attempt_id: int) -> None:
-    from . import logs, tasks
-    tasks.verify.delay(attempt_id, logs.request_id.get())
-
-
-def _video_answer(session_id: str, outcome: verification.Outcome | None, detail: str | None = None):
+def _video_answer(session_id: str, outcome: Outcome | None, detail: str | None = None):
     """The outcome (None: a worker has the video, 202) beside the session's trusted state."""
     with services().store.session() as db:
         session = own_session(db, session_id)
-        body = {"outcome": None if outcome is None else outcome_json(outcome, detail),
-                "session": sessions.session_json(session)}
+        body = {"outcome": None if outcome is None else outcome_json(outcome, operator=True, detail=detail),
+                "session": session_json(session)}
     return jsonify(body), 202 if outcome is None else 200
-
-
-def outcome_json(outcome: verification.Outcome, detail: str | None = None) -> dict:
-    """What became of one video, for the operator: the code, the words to show the person, and
-    what the operator should know. `rejected`: refused before Juhe, no attempt used."""
-    g = outcome.guidance
-    body = {"result": outcome.result, "code": str(g.code), "category": str(g.category),
-            "final": g.final, "retry": outcome.session_status == SessionStatus.PENDING,
-            "score": outcome.score, "challenge_id": outcome.challenge_id,
-            "message": g.person_zh, "message_en": g.person_en, "operator": g.operator}
-    if detail:
-        body["detail"] = detail
-    return body
-

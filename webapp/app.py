@@ -21,11 +21,12 @@ from . import (
     migrate,
     outages,
     pages,
+    retention,
     security,
-    sessions,
     static_files,
     theming,
     uploads,
+    verification,
     video,
     webhooks,
 )
@@ -88,7 +89,7 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                     last_sweep = time.monotonic()
                 if time.monotonic() - last_housekeeping > housekeeping_every:
                     with s.store.session() as db:
-                        sessions.housekeeping(db, s.settings)
+                        retention.housekeeping(db, s.settings)
                     last_housekeeping = time.monotonic()
                 if s.settings.CELERY_BROKER_URL:
                     from . import tasks
@@ -159,7 +160,16 @@ def build_services(app: Flask, settings: Settings) -> Services:
                                      allow_private=settings.webhook_allow_private)
     # A waiting state request holds one of gunicorn's threads: at most half of them wait.
     wakeups = Wakeups(settings.CELERY_BROKER_URL, max_waiters=max(1, int(os.environ.get("GUNICORN_THREADS", 8)) // 2))
-    return Services(settings, store, client, tools, dispatcher, folder, wakeups)
+    verifier = verification.Verifier(store, settings, client, verification.ffmpeg_normaliser(tools), folder,
+                                     enqueue=_enqueue if settings.CELERY_BROKER_URL else None,
+                                     on_finished=lambda _session_id: dispatcher.wake())
+    return Services(settings, store, verifier, tools, dispatcher, folder, wakeups)
+
+
+def _enqueue(attempt_id: int) -> None:
+    """Hand a prepared video to a Celery worker (webapp/tasks.py), with this request's id."""
+    from . import tasks
+    tasks.verify.delay(attempt_id, logs.request_id.get())
 
 
 def _request_ids(app: Flask) -> None:

@@ -7,13 +7,11 @@ action = 2 (`1,2` = open the mouth then close the eyes, `2,1` the reverse).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .vocabulary import CHALLENGE_MODES, Mode
+from .vocabulary import CHALLENGE_MODES, LIVENESS_TYPE, Mode
 
 MODES = CHALLENGE_MODES
-LIVENESS_TYPE: Mapping[str, int] = {Mode.SILENT: 0, Mode.NUMBER: 1, Mode.ACTION: 2}
 ACTIONS = {"1": {"zh": "张嘴", "en": "Open your mouth"}, "2": {"zh": "闭眼", "en": "Close your eyes"}}
 
 

@@ -5,7 +5,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import sessions, uploads
+from . import retention, uploads
 from .extensions import services
 
 
@@ -45,7 +45,7 @@ def purge() -> None:
     uploads no live request holds."""
     s = services()
     with s.store.session() as db:
-        counts = sessions.housekeeping(db, s.settings)
+        counts = retention.housekeeping(db, s.settings)
     swept = uploads.sweep(s.uploads, uploads.max_age(s.settings))
     click.echo(f"expired {counts['expired']} session(s), purged {counts['purged']}, "
                f"purged the best frames of {counts['best_frames']} attempt(s), "

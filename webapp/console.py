@@ -38,7 +38,7 @@ from sqlalchemy import delete, select
 from werkzeug.wrappers import Response
 from wtforms import PasswordField
 
-from . import consent, console_search, funnel, page_events, sessions
+from . import consent, console_search, funnel, operator_view, page_events, sessions
 from .extensions import limiter, services
 from .guidance import guidance_for
 from .storage import ConsoleSignIn, VerificationSession, find_session, utcnow
@@ -280,7 +280,7 @@ def session_detail(session_id: str):
                              "operator": guidance.operator, "score": a.score, "charged": a.charged,
                              "counts": a.counts, "browser": a.browser or "other", "os": a.os or "other",
                              "signals": a.signals})
-        view = sessions.session_json(found)
+        view = operator_view.session_json(found)
     return render_template("console_session.html", view=view, attempts=attempts, signout=SignOutForm())
 
 

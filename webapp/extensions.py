@@ -12,9 +12,9 @@ from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 
 from . import video, webhooks
-from .juhe import JuheClient
 from .settings import Settings
 from .storage import Store
+from .verification import Verifier
 from .wakeups import Wakeups
 
 csrf = CSRFProtect()
@@ -25,11 +25,11 @@ limiter = Limiter(key_func=get_remote_address, default_limits=["300 per minute"]
 
 @dataclass
 class Services:
-    """What the views use, built once per app: settings, database, Juhe client, ffmpeg."""
+    """What the views use, built once per app: settings, database, ffmpeg, one video's path."""
 
     settings: Settings
     store: Store
-    client: JuheClient
+    verifier: Verifier  # one video's path: normaliser, Juhe client, queue (webapp/verification.py)
     tools: video.Tools
     dispatcher: webhooks.Dispatcher
     uploads: Path  # the private folder where uploads live while they are verified

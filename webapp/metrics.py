@@ -34,7 +34,7 @@ FFMPEG_SECONDS = Histogram("liveness_ffmpeg_seconds", "Probe, checks and normali
                            buckets=_SECONDS)
 JUHE_SECONDS = Histogram("liveness_juhe_seconds", "One request to Juhe, from sending to its answer",
                          buckets=_SECONDS)
-IN_FLIGHT = Gauge("liveness_attempts_in_flight", "Uploads being prepared or waiting for Juhe (the queue)",
+ATTEMPTS_IN_FLIGHT = Gauge("liveness_attempts_in_flight", "Uploads being prepared or waiting for Juhe (the queue)",
                   multiprocess_mode="livesum")
 PAGE_CHECKS = Counter("liveness_page_checks_total",
                       "Answers from Juhe, by the capture page's own check of the recording (passed; missed: "

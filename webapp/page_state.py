@@ -1,8 +1,7 @@
 """What the capture page is told: the state it draws itself from, and the wait for a verdict.
 
-Flask-free. `current` is GET /v/<token>/state: the session read in one statement without a lock
-(locked and brought up to date only when a lease ran out or its time is up), and, when the page
-asks to wait, held until the attempt in flight is settled (webapp/wakeups.py), its lease runs out
+Flask-free. `current` is GET /v/<token>/state: the session read without a lock (sessions.read_fresh), and,
+when the page asks to wait, held until the attempt in flight is settled (webapp/wakeups.py), its lease runs out
 or the wait is over, whichever comes first.
 """
 from __future__ import annotations
@@ -10,20 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from . import sessions, verification
+from . import sessions
 from .challenges import describe
-from .guidance import Guidance
+from .outcome import last_outcome, outcome_json
 from .settings import Settings
-from .storage import (
-    Challenge,
-    Store,
-    VerificationSession,
-    isoformat,
-    lock_session,
-    read_session,
-    utcnow,
-)
-from .vocabulary import ENDED_WITH_EVENT, AttemptState, Mode, Result, SessionStatus
+from .storage import Challenge, Store, VerificationSession, isoformat, utcnow
+from .vocabulary import Mode
 from .wakeups import Wakeups
 
 MAX_WAIT_SECONDS = 15.0  # the page asks for this; shorter than gunicorn's graceful_timeout and any proxy's
@@ -31,16 +22,16 @@ MAX_WAIT_SECONDS = 15.0  # the page asks for this; shorter than gunicorn's grace
 
 def current(store: Store, settings: Settings, wakeups: Wakeups, token: str, wait: float = 0.0) -> dict | None:
     """The state of the session behind `token` (None: no such session). With `wait` seconds,
-    an answer that would say `processing` is held until that changes or the wait is over."""
+    an answer that would say `in_flight` is held until that changes or the wait is over."""
     deadline = time.monotonic() + (min(wait, MAX_WAIT_SECONDS) if wait > 0 else 0.0)  # (NaN: no wait)
     body, session_id, lease_ends = _read(store, settings, token)
-    if body is None or not body["processing"] or time.monotonic() >= deadline:
+    if body is None or not body["in_flight"] or time.monotonic() >= deadline:
         return body
     with wakeups.watch(session_id) as settled:
         while settled is not None:
             body, session_id, lease_ends = _read(store, settings, token)  # (again: it may have ended meanwhile)
             left = deadline - time.monotonic()
-            if body is None or not body["processing"] or left <= 0:
+            if body is None or not body["in_flight"] or left <= 0:
                 break
             if lease_ends is not None:  # wake when it runs out: the next read releases the attempt
                 left = min(left, max((lease_ends - utcnow()).total_seconds(), 0.0) + 0.2)
@@ -51,11 +42,7 @@ def current(store: Store, settings: Settings, wakeups: Wakeups, token: str, wait
 
 def _read(store: Store, settings: Settings, token: str) -> tuple[dict | None, str, dt.datetime | None]:
     with store.session() as db:
-        session = read_session(db, token=token)
-        if session is not None and sessions.needs_refresh(session):
-            session = lock_session(db, token=token)
-            if session is not None:
-                sessions.refresh(db, settings, session)
+        session = sessions.read_fresh(db, settings, token=token)
         if session is None:
             return None, "", None
         body = state_json(session, settings.EMBED_ORIGINS)
@@ -69,39 +56,20 @@ def challenge_json(challenge: Challenge) -> dict:
             **describe(challenge.mode, challenge.validate_data)}
 
 
-def outcome_json(outcome: verification.Outcome) -> dict:
-    """A person's view of an outcome: words to act on, never raw codes."""
-    g = outcome.guidance
-    return {"result": outcome.result, "message": g.person_zh, "message_en": g.person_en,
-            **problem_json(g), "category": str(g.category), "retry": outcome.session_status == SessionStatus.PENDING,
-            "final": g.final, "attempts_left": outcome.attempts_left,
-            "challenge_id": outcome.challenge_id, "recording_broken": g.recording_broken}
-
-
-def problem_json(g: Guidance) -> dict:
-    """The problem in a few words ("太暗"), which the page names once the attempts are used up."""
-    return {"problem": g.problem_zh, "problem_en": g.problem_en}
-
-
 def state_json(session: VerificationSession, embed_origins: tuple[str, ...]) -> dict:
-    """Everything the page needs to draw itself; no identity, no codes."""
+    """Everything the page needs to draw itself; no identity, no codes. `last`: the verdict of
+    the last finished attempt, in the shape of the upload's `outcome` (webapp.outcome)."""
     open_challenge = sessions.open_challenge(session)
-    ended = [a for a in session.attempts if a.state in (AttemptState.DONE, AttemptState.ABANDONED)]
-    last = None
-    if ended:
-        g = verification.attempt_guidance(ended[-1])
-        result = session.status if session.status in ENDED_WITH_EVENT else Result.RETRY
-        last = {"result": result, "message": g.person_zh, "message_en": g.person_en, **problem_json(g),
-                "category": str(g.category), "final": g.final, "challenge_id": ended[-1].challenge_id}
+    last = last_outcome(session)
     return {
         "status": session.status, "mode": session.mode, "sandbox": session.sandbox,
         # the page may offer action mode when the microphone fails
         "action_fallback": session.mode == Mode.NUMBER and session.action_fallback,
-        "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
+        "attempts_left": session.attempts_left,
         "max_attempts": session.max_attempts, "expires_at": isoformat(session.expires_at),
-        "processing": sessions.upload_in_progress(session),
+        "in_flight": session.in_flight,
         "challenge": challenge_json(open_challenge) if open_challenge else None,
-        "last": last,
+        "last": outcome_json(last) if last is not None else None,
         # where the page's 返回 leads: at the end, and before it for a person who declines
         "return_url": sessions.with_session_id(session.return_url, session.id) if session.return_url else None,
         "session_id": session.id,

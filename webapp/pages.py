@@ -47,14 +47,14 @@ from . import (
     sessions,
     theming,
     uploads,
-    verification,
     video,
 )
 from .challenges import MODES
 from .extensions import csrf, json_error, limiter, services
 from .guidance import guidance_for
 from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .storage import Attempt, VerificationSession, find_session, lock_session, read_session
+from .outcome import outcome_json
+from .storage import Attempt, VerificationSession, lock_session, read_session
 from .vocabulary import AttemptState, SessionStatus
 
 bp = Blueprint("pages", __name__)
@@ -207,15 +207,14 @@ def capture(token: str):
     (mistyped, or its session purged) gets a page saying what to do instead."""
     settings = services().settings
     with services().store.session() as db:
-        session = lock_session(db, token=token)
+        session = sessions.read_fresh(db, settings, token=token)
         if session is None:
             response = make_response(render_template("link.html", minutes=settings.SESSION_TTL // 60), 404)
             return security.allow_framing(response, settings.EMBED_ORIGINS)
-        session = sessions.refresh(db, settings, session)
         state = _state_json(session)
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
         language = page_language(session.locale)
-        first = "consent" if state["status"] == "pending" and not state["processing"] and not state["last"] else "blank"
+        first = "consent" if state["status"] == "pending" and not state["in_flight"] and not state["last"] else "blank"
         words = {"first": first, "en": language.code == "en", "mode": state["mode"], "consent": {
             "asker": consent.asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames,
             "frames_kept": _duration(settings.BEST_FRAMES_RETENTION)}}
@@ -344,31 +343,20 @@ def upload(token: str):
                            "上传内容不完整，请重新录制。")
     s = services()
     _consent_with_upload(token, consented)
-    with uploads.workspace(s.uploads) as folder:
-        path = folder / "upload"
-        file.save(path)
-        file.close()
-        tools = dataclasses.replace(s.tools, tmpdir=str(folder))
-        try:
-            outcome = verification.verify_upload(s.store, s.settings, s.client, tools, token,
-                                                 challenge_id, path,
-                                                 on_finished=lambda _id: s.dispatcher.wake(),
-                                                 enqueue=_enqueue if s.settings.CELERY_BROKER_URL else None,
-                                                 device=clients.parse(request.user_agent.string),
-                                                 page_checks=checks, signals=signals)
-        except sessions.SessionStateError as error:
-            with s.store.session() as db:
-                session = find_session(db, token=token)
-                return _state_error(error, session)
+    try:
+        outcome = s.verifier.verify(token, challenge_id, uploads.from_file(file),
+                                    device=clients.parse(request.user_agent.string),
+                                    page_checks=checks, signals=signals)
+    except sessions.SessionStateError as error:
+        with s.store.session() as db:
+            return _state_error(error, sessions.read_fresh(db, s.settings, token=token))
     with s.store.session() as db:
         session = read_session(db, token=token)  # (one statement with its attempts and challenges)
         if session is None:  # purged meanwhile (retention): the link's own page says what to do
             abort(404)
         if outcome is None:  # a worker has it: the page follows the state
             return jsonify({"state": _state_json(session)}), 202
-        body = {"outcome": page_state.outcome_json(outcome), "state": _state_json(session)}
-        db.commit()
-    return jsonify(body)
+        return jsonify({"outcome": outcome_json(outcome), "state": _state_json(session)})
 
 
 def _consent_with_upload(token: str, sent: str) -> None:
@@ -383,11 +371,6 @@ def _consent_with_upload(token: str, sent: str) -> None:
             consent.record(db, session, consent.GIVEN, version or None, language if language in LANGUAGES else None,
                            via="upload")
         db.commit()
-
-
-def _enqueue(attempt_id: int) -> None:
-    from . import logs, tasks
-    tasks.verify.delay(attempt_id, logs.request_id.get())
 
 
 @bp.app_errorhandler(RequestEntityTooLarge)

@@ -1,63 +1,41 @@
-"""A verification session's life: created, challenged, attempted, ended; and its JSON.
+"""A verification session's life: created, challenged, attempted, ended.
 
-Shared by the operator API and the pages, so both see the same rules: which attempts count,
-when a session is over, what the operator reads.
+Shared by the operator API, the pages and the workers, so all see the same rules: which
+attempts count, when a session is over, when an attempt's process is taken to have died
+(its lease: webapp/lease.py). What the operator reads of a session: webapp/operator_view.py;
+retention: webapp/retention.py. Flask-free.
 """
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import hashlib
 import logging
-import os
 import secrets
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from . import (
-    best_frames,
-    challenges,
-    clients,
-    consent,
-    page_checks,
-    page_events,
-    risk_signals,
-    webhooks,
-)
+from . import challenges, clients, page_checks, risk_signals
 from .identity import Identity
+from .lease import LEASE_SECONDS, owner
 from .settings import Settings
 from .storage import (
-    IN_FLIGHT,
     Attempt,
     Challenge,
     QueuedVideo,
-    Store,
     VerificationSession,
-    affected,
-    isoformat,
     lock_session,
     precise_utcnow,
+    read_session,
     utcnow,
 )
-from .vocabulary import ENDED_WITH_EVENT, SENT, AttemptState, Mode, SessionStatus
+from .vocabulary import AttemptState, Mode, SessionStatus
 
 log = logging.getLogger(__name__)
 
 
-def owner() -> str:
-    """This process, as an attempt's owner (asked each time: a forked child is another process)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-# An attempt in flight carries a lease that its process renews every HEARTBEAT seconds; one whose
-# lease lapsed belongs to a process that died (or lost the database), and is released.
-LEASE_SECONDS = 20.0
-HEARTBEAT_SECONDS = 5.0
 # A queued attempt (waiting for a Celery worker) that no worker took in this long is released:
 # longer than the broker's redelivery of a dead worker's tasks (tasks.VISIBILITY_SECONDS).
 QUEUE_SECONDS = 180.0
@@ -120,8 +98,37 @@ def refresh(db: Session, settings: Settings, session: VerificationSession,
             release(attempt, now)
             db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id == attempt.id))
     if _time_up(session, now):
-        finish(db, session, SessionStatus.EXPIRED)
+        finish(session, SessionStatus.EXPIRED)
     return session
+
+
+def read_fresh(db: Session, settings: Settings, *, id: str | None = None,
+               token: str | None = None) -> VerificationSession | None:
+    """The session with this id or page token as it stands now, read without a write lock: one
+    statement, and only when `refresh` would change it (a lease ran out, or its time is up) is it
+    locked and brought up to date. What every read (the page, its state, the operator's GET)
+    uses; whoever changes the session locks it (storage.lock_session). The caller commits."""
+    session = read_session(db, id=id, token=token)
+    if session is not None and needs_refresh(session):
+        session = lock_session(db, id=id, token=token)  # (None: purged meanwhile)
+        if session is not None:
+            refresh(db, settings, session)
+    return session
+
+
+def brought_up_to_date(db: Session, settings: Settings,
+                       found: list[VerificationSession]) -> list[VerificationSession]:
+    """Sessions read without locks (a list), each locked and refreshed only where `refresh`
+    would change it; one purged meanwhile is left out. The caller commits."""
+    fresh = []
+    for session in found:
+        if needs_refresh(session):
+            locked = lock_session(db, id=session.id)
+            if locked is None:
+                continue
+            session = refresh(db, settings, locked)
+        fresh.append(session)
+    return fresh
 
 
 def needs_refresh(session: VerificationSession, now: dt.datetime | None = None) -> bool:
@@ -135,14 +142,14 @@ def _lease_over(attempt: Attempt, now: dt.datetime) -> bool:
 
 
 def _time_up(session: VerificationSession, now: dt.datetime) -> bool:
-    return session.status == SessionStatus.PENDING and session.is_expired(now) and not upload_in_progress(session)
+    return session.status == SessionStatus.PENDING and session.is_expired(now) and not session.in_flight
 
 
 def release(attempt: Attempt, now: dt.datetime, why: str | None = None) -> None:
     """An attempt whose process stopped (or `why` else it ends): nothing was sent (abandoned,
     not listed), or it was sent and its answer never recorded (listed, charge unknown).
     Neither counts."""
-    sent = attempt.state in SENT
+    sent = attempt.state == AttemptState.SENDING
     attempt.state, attempt.finished_at = (AttemptState.DONE if sent else AttemptState.ABANDONED), now
     attempt.outcome, attempt.counts, attempt.charged = INTERRUPTED, False, (None if sent else False)
     attempt.reason = why or ("the process handling this attempt stopped after sending it to Juhe; "
@@ -151,10 +158,6 @@ def release(attempt: Attempt, now: dt.datetime, why: str | None = None) -> None:
     if attempt.owner:
         log.warning("attempt %s of session %s released: its process %s stopped (%s)",
                     attempt.id, attempt.session_id, attempt.owner, attempt.state)
-
-
-def upload_in_progress(session: VerificationSession) -> bool:
-    return any(a.in_flight for a in session.attempts)
 
 
 def require_open(session: VerificationSession) -> None:
@@ -168,8 +171,8 @@ def require_open(session: VerificationSession) -> None:
     if session.attempts_left <= 0:
         raise SessionStateError("no_attempts_left", 409, "No attempts are left.",
                                 "本次核验的次数已用完。")
-    if upload_in_progress(session):
-        raise SessionStateError("busy", 409, "A video is being verified; wait for its result.",
+    if session.in_flight:
+        raise SessionStateError("in_flight", 409, "A video is being verified; wait for its result.",
                                 "正在核验上一段视频，请稍候。")
 
 
@@ -197,14 +200,6 @@ def switch_to_action(db: Session, settings: Settings, session: VerificationSessi
     session.mode_changed_at, session.mode_change_reason = utcnow(), reason
     log.info("session %s: number mode became action mode (%s)", session.id, reason)
     return issue_challenge(db, settings, session)
-
-
-def mode_change_json(session: VerificationSession) -> dict | None:
-    """What the operator sees of a mode change (None: the mode is the one asked for)."""
-    if session.requested_mode is None:
-        return None
-    return {"from": session.requested_mode, "to": session.mode, "reason": session.mode_change_reason,
-            "at": isoformat(session.mode_changed_at)}
 
 
 def issue_challenge(db: Session, settings: Settings, session: VerificationSession) -> Challenge:
@@ -269,71 +264,15 @@ def take(attempt: Attempt) -> None:
     attempt.lease_until = utcnow() + dt.timedelta(seconds=LEASE_SECONDS)
 
 
-class Lease:
-    """Keeps an in-flight attempt's lease fresh from a thread while this process works on it.
-
-    `lost` is set when the attempt was taken from us (released as interrupted) or the lease
-    could not be renewed before it lapses; the work must then stop before it could complete,
-    so that a released session is never paid for by a call still running here.
-    """
-
-    def __init__(self, store: Store, attempt_id: int):
-        self.store, self.attempt_id = store, attempt_id
-        self.seconds, self.every = LEASE_SECONDS, HEARTBEAT_SECONDS
-        self.lost = threading.Event()
-        self._holding = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
-                                        name=f"lease-{attempt_id}", daemon=True)  # logs keep the request id
-
-    def hold(self) -> None:
-        """The answer is in hand: from now on the lease is renewed for as long as it takes to
-        write it (a database away for a while), never given up as about to lapse."""
-        self._holding = True
-
-    def __enter__(self) -> Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        renewed = time.monotonic()
-        while not self._stop.wait(self.every):
-            try:
-                with self.store.session() as db:
-                    kept = affected(db,
-                        update(Attempt).where(Attempt.id == self.attempt_id, Attempt.owner == owner(),
-                                              Attempt.state.in_(IN_FLIGHT))
-                        .values(lease_until=utcnow() + dt.timedelta(seconds=self.seconds))
-                        .execution_options(synchronize_session=False))
-                    db.commit()
-            except Exception:
-                log.exception("attempt %s: lease not renewed", self.attempt_id)
-                kept = None
-            if kept == 0:
-                self.lost.set()
-                return
-            if kept:
-                renewed = time.monotonic()
-            elif time.monotonic() - renewed > self.seconds - self.every and not self._holding:
-                self.lost.set()  # about to lapse: others may soon release the session
-                return
-
-
-def finish(db: Session, session: VerificationSession, status: SessionStatus) -> bool:
+def finish(session: VerificationSession, status: SessionStatus) -> bool:
     """End a pending session: passed, failed or expired. A session ends once: an ended one is
-    left as it is (False). The clear identity is no longer needed; a passed or failed session
-    with a callback_url gets its webhook queued in the same transaction."""
+    left as it is (False). The clear identity is no longer needed. (Who ends it with a verdict
+    queues the webhook in the same transaction: webapp/verification.py.)"""
     if session.status != SessionStatus.PENDING:
         return False
     session.status = status
     session.completed_at = utcnow()
     session.forget_identity()
-    if session.callback_url and status in ENDED_WITH_EVENT:
-        webhooks.enqueue(db, session.id, session.callback_url, session_json(session))
     return True
 
 
@@ -344,68 +283,3 @@ def with_session_id(url: str, session_id: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def attempt_json(attempt: Attempt) -> dict:
-    body: dict[str, object] = {"at": isoformat(attempt.started_at), "error_code": attempt.error_code,
-            "reason": attempt.reason, "score": attempt.score, "orderid": attempt.orderid,
-            "charged": attempt.charged}
-    if attempt.video:
-        body["video"] = attempt.video_report
-    body["page_checks"] = attempt.page_checks
-    body["signals"] = attempt.signals
-    return body
-
-
-def session_json(session: VerificationSession) -> dict:
-    """The operator's view of a session (GET /api/v1/sessions/<id>, webhooks). Identity masked."""
-    listed = [a for a in session.attempts if a.state == AttemptState.DONE]
-    last = listed[-1] if listed else None
-    body = {
-        "id": session.id, "status": session.status, "mode": session.mode,
-        "action_fallback": session.action_fallback, "mode_change": mode_change_json(session),
-        "reference": session.reference, "locale": session.locale,
-        "score": last.score if last else None, "pass_score": session.pass_score,
-        "error_code": last.error_code if last else None, "reason": last.reason if last else None,
-        "orderid": last.orderid if last else None,
-        "attempts": [attempt_json(a) for a in listed],
-        "attempts_left": session.attempts_left if session.status == SessionStatus.PENDING else 0,
-        "max_attempts": session.max_attempts,
-        "identity": {"realname": session.realname_masked, "idcard": session.idcard_masked},
-        "created_at": isoformat(session.created_at), "expires_at": isoformat(session.expires_at),
-        "completed_at": isoformat(session.completed_at),
-        "sandbox": session.sandbox,
-        "consent": consent.receipt(session),
-        "events": [page_events.event_json(e) for e in session.events],
-    }
-    if session.best_frames:
-        body["best_frames"] = best_frames.summary(session)  # whether they exist, never the frames
-    return body
-
-
-def housekeeping(db: Session, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
-    """Release attempts whose process died, expire overdue sessions (forgetting their
-    identities), purge best frames older than BEST_FRAMES_RETENTION, and delete finished
-    sessions with their attempts and webhook logs once RETENTION_DAYS have passed."""
-    now = now or utcnow()
-    overdue = set(db.scalars(select(VerificationSession.id).where(
-        VerificationSession.status == SessionStatus.PENDING, VerificationSession.expires_at <= now)))
-    overdue |= set(db.scalars(select(Attempt.session_id).where(
-        Attempt.state.in_(IN_FLIGHT), Attempt.lease_until < now)))
-    expired = 0
-    for session_id in sorted(overdue):
-        session = lock_session(db, id=session_id)
-        if session is not None:
-            expired += refresh(db, settings, session, now).status == SessionStatus.EXPIRED
-    # A stored video whose attempt is over (its process died before deleting it) goes too.
-    db.execute(delete(QueuedVideo).where(QueuedVideo.attempt_id.in_(
-        select(Attempt.id).where(Attempt.state.not_in(IN_FLIGHT)))))
-    # Any session no longer pending keeps only the masked identity, whatever path ended it.
-    db.execute(update(VerificationSession).where(
-        VerificationSession.status != SessionStatus.PENDING, VerificationSession.idcard.is_not(None))
-        .values(idcard=None, realname=None))
-    frames = best_frames.purge(db, settings, now)
-    cutoff = now - dt.timedelta(days=settings.RETENTION_DAYS)
-    purged = affected(db, delete(VerificationSession).where(
-        VerificationSession.status != SessionStatus.PENDING,
-        func.coalesce(VerificationSession.completed_at, VerificationSession.expires_at) < cutoff))
-    db.commit()
-    return {"expired": expired, "purged": purged, "best_frames": frames}

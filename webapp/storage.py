@@ -42,10 +42,9 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from .challenges import LIVENESS_TYPE
-from .vocabulary import IN_FLIGHT, AttemptState, SessionStatus
+from .vocabulary import IN_FLIGHT, LIVENESS_TYPE, AttemptState, SessionStatus
 
-__all__ = ["IN_FLIGHT", "Attempt", "Base", "BestFrames", "Challenge", "ConsoleSignIn", "QueuedVideo", "Store",
+__all__ = ["Attempt", "Base", "BestFrames", "Challenge", "ConsoleSignIn", "QueuedVideo", "Store",
            "VerificationSession", "affected", "file_lock", "find_session", "isoformat", "lock_session",
            "precise_utcnow", "utcnow"]
 
@@ -125,7 +124,15 @@ class VerificationSession(Base):
 
     @property
     def attempts_left(self) -> int:
+        """How many more attempts may count: none once the session is over."""
+        if self.status != SessionStatus.PENDING:
+            return 0
         return max(0, self.max_attempts - self.counted_attempts)
+
+    @property
+    def in_flight(self) -> bool:
+        """A video of this session is being prepared, queued or sent: it takes no other upload."""
+        return any(a.in_flight for a in self.attempts)
 
     def is_expired(self, now: dt.datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
@@ -385,11 +392,11 @@ def affected(db: Session, statement: Executable) -> int:
     return cast(CursorResult[Any], db.execute(statement)).rowcount
 
 
-def read_session(db: Session, *, token: str) -> VerificationSession | None:
+def read_session(db: Session, *, id: str | None = None, token: str | None = None) -> VerificationSession | None:
     """The session with its attempts and challenges, in one statement and so one consistent
     snapshot (an attempt and its session's status as one commit left them), without a lock:
-    what the page's frequent state reads need. Read afresh, not from this unit's cache."""
-    query = _session_query(None, token)
+    what frequent reads need (sessions.read_fresh). Read afresh, not from this unit's cache."""
+    query = _session_query(id, token)
     if query is None:
         return None
     query = query.options(joinedload(VerificationSession.attempts), joinedload(VerificationSession.challenges))

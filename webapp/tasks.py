@@ -18,6 +18,7 @@ published again by the web (webapp/broker.py), from the mark each publication le
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -149,8 +150,9 @@ def publish_lost(store: Store) -> list[int]:
 def verify(attempt_id: int, request_id: str | None = None) -> None:
     logs.request_id.set(request_id)
     s = _services()
-    verification.run_queued(s.store, s.settings, s.client, attempt_id,
-                            on_finished=_deliver_soon, on_settled=s.wakeups.publish)
+    # Here a session that ended asks a worker for its webhook (the web's loop wakes its own).
+    verifier = dataclasses.replace(s.verifier, on_finished=_deliver_soon)
+    verification.run_queued(verifier, attempt_id, on_settled=s.wakeups.publish)
 
 
 def _deliver_soon(_session_id: str) -> None:

@@ -16,10 +16,10 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname().replace("-", "_")[:40]
@@ -37,6 +37,17 @@ def prepare_dir(path: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     return folder
+
+
+def from_file(file: Any) -> Callable[[Path], None]:
+    """How a received file (werkzeug's FileStorage, or anything with `save` and `close`) is
+    written into an upload's folder: saved to the path, then closed."""
+    def save(path: Path) -> None:
+        try:
+            file.save(path)
+        finally:
+            file.close()
+    return save
 
 
 @contextmanager

@@ -5,10 +5,10 @@ One place for each set, so that a newcomer finds every value (and a typo is a Na
 state nobody handles). They are StrEnums: a member *is* its string (`SessionStatus.PASSED ==
 "passed"`), so the database columns stay plain strings and the API's and webhooks' JSON is
 unchanged; what the database hands back (a plain str) compares equal to the members.
-`for_page()` gives the page the same words.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -31,13 +31,13 @@ class AttemptState(StrEnum):
     PREPARING = "preparing"
     QUEUED = "queued"
     SENDING = "sending"
-    PROCESSING = "processing"  # release 0.1's "sending", still found in its databases
     DONE = "done"
     ABANDONED = "abandoned"
 
 
-IN_FLIGHT = (AttemptState.PREPARING, AttemptState.QUEUED, AttemptState.SENDING, AttemptState.PROCESSING)
-SENT = (AttemptState.SENDING, AttemptState.PROCESSING)  # Juhe may have the video (and charged it)
+# An attempt in flight: a video being prepared, queued or sent; the session takes no other upload
+# meanwhile (the page's `in_flight`, the API's 409 `in_flight`).
+IN_FLIGHT = (AttemptState.PREPARING, AttemptState.QUEUED, AttemptState.SENDING)
 
 
 class DeliveryState(StrEnum):
@@ -59,6 +59,7 @@ class Mode(StrEnum):
 
 
 CHALLENGE_MODES = (Mode.SILENT, Mode.NUMBER, Mode.ACTION)
+LIVENESS_TYPE: Mapping[str, int] = {Mode.SILENT: 0, Mode.NUMBER: 1, Mode.ACTION: 2}  # Juhe's livenessType
 
 
 class Result(StrEnum):
@@ -70,8 +71,8 @@ class Result(StrEnum):
     REJECTED = "rejected"  # refused before Juhe (as Juhe would have): no attempt used
 
 
-def for_page() -> dict[str, dict[str, str]]:
-    """The session statuses, modes and results by name, as plain strings for the page's JSON
-    (`{"status": {"PENDING": "pending", …}, "mode": {…}, "result": {…}}`)."""
-    return {name: {member.name: str(member) for member in enum}
-            for name, enum in (("status", SessionStatus), ("mode", Mode), ("result", Result))}
+def result_of(status: str) -> Result:
+    """What a video's verdict is called by the session's status after it: passed or failed when
+    it ended the session, else record again (an expired session included: its page says so)."""
+    ended: dict[str, Result] = {SessionStatus.PASSED: Result.PASSED, SessionStatus.FAILED: Result.FAILED}
+    return ended.get(status, Result.RETRY)
