@@ -1,4 +1,4 @@
-"""The operator API as CONTRACT.md describes it: auth, validation, masking, shapes."""
+"""The operator API as docs/contract.md describes it: auth, validation, masking, shapes."""
 import datetime as dt
 import json
 import re

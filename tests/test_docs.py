@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,63 @@ def test_an_unknown_endpoint_says_which_and_where_the_list_is(sandbox):
 ])
 def test_the_readme_flask_commands_run_as_printed(tmp_path, command, expect):
     assert f"`{command}`" in README.replace("\n", " ").replace("--app wsgi  ", "--app wsgi ")
+    if not (ROOT / ".venv").exists():  # a git worktree: the virtualenv running these tests
+        command = command.replace(".venv/bin/", f"{Path(sys.executable).parent}/", 1)
     done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=sandbox_env(tmp_path), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert expect in done.stdout + done.stderr
+
+
+def test_the_readme_two_commands_exist_and_ci_runs_the_test_command():
+    """The two commands as printed, the scripts they name, and CI calling the printed test command."""
+    commands = re.findall(r"^(bash scripts/[\w-]+\.sh)\b", "\n".join(shell_blocks()), flags=re.M)
+    assert commands[:2] == ["bash scripts/serve.sh", "bash scripts/test.sh"], commands
+    for command in commands:
+        assert (ROOT / command.split()[1]).is_file(), command
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_two_minute_try_names_sandbox_ids_that_do_what_it_says():
+    """The README's try: one ID number that passes, one too dark (a retry), one that fails."""
+    from webapp.guidance import guidance_for
+    from webapp.sandbox import DEFAULT_SCORE, TEST_IDS, _outcome
+    try_section = README.split("## A two-minute try", 1)[1].split("\n## ", 1)[0]
+    ids = re.findall(r"\*\*`(\d{17}[\dX])`\*\*", try_section)
+    assert len(ids) == 3, ids
+    passing, dark, mismatch = ids
+    assert _outcome(passing) == ("score", DEFAULT_SCORE) and f"score {DEFAULT_SCORE:g}" in try_section
+    assert _outcome(dark) == ("service", 267517) and guidance_for(267517).person_zh in try_section
+    assert _outcome(mismatch) == ("service", 267509) and guidance_for(267509).final
+    assert {dark, mismatch} <= {idcard for idcard, _ in TEST_IDS}
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    heading = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", heading).replace(" ", "-")
+
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[str(d.relative_to(ROOT)) for d in DOCUMENTS])
+def test_every_relative_link_resolves_to_a_file_and_heading_in_the_repository(document):
+    """Links in README.md and docs/*.md: `[text](target)` and `<target>`, web addresses aside."""
+    text = re.sub(r"```.*?```", "", document.read_text(), flags=re.S)  # code is not links
+    text = re.sub(r"`[^`\n]*`", "", text)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"<([^<>\s]+)>", text)
+    broken = []
+    for target in targets:
+        if re.match(r"[a-z][a-z0-9+.-]*:", target) or not re.search(r"[/.#]", target):
+            continue  # http(s):, mailto:, or a placeholder such as <id> in the prose
+        path, _, anchor = target.partition("#")
+        resolved = (document.parent / path).resolve() if path else document
+        if not resolved.exists() or ROOT not in (resolved, *resolved.parents):
+            broken.append(target)
+        elif anchor and resolved.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", resolved.read_text(), flags=re.S), re.M)
+            if anchor not in {_slug(h) for h in headings}:
+                broken.append(target)
+    assert not broken, broken
+    assert targets or document.name in ("risk-signals.md", "threat-model.md"), "no links found: is the pattern right?"

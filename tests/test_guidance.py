@@ -40,7 +40,7 @@ SERVICE = sorted(c for c in DOC if c >= 200000)
 SYSTEM = sorted(c for c in DOC if c < 200000)
 OWN = ["low_score", "juhe_timeout", "juhe_unreachable", "juhe_invalid_response",
        "challenge_expired", "upload_too_large", "interrupted", "service_interrupted"]
-NOT_COUNTING_SERVICE = {267501, 267508, 267522, 267535, 267545,  # CONTRACT.md
+NOT_COUNTING_SERVICE = {267501, 267508, 267522, 267535, 267545,  # docs/contract.md
                         267502, 267503, 267506, 267507, 267510,  # our request was malformed
                         267523, 267524, 267525}  # download/decrypt: Juhe judged nothing
 FINAL = {267504, 267505, 267509, 267526, 267527, 267528}

@@ -312,7 +312,7 @@ def test_rate_limited_answers_match_the_document(make_app, schemas):
 @pytest.mark.parametrize("method, path", [("PUT", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/ses_x"),
                                           ("POST", "/api/v1/openapi.json"), ("GET", "/api/v1/nothing-here")])
 def test_unrouted_methods_and_paths_answer_in_the_error_format(client, method, path):
-    """CONTRACT.md: every API error is `{"error": {"code", "message"}}` — 404 and 405 included."""
+    """docs/contract.md: every API error is `{"error": {"code", "message"}}` — 404 and 405 included."""
     response = client.open(path, method=method, headers=AUTH)
     assert response.status_code in (404, 405)
     assert response.mimetype == "application/json", response.data[:80]

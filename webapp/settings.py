@@ -1,6 +1,6 @@
 """Every setting of the service, read from the environment (and `.env`) in one place.
 
-The names and defaults are the product's contract (shared CONTRACT.md, "Configuration"); a few
+The names and defaults are the product's contract (docs/contract.md, "Configuration"); a few
 settings of our own (upload size, ffmpeg paths, timeouts, retention) follow them. Values are
 typed and checked here, so a misconfigured deployment stops at start with a message naming the
 variable, not at the first request.

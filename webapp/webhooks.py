@@ -2,7 +2,7 @@
 
 A delivery is a row in the database before anything is sent, so a restart loses nothing; each
 try is logged for the operator. Every try of one event carries the same `X-Event-Id` and the same
-body, so the receiver can de-duplicate. Signature (CONTRACT.md):
+body, so the receiver can de-duplicate. Signature (docs/contract.md):
 `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with WEBHOOK_SECRET>`.
 During a rotation (WEBHOOK_SECRET_PREVIOUS set) a second `v1=` follows, made with the previous
 secret, so a receiver still holding the old secret and one already holding the new both accept;

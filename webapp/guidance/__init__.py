@@ -6,7 +6,7 @@ it ends the session as failed, what the person should do next (Chinese and Engli
 the operator should know. People never see raw codes or anything about keys; only the
 ``operator`` text may mention them.
 
-Counting (CONTRACT.md): an attempt counts when Juhe judged the video or the identity. Juhe's
+Counting (docs/contract.md): an attempt counts when Juhe judged the video or the identity. Juhe's
 own service/network errors (267501, 267508, 267522, 267535, 267545) and every system code do
 not count. Our decision on top of the contract: the request-parameter codes (267502, 267503,
 267506, 267507, 267510) and the download/decrypt codes (267523, 267524, 267525) do not count
