@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from webapp.guidance import GUIDANCE, Category, Guidance, guidance_for
+from webapp.guidance import GUIDANCE, LOW_SCORE, Category, Guidance, guidance_for, guidance_key
+from webapp.juhe_answer import JuheError, JuheResult
 
 VENDORED = Path(__file__).resolve().parents[1] / "docs" / "vendor" / "juhe-antiFaceId-api.txt"
 
@@ -160,7 +161,7 @@ def test_an_unknown_code_has_problem_words_too():
 def test_no_guidance_module_is_over_350_lines():
     folder = Path(__file__).resolve().parents[1] / "webapp" / "guidance"
     sizes = {p.name: len(p.read_text().splitlines()) for p in folder.glob("*.py")}
-    assert {"__init__.py", "model.py", "table.py", "problems.py"} <= set(sizes)
+    assert {"__init__.py", "model.py", "table.py", "answers.py"} <= set(sizes)
     assert max(sizes.values()) <= 350, sizes
 
 
@@ -168,3 +169,26 @@ def test_only_an_empty_or_unreadable_file_makes_the_page_record_another_way():
     """The page changes its recorder type after these two answers, and after no other: a dark
     room or a covered face is the person's to change, not the browser's."""
     assert {g.code for g in GUIDANCE.values() if g.recording_broken} == {267536, 267537}
+
+
+@pytest.mark.parametrize("answer, key", [
+    (JuheResult(0, "成功", "o1", 80.0, charged=True), 0),
+    (JuheResult(0, "成功", "o1", 70.0, charged=True), 0),  # the pass line itself passes
+    (JuheResult(0, "成功", "o1", 69.9, charged=True), LOW_SCORE),
+    (JuheResult(267509, "不一致", "o1", None, charged=True), 267509),
+    (JuheResult(267517, "动作", None, None), 267517),
+    (JuheError("system", "key", error_code=10001), 10001),
+    (JuheError("timeout", "slow"), "juhe_timeout"),
+    (JuheError("connection", "refused", reached=False), "juhe_unreachable"),
+    (JuheError("http", "HTTP 502"), "juhe_invalid_response"),
+    (JuheError("invalid_response", "0 without score", orderid="o2"), "juhe_invalid_response"),
+])
+def test_every_answer_maps_to_one_guidance_row(answer, key):
+    """guidance_key is the one mapping from an answer to what the person and operator read."""
+    assert guidance_key(answer, 70.0) == key and key in GUIDANCE
+    assert guidance_for(key) is GUIDANCE[key]
+
+
+def test_a_low_score_is_the_row_that_asks_for_another_try():
+    row = guidance_for(guidance_key(JuheResult(0, "成功", "o1", 10.0, charged=True), 70.0))
+    assert row.code == LOW_SCORE and row.retry_helps and row.counts and row.charged

@@ -35,12 +35,11 @@ from .juhe_answer import (
     JuheError,
     JuheResult,
     VerifyRequest,
-    guidance_key,
     legacy_code,
 )
 
 __all__ = ["CHARGED_CODES", "LIVENESS_TYPES", "SERVICE_CODE_FLOOR", "JuheClient", "JuheError",
-           "JuheResult", "VerifyRequest", "form_body", "guidance_key", "http_session"]
+           "JuheResult", "VerifyRequest", "form_body", "http_session"]
 
 log = logging.getLogger("webapp.juhe")
 

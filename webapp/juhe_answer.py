@@ -3,9 +3,9 @@ answer, and Juhe's code table.
 
 A call's answer is either a :class:`JuheResult` (every service-level answer: ``error_code`` 0 or
 2675xx) or a :class:`JuheError` (HTTP errors, unreadable answers, system codes 100xx, timeouts,
-no connection); :func:`guidance_key` is the one place that says which ``webapp.guidance`` row
-an answer stands for. Kept apart from the HTTP client (``webapp.juhe``) so that what an answer
-*means* can be read, and tested, without sockets.
+no connection). Kept apart from the HTTP client (``webapp.juhe``) so that what an answer *says*
+can be read, and tested, without sockets; what it means to a person is the product's business
+(``webapp.guidance``), which reads these types, never the other way round.
 
 Personal data: neither the full ID number, the name nor the video appear in reprs or messages.
 """
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .guidance import LOW_SCORE
 from .identity import mask_idcard, mask_realname
 
 LIVENESS_TYPES = (0, 1, 2)  # 0 silent, 1 number (4 digits read aloud), 2 action ("1,2"/"2,1")
@@ -177,25 +176,6 @@ class JuheError(Exception):
     def __repr__(self) -> str:
         return (f"JuheError(kind={self.kind!r}, error_code={self.error_code!r}, "
                 f"reason={self.reason!r}, reached={self.reached!r})")
-
-
-# The webapp.guidance keys of a call that brought no service-level answer, by JuheError.kind
-# ("http" and "invalid_response" alike: Juhe's answer could not be read).
-JUHE_TIMEOUT, JUHE_UNREACHABLE, JUHE_INVALID_RESPONSE = "juhe_timeout", "juhe_unreachable", "juhe_invalid_response"
-_FAILURE_KEYS = {"timeout": JUHE_TIMEOUT, "connection": JUHE_UNREACHABLE}
-
-
-def guidance_key(answer: JuheResult | JuheError, pass_score: float) -> int | str:
-    """The one mapping from what a call brought back to its ``webapp.guidance`` row (and the
-    attempt's recorded outcome): Juhe's own code; ``LOW_SCORE`` for error_code 0 below
-    ``pass_score``; for a failure its system code, or the key of what went wrong."""
-    if isinstance(answer, JuheResult):
-        if answer.error_code == 0 and not answer.passed(pass_score):
-            return LOW_SCORE
-        return answer.error_code
-    if answer.kind == "system" and answer.error_code is not None:
-        return answer.error_code
-    return _FAILURE_KEYS.get(answer.kind, JUHE_INVALID_RESPONSE)
 
 
 def legacy_code(value: Any) -> int | None:

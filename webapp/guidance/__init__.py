@@ -18,8 +18,9 @@ mismatch, 267526/267527 not in the registry, 267528 registry photo unusable, and
 because the identity itself is what Juhe refused). ``0`` is not final in this sense: whether it
 passes depends on the score (``low_score`` when below the pass line).
 
-The package: ``model`` (``Category``, ``Guidance``), ``table`` (the rows), ``problems`` (each
-code's problem in a few words, which the capture page shows when attempts are used up).
+The package: ``model`` (``Category``, ``Guidance``), ``table`` (the rows, each with its
+problem in a few words, which the capture page shows when the attempts are used up),
+``answers`` (``guidance_key``: which row a ``webapp.juhe_answer`` answer stands for).
 """
 from __future__ import annotations
 
@@ -27,16 +28,16 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from .answers import LOW_SCORE, guidance_key
 from .model import Category, Guidance
-from .problems import UNKNOWN_PROBLEM
 from .table import ROWS
 
-__all__ = ["GUIDANCE", "LOW_SCORE", "Category", "Guidance", "guidance_for"]
+__all__ = ["GUIDANCE", "LOW_SCORE", "Category", "Guidance", "guidance_for", "guidance_key"]
 
 GUIDANCE: Mapping[int | str, Guidance] = MappingProxyType({row.code: row for row in ROWS})
 """Every code of Juhe's document (0, 267501-267549, the 100xx system codes) plus our keys."""
 
-LOW_SCORE = "low_score"
+UNKNOWN_PROBLEM = ("未知错误", "an unknown error")  # guidance_for's fallback: its problem words
 
 
 def guidance_for(code: int | str | None) -> Guidance:
