@@ -158,13 +158,6 @@ def test_an_unknown_code_has_problem_words_too():
     assert row.problem_zh == "未知错误" and row.problem_en
 
 
-def test_no_guidance_module_is_over_350_lines():
-    folder = Path(__file__).resolve().parents[1] / "webapp" / "guidance"
-    sizes = {p.name: len(p.read_text().splitlines()) for p in folder.glob("*.py")}
-    assert {"__init__.py", "model.py", "table.py", "answers.py"} <= set(sizes)
-    assert max(sizes.values()) <= 350, sizes
-
-
 def test_only_an_empty_or_unreadable_file_makes_the_page_record_another_way():
     """The page changes its recorder type after these two answers, and after no other: a dark
     room or a covered face is the person's to change, not the browser's."""

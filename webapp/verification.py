@@ -29,8 +29,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import best_frames, clients, metrics, outages, sessions, uploads, video, webhooks
-from .guidance import LOW_SCORE, Guidance, guidance_for
-from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest, guidance_key
+from .guidance import LOW_SCORE, Guidance, guidance_for, guidance_key
+from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
 from .lease import LEASE_SECONDS, Lease, owner
 from .operator_view import session_json
 from .outcome import Outcome, after
