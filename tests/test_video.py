@@ -370,7 +370,7 @@ def test_a_declined_copy_falls_back_to_a_whole_output(clip, tools, tmp_path, mon
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("safari_fmp4")), "-c:v", "copy", "-c:a", "libopus",
                     "-f", "matroska", str(upload)], check=True, timeout=60)
     declined = []
-    monkeypatch.setattr(fast_copy, "_input_facts", declined.append)  # where _try_copy reads it; None
+    monkeypatch.setattr(fast_copy, "_input_facts", declined.append)  # where try_copy reads it; None
     prepared = video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
     assert declined and prepared.timings["probe"] > 0  # the copy was declined: the full path probed
     assert prepared.remuxed and top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]

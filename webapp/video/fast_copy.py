@@ -10,31 +10,31 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import limits
-from .checks import _check, _check_loudness
+from .checks import check_loudness, check_upload
 from .errors import VideoRejected, VideoToolError
-from .header import _matroska_h264_sound, _mov_h264_sound
-from .inputs import _PIPED
+from .header import matroska_h264_sound, mov_h264_sound
+from .inputs import PIPED
 from .mp4 import Mp4
-from .output import _verify_output
-from .plan import _command, _Plan, _plan
-from .runner import _check_storage, _Deadline, _Job
+from .output import verify_output
+from .plan import Plan, choose_plan, ffmpeg_command
+from .runner import Deadline, Job, check_storage
 from .types import PreparedVideo, ProbeInfo, Tools
 
 
-def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool) -> _Plan | None:
+def copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool) -> Plan | None:
     """The copy this upload will probably get, judged from its header alone; None if unlikely.
 
     MP4/MOV: the 'moov' box holds one H.264 track, not turned by its matrix.  Matroska/WebM
     (Chromium asked for H.264): the track list names AVC and no other video codec.  Only a
-    guess, to start the copy without a probe: ``_try_copy`` checks what ffmpeg then read.
+    guess, to start the copy without a probe: ``try_copy`` checks what ffmpeg then read.
     """
     try:
         if path.stat().st_size > limits.MAX_BYTES:
             return None
         if container == "mov":
-            sound = _mov_h264_sound(path)
+            sound = mov_h264_sound(path)
         elif container == "matroska":
-            sound = _matroska_h264_sound(path)
+            sound = matroska_h264_sound(path)
         else:
             return None
     except (OSError, struct.error, IndexError, ValueError):
@@ -46,11 +46,11 @@ def _copy_plan(path: Path, container: str, keep_audio: bool, require_audio: bool
     audio = None
     if keep_audio and sound is not None:
         audio = "copy" if sound == "aac" else "aac"
-    return _Plan(remux=True, audio=audio, volumedetect=require_audio)
+    return Plan(remux=True, audio=audio, volumedetect=require_audio)
 
 
-def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
-              out: Path, deadline: _Deadline, jobs: list[_Job]) -> PreparedVideo | None:
+def try_copy(plan: Plan, path: Path, container: str, keep_audio: bool, require_audio: bool, tools: Tools,
+              out: Path, deadline: Deadline, jobs: list[Job]) -> PreparedVideo | None:
     """Copy the upload in one process and read from that process what ffprobe would have said.
 
     Returns the prepared video only when the input ffmpeg described is one the full path
@@ -58,22 +58,22 @@ def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require
     dense with packets) and the output verifies; otherwise ``None`` (the caller probes).
     Digital silence in number mode is rejected here, as the full path would.
     """
-    command = _command(plan, path, container, tools, out)
+    command = ffmpeg_command(plan, path, container, tools, out)
     command[command.index("-v") + 1] = "info"  # the input's description, and volumedetect's
-    job = _Job.start(command, path if container in _PIPED else None, deadline, jobs)
+    job = Job.start(command, path if container in PIPED else None, deadline, jobs)
     returncode, _stdout, stderr_bytes = job.wait("copy")
     stderr = stderr_bytes.decode("utf-8", "replace")
     if returncode != 0:
         # A full disk is no reason to try the full path. (Only ffmpeg's own lines after its
         # output's heading are read: the input's, at -v info, print the upload's metadata.)
         heading = stderr.rfind("\nOutput #0,")
-        _check_storage(stderr[heading:] if heading >= 0 else "", returncode, "copy")
+        check_storage(stderr[heading:] if heading >= 0 else "", returncode, "copy")
         return None
     facts = _input_facts(stderr)
     if facts is None:
         return None
     try:
-        data, output = _verify_output(out, plan, _COPY_SOURCE)
+        data, output = verify_output(out, plan, _COPY_SOURCE)
     except (VideoRejected, VideoToolError):
         return None
     if len(data) > limits.MAX_BYTES:  # AAC from Opus can add a little: the full path squeezes it
@@ -98,15 +98,15 @@ def _try_copy(plan: _Plan, path: Path, container: str, keep_audio: bool, require
         (output.width, output.height) != (info.width, info.height)
         or (facts["duration"] is None and output_seconds >= limits.MAX_SECONDS - 0.05)  # streamed: was it longer?
         or packets > limits.MAX_PACKET_RATE * max(output_seconds, 1.0)
-        or _plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
+        or choose_plan(info, keep_audio, require_audio) != replace(plan, width=info.width, height=info.height)
     ):
         return None
     try:
-        _check(info, require_audio)
+        check_upload(info, require_audio)
     except VideoRejected:
         return None  # the full path says what is wrong
     if plan.volumedetect:
-        _check_loudness(stderr)
+        check_loudness(stderr)
     return PreparedVideo(data=data, source=info, output=replace(output, pix_fmt=info.pix_fmt),
                          remuxed=True, timings={})
 

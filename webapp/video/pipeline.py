@@ -11,15 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import limits
-from .checks import _check, _check_loudness
+from .checks import check_loudness, check_upload
 from .errors import EMPTY, StorageFull, VideoRejected
-from .fast_copy import _copy_plan, _try_copy
-from .header import _header_info
-from .inputs import _PIPED, _sniff_file
-from .output import _verify_output
-from .plan import _command, _over_1080p, _plan
-from .probing import _probe
-from .runner import _Deadline, _finish_ffmpeg, _Job
+from .fast_copy import copy_plan, try_copy
+from .header import guess_from_header
+from .inputs import PIPED, sniff_file
+from .output import verify_output
+from .plan import choose_plan, ffmpeg_command, over_1080p
+from .probing import probe_upload
+from .runner import Deadline, Job, finish_ffmpeg
 from .types import PreparedVideo, ProbeInfo, Tools
 
 
@@ -36,17 +36,17 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
     temporary file behind.
     """
     started = time.perf_counter()
-    deadline = _Deadline(tools.timeout)
+    deadline = Deadline(tools.timeout)
     source_path = Path(path).resolve()
     try:
         workdir = Path(tempfile.mkdtemp(prefix="video-", dir=tools.tmpdir))
     except OSError as exc:
         _raise_if_full(exc)
         raise
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     try:
         # 1. sniff: what container do the bytes say this is?
-        container = _sniff_file(source_path)
+        container = sniff_file(source_path)
         out = workdir / "out.mp4"
 
         # An upload whose header says H.264 (Safari's MP4, Chromium's H.264 WebM/MP4/Matroska)
@@ -54,9 +54,9 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
         # ffprobe (each process costs a third of a second of start-up on a busy machine).
         # Used only when what that process read shows the very upload the full path would
         # copy; anything else (rotated, too long, odd) takes the full path below.
-        copy = _copy_plan(source_path, container, keep_audio, require_audio)
+        copy = copy_plan(source_path, container, keep_audio, require_audio)
         if copy is not None:
-            copied = _try_copy(copy, source_path, container, keep_audio, require_audio, tools, out, deadline, jobs)
+            copied = try_copy(copy, source_path, container, keep_audio, require_audio, tools, out, deadline, jobs)
             if copied is not None:
                 finished = time.perf_counter()
                 return replace(copied, timings={"probe": 0.0, "normalise": finished - started,
@@ -64,20 +64,20 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
 
         # 2. probe; meanwhile (if a slot is free) the encode the header promises, used only
         #    if the plan made from the probe is the very same command line
-        guess = _header_info(source_path, container)
+        guess = guess_from_header(source_path, container)
         guess_command = None
         if guess is not None:
-            guess_command = _command(_plan(guess, keep_audio, require_audio), source_path, container, tools, out)
-        info = _probe(source_path, container, tools, deadline, jobs, guess_command)
+            guess_command = ffmpeg_command(choose_plan(guess, keep_audio, require_audio), source_path, container, tools, out)
+        info = probe_upload(source_path, container, tools, deadline, jobs, guess_command)
         probed = time.perf_counter()
 
         # 3. check what Juhe would reject
-        _check(info, require_audio)
+        check_upload(info, require_audio)
 
         # 4. decide: remux or encode, and run it
-        plan = _plan(info, keep_audio, require_audio)
-        command = _command(plan, source_path, container, tools, out)
-        stdin = source_path if container in _PIPED else None
+        plan = choose_plan(info, keep_audio, require_audio)
+        command = ffmpeg_command(plan, source_path, container, tools, out)
+        stdin = source_path if container in PIPED else None
         # (a job already waited for, such as a declined copy with the same command line, has
         # done its work on `out` already: only a running speculative encode is taken over)
         job = next((j for j in jobs if j.argv == command and not j.killed and j.result is None), None)
@@ -85,21 +85,21 @@ def prepare(path, *, keep_audio: bool, require_audio: bool, tools: Tools) -> Pre
             if other is not job:
                 other.kill()
         if job is None:
-            job = _Job.start(command, stdin, deadline, jobs)
-        stderr = _finish_ffmpeg(job, "normalise")
+            job = Job.start(command, stdin, deadline, jobs)
+        stderr = finish_ffmpeg(job, "normalise")
         if plan.volumedetect:
-            _check_loudness(stderr)
+            check_loudness(stderr)
 
         # 5. verify the output (and squeeze it if it is too big, encode it if a
         #    remux kept a coded picture over 1080p: non-square pixels)
-        data, output = _verify_output(out, plan, info)
-        while len(data) > limits.MAX_BYTES or _over_1080p(output.width, output.height):
+        data, output = verify_output(out, plan, info)
+        while len(data) > limits.MAX_BYTES or over_1080p(output.width, output.height):
             if not plan.remux and plan.crf is None and plan.maxrate <= 100_000:
                 raise VideoRejected(EMPTY, "video cannot be made small enough")
             plan = plan.smaller(info, output.duration or info.duration or limits.MAX_SECONDS)
-            command = _command(plan, source_path, container, tools, out)
-            _finish_ffmpeg(_Job.start(command, stdin, deadline, jobs), "re-encode")
-            data, output = _verify_output(out, plan, info)
+            command = ffmpeg_command(plan, source_path, container, tools, out)
+            finish_ffmpeg(Job.start(command, stdin, deadline, jobs), "re-encode")
+            data, output = verify_output(out, plan, info)
 
         finished = time.perf_counter()
         return PreparedVideo(
@@ -132,9 +132,9 @@ def probe(path, *, tools: Tools) -> ProbeInfo:
     truncated, no video stream).  ``VideoToolError`` on timeout / missing ffprobe.
     """
     source_path = Path(path).resolve()
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     try:
-        return _probe(source_path, _sniff_file(source_path), tools, _Deadline(tools.timeout), jobs)
+        return probe_upload(source_path, sniff_file(source_path), tools, Deadline(tools.timeout), jobs)
     finally:
         for job in jobs:
             job.kill()
