@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import ffmpeg  # ffmpeg-python: command-line builder only
 
@@ -110,7 +111,8 @@ def ffmpeg_command(plan: Plan, path: Path, container: str, tools: Tools, out: Pa
     # before MAX_SECONDS), but it then only skips the audio, never decodes it.
     source = locked_input(path, container, autorotate=plan.remux, seconds=limits.MAX_SECONDS)
     sound = locked_input(path, container, seconds=limits.MAX_SECONDS, sound=True)
-    streams = []
+    video, video_options = _video_output(plan, source["v:0"])
+    streams = [video]
     options: dict = {
         "f": "mp4",
         "threads": limits.CHILD_THREADS,
@@ -118,35 +120,11 @@ def ffmpeg_command(plan: Plan, path: Path, container: str, tools: Tools, out: Pa
         "map_metadata": -1,
         "map_chapters": -1,
         "fflags": "+bitexact",  # no muxer-written tags or timestamps either
+        **video_options,
     }
-    if plan.remux:
-        streams.append(source["v:0"])
-        options["c:v"] = "copy"
-    else:
-        video = source["v:0"]
-        video = video.filter("fps", fps=str(plan.fps))  # drop frames before scaling them
-        coded_w, coded_h = (plan.height, plan.width) if plan.rotation in (90, 270) else (plan.width, plan.height)
-        # one swscale pass: resize and convert (10-bit HEVC, yuvj...) to yuv420p
-        video = video.filter("scale", coded_w, coded_h, flags="bicubic").filter("format", "yuv420p")
-        if plan.rotation == 90:
-            video = video.filter("transpose", "clock")
-        elif plan.rotation == 270:
-            video = video.filter("transpose", "cclock")
-        elif plan.rotation == 180:
-            video = video.filter("hflip").filter("vflip")
-        streams.append(video.filter("setsar", "1"))
-        options.update({"c:v": "libx264", "preset": limits.X264_PRESET, "profile:v": "high"})
-        if plan.crf is not None:
-            options.update({"crf": plan.crf, "maxrate": plan.maxrate, "bufsize": plan.maxrate * 2})
-        else:
-            options.update({"b:v": plan.maxrate, "maxrate": plan.maxrate, "bufsize": plan.maxrate})
     if plan.audio:
         streams.append(sound["a:0"])
-        if plan.audio == "copy":
-            options["c:a"] = "copy"
-        else:
-            # mono speech; the "fast" coder costs a third of the default "twoloop"
-            options.update({"c:a": "aac", "aac_coder": "fast", "b:a": limits.AUDIO_BITRATE, "ac": 1})
+        options.update(_audio_options(plan.audio))
     outputs = [ffmpeg.output(*streams, f"file:{out}", **options)]
     if plan.volumedetect:
         loudness = sound["a:0"].filter("volumedetect")
@@ -157,3 +135,44 @@ def ffmpeg_command(plan: Plan, path: Path, container: str, tools: Tools, out: Pa
     argv = node.compile(cmd=tools.ffmpeg)
     return [argv[0], "-nostdin", "-hide_banner", "-nostats", "-y", "-v", level,
             "-filter_complex_threads", str(limits.CHILD_THREADS), *argv[1:]]
+
+
+def _video_output(plan: Plan, video) -> tuple[Any, dict]:
+    """The video stream to write (copied, or resized, turned and encoded) and its output options."""
+    if plan.remux:
+        return video, {"c:v": "copy"}
+    video = video.filter("fps", fps=str(plan.fps))  # drop frames before scaling them
+    coded_w, coded_h = (plan.height, plan.width) if plan.rotation in (90, 270) else (plan.width, plan.height)
+    # one swscale pass: resize and convert (10-bit HEVC, yuvj...) to yuv420p
+    video = video.filter("scale", coded_w, coded_h, flags="bicubic").filter("format", "yuv420p")
+    video = _turned(video, plan.rotation)
+    return video.filter("setsar", "1"), _x264_options(plan)
+
+
+def _turned(video, rotation: int):
+    """The picture turned clockwise by ``rotation`` degrees, as a player would show it."""
+    if rotation == 90:
+        return video.filter("transpose", "clock")
+    if rotation == 270:
+        return video.filter("transpose", "cclock")
+    if rotation == 180:
+        return video.filter("hflip").filter("vflip")
+    return video
+
+
+def _x264_options(plan: Plan) -> dict:
+    """libx264's output options: capped quality (``crf``), or, squeezing, an average bitrate."""
+    options: dict = {"c:v": "libx264", "preset": limits.X264_PRESET, "profile:v": "high"}
+    if plan.crf is not None:
+        options.update({"crf": plan.crf, "maxrate": plan.maxrate, "bufsize": plan.maxrate * 2})
+    else:
+        options.update({"b:v": plan.maxrate, "maxrate": plan.maxrate, "bufsize": plan.maxrate})
+    return options
+
+
+def _audio_options(audio: str) -> dict:
+    """The sound's output options: ``"copy"``, or ``"aac"`` encoded."""
+    if audio == "copy":
+        return {"c:a": "copy"}
+    # mono speech; the "fast" coder costs a third of the default "twoloop"
+    return {"c:a": "aac", "aac_coder": "fast", "b:a": limits.AUDIO_BITRATE, "ac": 1}

@@ -69,6 +69,29 @@ def _run_probe(argv: list[str], stdin_path: Path | None, deadline: Deadline, job
 
 def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
     streams = doc.get("streams") or []
+    video = _video_stream(streams)
+    width, height = _square_size(video)
+    rotation = _rotation(video)
+    if rotation in (90, 270):
+        width, height = height, width
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    fps, duration = _rate_and_duration(doc, video, container)
+    return ProbeInfo(
+        container=container,
+        video_codec=str(video.get("codec_name") or "unknown"),
+        pix_fmt=video.get("pix_fmt"),
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=fps,
+        duration=duration,
+        audio_codec=(audio or {}).get("codec_name") if audio else None,
+        size_bytes=size,
+    )
+
+
+def _video_stream(streams: list[dict]) -> dict:
+    """The first video stream that is not a cover picture."""
     video = next(
         (
             s
@@ -79,6 +102,11 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
     )
     if video is None:
         raise VideoRejected(BAD_FORMAT, "no video stream")
+    return video
+
+
+def _square_size(video: dict) -> tuple[int, int]:
+    """The coded picture's size in square pixels (before rotation); refused beyond a phone's 4K."""
     width, height = as_int(video.get("width")), as_int(video.get("height"))
     if not width or not height:
         raise VideoRejected(BAD_FORMAT, "video stream without picture size")
@@ -87,11 +115,12 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
     sar = as_ratio(video.get("sample_aspect_ratio"))
     if sar and sar != 1 and 0.25 < sar < 4:
         width = floor_even(width * sar) or width  # square pixels, as displayed
-    rotation = _rotation(video)
-    if rotation in (90, 270):
-        width, height = height, width
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    return width, height
 
+
+def _rate_and_duration(doc: dict, video: dict, container: str) -> tuple[float | None, float | None]:
+    """Frame rate and duration, from the header or, for a stream, from its first packets;
+    refused when the packets come thousands a second."""
     fps = as_ratio(video.get("avg_frame_rate")) or as_ratio(video.get("r_frame_rate"))
     duration = as_float(doc.get("format", {}).get("duration")) or as_float(video.get("duration"))
     packets = doc.get("packets") or []
@@ -109,19 +138,7 @@ def _probe_info(doc: dict, container: str, size: int) -> ProbeInfo:
                 fps = count / span
     if fps is not None and not 0 < fps <= 1000:
         fps = None
-    return ProbeInfo(
-        container=container,
-        video_codec=str(video.get("codec_name") or "unknown"),
-        pix_fmt=video.get("pix_fmt"),
-        width=width,
-        height=height,
-        rotation=rotation,
-        fps=fps,
-        duration=duration,
-        audio_codec=(audio or {}).get("codec_name") if audio else None,
-        size_bytes=size,
-    )
-
+    return fps, duration
 
 def _rotation(stream: dict) -> int:
     """Clockwise degrees (0/90/180/270) a player turns the coded picture."""

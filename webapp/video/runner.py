@@ -74,22 +74,11 @@ class Job:
         other): its running jobs are killed first.
         """
         deadline.left()
-        if not _SLOTS.acquire(blocking=False):
-            if speculative:
-                return None
-            for job in jobs:
-                job.kill()
-            if not _SLOTS.acquire(timeout=deadline.left()):
-                raise VideoToolError(f"video processing exceeded its {deadline.seconds:g} s budget "
-                                     f"waiting for one of {limits.MAX_CHILDREN} ffmpeg slots")
+        if not _take_slot(deadline, jobs, speculative=speculative):
+            return None
         files: list[IO[bytes]] = []
         try:
-            binary = shutil.which(argv[0])
-            if binary is None:
-                raise VideoToolError(f"{argv[0]} not found")
-            rlimits = [f"--as={limits.CHILD_MEMORY}", f"--cpu={limits.CHILD_CPU_SECONDS}:{limits.CHILD_CPU_SECONDS + 2}",
-                       "--core=0"]
-            command = [*([_PRLIMIT, *rlimits, "--"] if _PRLIMIT else []), binary, *argv[1:]]
+            command = _limited(argv)
             if stdin_path is not None:
                 # The child's stdin (and sound descriptor) outlive this call: Job._close closes
                 # them once the child is reaped, or the except below if it never starts.
@@ -151,6 +140,31 @@ class Job:
         if self.slot and self.proc.poll() is not None:
             self.slot = False
             _SLOTS.release()
+
+
+def _take_slot(deadline: Deadline, jobs: list[Job], *, speculative: bool) -> bool:
+    """Take one of ``_SLOTS``: False when ``speculative`` and none is free right now; otherwise
+    the call's running ``jobs`` are killed, and a slot awaited within the deadline."""
+    if _SLOTS.acquire(blocking=False):
+        return True
+    if speculative:
+        return False
+    for job in jobs:
+        job.kill()
+    if not _SLOTS.acquire(timeout=deadline.left()):
+        raise VideoToolError(f"video processing exceeded its {deadline.seconds:g} s budget "
+                             f"waiting for one of {limits.MAX_CHILDREN} ffmpeg slots")
+    return True
+
+
+def _limited(argv: list[str]) -> list[str]:
+    """The command line that runs ``argv`` under the child limits (``prlimit``, when installed)."""
+    binary = shutil.which(argv[0])
+    if binary is None:
+        raise VideoToolError(f"{argv[0]} not found")
+    rlimits = [f"--as={limits.CHILD_MEMORY}", f"--cpu={limits.CHILD_CPU_SECONDS}:{limits.CHILD_CPU_SECONDS + 2}",
+               "--core=0"]
+    return [*([_PRLIMIT, *rlimits, "--"] if _PRLIMIT else []), binary, *argv[1:]]
 
 
 def finish_ffmpeg(job: Job, what: str) -> str:
