@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from webapp.video import StorageFull
-from webapp.video.runner import _check_storage
+from webapp.video.runner import check_storage
 
 from .conftest import AUTH, OPERATOR_KEY, STANDIN_KEY, create_session, idcard, rows
 from .servers import Gunicorn, request
@@ -301,6 +301,6 @@ def test_ffmpeg_out_of_space_is_told_by_its_exit_code_or_its_words():
     for stderr, code in (("", 228), ("", 134), ("[out#0/mp4] Error writing trailer: No space left on device", 1),
                          ("av_interleaved_write_frame(): Disk quota exceeded", 1)):
         with pytest.raises(StorageFull):
-            _check_storage(stderr, code, "normalise")
-    _check_storage("Invalid data found when processing input", 1, "normalise")  # the upload's fault
-    _check_storage("", 255, "normalise")
+            check_storage(stderr, code, "normalise")
+    check_storage("Invalid data found when processing input", 1, "normalise")  # the upload's fault
+    check_storage("", 255, "normalise")

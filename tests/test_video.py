@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from webapp import video
-from webapp.video import Tools, VideoRejected, VideoToolError, fast_copy, limits, probing
+from webapp.video import Tools, VideoRejected, VideoToolError, limits, probing
 
 from .media import DREF_TARGET, PRIVATE_METADATA, hls_playlist, make_fixture
 
@@ -362,18 +362,28 @@ def test_compliant_h264_in_matroska_is_remuxed_too(clip, tools, tmp_path, audio)
     assert top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]
 
 
-def test_a_declined_copy_falls_back_to_a_whole_output(clip, tools, tmp_path, monkeypatch):
+def test_a_declined_copy_falls_back_to_a_whole_output(clip, tools, tmp_path):
     """When the one-process copy is declined (what ffmpeg described is not trusted), the full
     path runs its own ffmpeg: it never takes the declined run's place while the speculative
-    encode rewrites the same file (that left an MP4 without its moov box)."""
-    upload = tmp_path / "h264.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("safari_fmp4")), "-c:v", "copy", "-c:a", "libopus",
-                    "-f", "matroska", str(upload)], check=True, timeout=60)
-    declined = []
-    monkeypatch.setattr(fast_copy, "_input_facts", declined.append)  # where _try_copy reads it; None
-    prepared = video.prepare(upload, keep_audio=True, require_audio=True, tools=tools)
-    assert declined and prepared.timings["probe"] > 0  # the copy was declined: the full path probed
+    encode rewrites the same file (that left an MP4 without its moov box).
+
+    The upload's title reads like one of ffmpeg's stream headings, so the copy's description
+    of its input shows one stream more than it lists: not trusted. The same upload untitled
+    is copied first (no probe), so it is the title that declines the copy."""
+    def upload(name: str, *metadata: str) -> Path:
+        path = tmp_path / name
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip("safari_fmp4")), "-c:v", "copy", "-c:a", "libopus",
+                        *metadata, "-f", "matroska", str(path)], check=True, timeout=60)
+        return path
+
+    plain = video.prepare(upload("plain.mkv"), keep_audio=True, require_audio=True, tools=tools)
+    assert plain.remuxed and plain.timings["probe"] == 0.0  # copied first: no probe
+    title = "Stream #0:1 of the recital"
+    prepared = video.prepare(upload("titled.mkv", "-metadata", f"title={title}"), keep_audio=True,
+                             require_audio=True, tools=tools)
+    assert prepared.timings["probe"] > 0  # the copy was declined: the full path probed
     assert prepared.remuxed and top_level_boxes(prepared.data)[:2] == [b"ftyp", b"moov"]
+    assert title.encode() not in prepared.data
 
 
 def test_silent_video_is_fine_when_sound_is_not_needed(clip, tools):

@@ -21,7 +21,7 @@ An upload that already complies (H.264 yuv420p, no rotation, <= 1080p, <= 30 fps
 WebM or Matroska, its Opus made AAC) is remuxed with ``-c copy`` instead of
 re-encoded, which is an order of magnitude faster.  When its header says so, that
 copy runs first and alone, and the facts a probe would give are read from that
-ffmpeg's own description of its input (``_try_copy``): one process instead of two,
+ffmpeg's own description of its input (``try_copy``): one process instead of two,
 each costing a few tenths of a second to start on a busy machine.  Otherwise the
 probe runs, with the encode the header promises already started beside it.
 
@@ -75,8 +75,9 @@ The package, in the order a video goes through it:
 * ``limits``: Juhe's rules and our measured limits, read from there at each call (patch them
   there); ``errors``, ``types``, ``values``: the rest.
 
-Names with a leading underscore are the package's own, shared between its modules; the
-public API is ``__all__`` below.
+Inside the package, a name one module imports from another has no leading underscore; a name
+with one is used only in its own module.  The API for the rest of the app is ``__all__`` below
+(the modules' other public names are the package's own, for its modules and its tests).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from .errors import BAD_FORMAT, LOW_RESOLUTION, NO_SOUND, TOO_QUIET, TOO_SHORT, 
 from .types import ProbeInfo
 
 
-def _check(info: ProbeInfo, require_audio: bool) -> None:
+def check_upload(info: ProbeInfo, require_audio: bool) -> None:
     """Reject locally what Juhe would reject (same codes)."""
     if info.duration is not None and info.duration < limits.MIN_SECONDS:
         raise VideoRejected(TOO_SHORT, f"video lasts {info.duration:.2f} s, at least {limits.MIN_SECONDS:g} s needed")
@@ -23,7 +23,7 @@ def _check(info: ProbeInfo, require_audio: bool) -> None:
         raise VideoRejected(NO_SOUND, "video has no audio track")
 
 
-def _check_loudness(stderr: str) -> None:
+def check_loudness(stderr: str) -> None:
     """Reject digital silence, from ffmpeg's volumedetect summary."""
     # Volumedetect's own line, and its last: an upload's metadata keys are printed raw at -v info
     # (newlines and all), so a fake line can come first, never after the real summary, which

@@ -11,10 +11,10 @@ from pathlib import Path
 from . import limits
 from .mp4 import Track, boxes, find_moov, read_trak
 from .types import ProbeInfo
-from .values import _right_angle
+from .values import right_angle
 
 
-def _mov_h264_sound(path: Path) -> str | bool | None:
+def mov_h264_sound(path: Path) -> str | bool | None:
     """The sound's codec ("aac", "other", None: no sound) of a MOV holding one upright H.264
     track; False for anything else."""
     moov = find_moov(path)
@@ -32,7 +32,7 @@ def _mov_h264_sound(path: Path) -> str | bool | None:
     return None if sound is None else "aac" if sound.codec == b"mp4a" else "other"
 
 
-def _matroska_h264_sound(path: Path) -> str | bool | None:
+def matroska_h264_sound(path: Path) -> str | bool | None:
     """The same for Matroska/WebM, from the codec IDs in its first 64 KB (the track list of a
     recorder's stream comes right after its header)."""
     with open(path, "rb") as fh:
@@ -44,7 +44,7 @@ def _matroska_h264_sound(path: Path) -> str | bool | None:
     return "other" if b"A_" in head else None
 
 
-def _header_info(path: Path, container: str) -> ProbeInfo | None:
+def guess_from_header(path: Path, container: str) -> ProbeInfo | None:
     """What the header says the upload is (MOV: the 'moov' box; Matroska/WebM: its track
     list), without a process; None when it cannot tell, or when it holds anything a probe
     might refuse.  Only a guess, to start the encode alongside ffprobe."""
@@ -76,7 +76,7 @@ def _mov_header(path: Path) -> tuple | None:
     if video.matrix_at is None:
         return None
     a, b = struct.unpack_from(">2i", moov, video.matrix_at)
-    rotation = _right_angle(math.degrees(math.atan2(b, a)))
+    rotation = right_angle(math.degrees(math.atan2(b, a)))
     codec = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}.get(video.codec)
     if codec is None:
         return None

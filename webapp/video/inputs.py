@@ -25,8 +25,8 @@ _DEMUXERS = {  # our container name -> (-f demuxer, -format_whitelist)
     "avi": ("avi", "avi"),
     "flv": ("flv", "flv"),
 }
-_PIPED = {"matroska", "avi", "flv"}  # read from stdin, no protocol but pipe
-_SOUND_PIPE = "pipe:{sound}"  # _Job.start puts the number of a second descriptor of the upload here
+PIPED = {"matroska", "avi", "flv"}  # read from stdin, no protocol but pipe
+SOUND_PIPE = "pipe:{sound}"  # Job.start puts the number of a second descriptor of the upload here
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -52,7 +52,7 @@ def sniff_container(head: bytes) -> str | None:
     return None
 
 
-def _sniff_file(path: Path) -> str:
+def sniff_file(path: Path) -> str:
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
@@ -66,7 +66,7 @@ def _sniff_file(path: Path) -> str:
     return container
 
 
-def _input_stream(path: Path, container: str, *, autorotate: bool = True, seconds: float | None = None,
+def locked_input(path: Path, container: str, *, autorotate: bool = True, seconds: float | None = None,
                   sound: bool = False):
     """The ffmpeg-python input for ``path``, locked to its sniffed demuxer.
 
@@ -76,7 +76,7 @@ def _input_stream(path: Path, container: str, *, autorotate: bool = True, second
     Decoders get ``CHILD_THREADS`` threads and refuse pictures over ``MAX_CODED_PIXELS``;
     ``seconds`` (ffmpeg only) stops reading the input there.  ``sound``: the
     same file opened a second time for its sound alone (``-vn``; not on stdin
-    but on ``_SOUND_PIPE``, a second descriptor ``_Job.start`` hands over).
+    but on ``SOUND_PIPE``, a second descriptor ``Job.start`` hands over).
     """
     demuxer, whitelist = _DEMUXERS[container]
     options = {"f": demuxer, "format_whitelist": whitelist, "threads": limits.CHILD_THREADS, "max_pixels": limits.MAX_CODED_PIXELS}
@@ -86,6 +86,6 @@ def _input_stream(path: Path, container: str, *, autorotate: bool = True, second
         options["noautorotate"] = None  # ffmpeg-python: a bare flag
     if sound:
         options["vn"] = None
-    if container in _PIPED:
-        return ffmpeg.input(_SOUND_PIPE if sound else "pipe:0", protocol_whitelist="pipe", **options)
+    if container in PIPED:
+        return ffmpeg.input(SOUND_PIPE if sound else "pipe:0", protocol_whitelist="pipe", **options)
     return ffmpeg.input(f"file:{path}", protocol_whitelist="file", enable_drefs=0, **options)

@@ -3,7 +3,7 @@
 The other modules read them as ``limits.NAME`` when they run (never a copy taken at import),
 so patching one here (``monkeypatch.setattr(limits, "MAX_BYTES", ...)``) changes every use.
 Two exceptions are taken at import: ``MAX_CHILDREN`` sizes ``runner._SLOTS``, and
-``X264_CRF``/``VIDEO_MAXRATE`` are ``plan._Plan``'s defaults.
+``X264_CRF``/``VIDEO_MAXRATE`` are ``plan.Plan``'s defaults.
 """
 
 from __future__ import annotations

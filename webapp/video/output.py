@@ -8,11 +8,11 @@ from pathlib import Path
 from . import limits
 from .errors import BAD_FORMAT, TOO_SHORT, VideoRejected, VideoToolError
 from .mp4 import Mp4
-from .plan import _Plan
+from .plan import Plan
 from .types import ProbeInfo
 
 
-def _verify_output(out: Path, plan: _Plan, source: ProbeInfo) -> tuple[bytes, ProbeInfo]:
+def verify_output(out: Path, plan: Plan, source: ProbeInfo) -> tuple[bytes, ProbeInfo]:
     """Read our own MP4 back: faststart, one H.264 track (+ AAC), no rotation.
 
     Clears any display matrix ffmpeg copied from the source (we rotated the

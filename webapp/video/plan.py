@@ -6,19 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import ffmpeg  # ffmpeg-python: command-line builder only
 
 from . import limits
-from .inputs import _input_stream
+from .inputs import locked_input
 from .types import ProbeInfo, Tools
-from .values import _even
+from .values import floor_even
 
 _REMUXABLE_CONTAINERS = {"mov", "matroska", "flv"}  # AVI H.264 often lacks sane timestamps
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     remux: bool  # copy the video stream
     audio: str | None  # None (drop), "copy" or "aac"
     volumedetect: bool  # also measure the loudness of the first audio stream
@@ -29,7 +30,7 @@ class _Plan:
     crf: int | None = limits.X264_CRF
     maxrate: int = limits.VIDEO_MAXRATE
 
-    def smaller(self, source: ProbeInfo, duration: float) -> _Plan:
+    def smaller(self, source: ProbeInfo, duration: float) -> Plan:
         """This output re-encoded at an average bitrate that fits ``MAX_BYTES``."""
         plan = _encode_plan(source, self.audio, False) if self.remux else self
         budget = int(0.85 * 8 * limits.MAX_BYTES / max(duration, 1.0)) - (limits.AUDIO_BITRATE if self.audio else 0)
@@ -37,7 +38,7 @@ class _Plan:
         return replace(plan, audio="aac" if self.audio else None, volumedetect=False, crf=None, maxrate=rate)
 
 
-def _plan(info: ProbeInfo, keep_audio: bool, require_audio: bool) -> _Plan:
+def choose_plan(info: ProbeInfo, keep_audio: bool, require_audio: bool) -> Plan:
     """Remux when the upload already is what Juhe wants, otherwise encode."""
     audio = None
     if keep_audio and info.audio_codec is not None:
@@ -60,13 +61,13 @@ def _plan(info: ProbeInfo, keep_audio: bool, require_audio: bool) -> _Plan:
         and info.size_bytes <= limits.MAX_BYTES
     )
     if compliant:
-        return _Plan(remux=True, audio=audio, volumedetect=volumedetect, width=info.width, height=info.height)
+        return Plan(remux=True, audio=audio, volumedetect=volumedetect, width=info.width, height=info.height)
     return _encode_plan(info, audio, volumedetect)
 
 
-def _encode_plan(info: ProbeInfo, audio: str | None, volumedetect: bool) -> _Plan:
+def _encode_plan(info: ProbeInfo, audio: str | None, volumedetect: bool) -> Plan:
     width, height = _output_size(info.width, info.height)
-    return _Plan(
+    return Plan(
         remux=False,
         audio=audio,
         volumedetect=volumedetect,
@@ -77,7 +78,7 @@ def _encode_plan(info: ProbeInfo, audio: str | None, volumedetect: bool) -> _Pla
     )
 
 
-def _over_1080p(width: int, height: int) -> bool:
+def over_1080p(width: int, height: int) -> bool:
     return min(width, height) > limits.MAX_SHORT_SIDE or max(width, height) > limits.MAX_LONG_SIDE
 
 
@@ -85,7 +86,7 @@ def _output_size(width: int, height: int) -> tuple[int, int]:
     """Shrink (never enlarge) so the short side is <= 540 and it fits 1080p; even sides."""
     short, long = min(width, height), max(width, height)
     factor = min(1.0, limits.TARGET_SHORT_SIDE / short, limits.MAX_LONG_SIDE / long)
-    return max(2, _even(width * factor)), max(2, _even(height * factor))
+    return max(2, floor_even(width * factor)), max(2, floor_even(height * factor))
 
 
 _COMMON_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30))
@@ -101,16 +102,17 @@ def _output_fps(fps: float | None) -> Fraction:
     return Fraction(round(fps * 100), 100) or Fraction(limits.OUTPUT_FPS)
 
 
-def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -> list[str]:
+def ffmpeg_command(plan: Plan, path: Path, container: str, tools: Tools, out: Path) -> list[str]:
     """The ffmpeg argv for a plan (one process: the MP4, plus volumedetect when asked)."""
     # -noautorotate when encoding: we turn the picture after shrinking it (cheaper);
     # input-side -t: ffmpeg reads (and volumedetect hears) only what we send.  The
     # sound comes from a second input: the first one, waiting for its video to
     # end, may have to read to the end of the file (when the picture stops
     # before MAX_SECONDS), but it then only skips the audio, never decodes it.
-    source = _input_stream(path, container, autorotate=plan.remux, seconds=limits.MAX_SECONDS)
-    sound = _input_stream(path, container, seconds=limits.MAX_SECONDS, sound=True)
-    streams = []
+    source = locked_input(path, container, autorotate=plan.remux, seconds=limits.MAX_SECONDS)
+    sound = locked_input(path, container, seconds=limits.MAX_SECONDS, sound=True)
+    video, video_options = _video_output(plan, source["v:0"])
+    streams = [video]
     options: dict = {
         "f": "mp4",
         "threads": limits.CHILD_THREADS,
@@ -118,35 +120,11 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
         "map_metadata": -1,
         "map_chapters": -1,
         "fflags": "+bitexact",  # no muxer-written tags or timestamps either
+        **video_options,
     }
-    if plan.remux:
-        streams.append(source["v:0"])
-        options["c:v"] = "copy"
-    else:
-        video = source["v:0"]
-        video = video.filter("fps", fps=str(plan.fps))  # drop frames before scaling them
-        coded_w, coded_h = (plan.height, plan.width) if plan.rotation in (90, 270) else (plan.width, plan.height)
-        # one swscale pass: resize and convert (10-bit HEVC, yuvj...) to yuv420p
-        video = video.filter("scale", coded_w, coded_h, flags="bicubic").filter("format", "yuv420p")
-        if plan.rotation == 90:
-            video = video.filter("transpose", "clock")
-        elif plan.rotation == 270:
-            video = video.filter("transpose", "cclock")
-        elif plan.rotation == 180:
-            video = video.filter("hflip").filter("vflip")
-        streams.append(video.filter("setsar", "1"))
-        options.update({"c:v": "libx264", "preset": limits.X264_PRESET, "profile:v": "high"})
-        if plan.crf is not None:
-            options.update({"crf": plan.crf, "maxrate": plan.maxrate, "bufsize": plan.maxrate * 2})
-        else:
-            options.update({"b:v": plan.maxrate, "maxrate": plan.maxrate, "bufsize": plan.maxrate})
     if plan.audio:
         streams.append(sound["a:0"])
-        if plan.audio == "copy":
-            options["c:a"] = "copy"
-        else:
-            # mono speech; the "fast" coder costs a third of the default "twoloop"
-            options.update({"c:a": "aac", "aac_coder": "fast", "b:a": limits.AUDIO_BITRATE, "ac": 1})
+        options.update(_audio_options(plan.audio))
     outputs = [ffmpeg.output(*streams, f"file:{out}", **options)]
     if plan.volumedetect:
         loudness = sound["a:0"].filter("volumedetect")
@@ -157,3 +135,44 @@ def _command(plan: _Plan, path: Path, container: str, tools: Tools, out: Path) -
     argv = node.compile(cmd=tools.ffmpeg)
     return [argv[0], "-nostdin", "-hide_banner", "-nostats", "-y", "-v", level,
             "-filter_complex_threads", str(limits.CHILD_THREADS), *argv[1:]]
+
+
+def _video_output(plan: Plan, video) -> tuple[Any, dict]:
+    """The video stream to write (copied, or resized, turned and encoded) and its output options."""
+    if plan.remux:
+        return video, {"c:v": "copy"}
+    video = video.filter("fps", fps=str(plan.fps))  # drop frames before scaling them
+    coded_w, coded_h = (plan.height, plan.width) if plan.rotation in (90, 270) else (plan.width, plan.height)
+    # one swscale pass: resize and convert (10-bit HEVC, yuvj...) to yuv420p
+    video = video.filter("scale", coded_w, coded_h, flags="bicubic").filter("format", "yuv420p")
+    video = _turned(video, plan.rotation)
+    return video.filter("setsar", "1"), _x264_options(plan)
+
+
+def _turned(video, rotation: int):
+    """The picture turned clockwise by ``rotation`` degrees, as a player would show it."""
+    if rotation == 90:
+        return video.filter("transpose", "clock")
+    if rotation == 270:
+        return video.filter("transpose", "cclock")
+    if rotation == 180:
+        return video.filter("hflip").filter("vflip")
+    return video
+
+
+def _x264_options(plan: Plan) -> dict:
+    """libx264's output options: capped quality (``crf``), or, squeezing, an average bitrate."""
+    options: dict = {"c:v": "libx264", "preset": limits.X264_PRESET, "profile:v": "high"}
+    if plan.crf is not None:
+        options.update({"crf": plan.crf, "maxrate": plan.maxrate, "bufsize": plan.maxrate * 2})
+    else:
+        options.update({"b:v": plan.maxrate, "maxrate": plan.maxrate, "bufsize": plan.maxrate})
+    return options
+
+
+def _audio_options(audio: str) -> dict:
+    """The sound's output options: ``"copy"``, or ``"aac"`` encoded."""
+    if audio == "copy":
+        return {"c:a": "copy"}
+    # mono speech; the "fast" coder costs a third of the default "twoloop"
+    return {"c:a": "aac", "aac_coder": "fast", "b:a": limits.AUDIO_BITRATE, "ac": 1}

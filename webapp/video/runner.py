@@ -21,14 +21,14 @@ from typing import IO, Literal, overload
 
 from . import limits
 from .errors import BAD_FORMAT, StorageFull, VideoRejected, VideoToolError
-from .inputs import _SOUND_PIPE
+from .inputs import SOUND_PIPE
 from .types import Tools
 
 _SLOTS = threading.BoundedSemaphore(limits.MAX_CHILDREN)
 _PRLIMIT = shutil.which("prlimit")  # util-linux; without it the children run unlimited
 
 
-class _Deadline:
+class Deadline:
     """One time budget shared by every subprocess of a call."""
 
     def __init__(self, seconds: float):
@@ -42,13 +42,13 @@ class _Deadline:
         return left
 
 
-class _Job:
+class Job:
     """A running ffmpeg/ffprobe process, its input files, its slot, and the means to kill it."""
 
-    def __init__(self, argv: list[str], proc: subprocess.Popen, files: list[IO[bytes]], deadline: _Deadline):
+    def __init__(self, argv: list[str], proc: subprocess.Popen, files: list[IO[bytes]], deadline: Deadline):
         self.argv = argv  # as built, without the prlimit wrapper
         self.proc = proc
-        self.files = files  # the upload as stdin (and as _SOUND_PIPE)
+        self.files = files  # the upload as stdin (and as SOUND_PIPE)
         self.deadline = deadline
         self.result: tuple[int, bytes, bytes] | None = None
         self.killed = False  # killed before its result was read
@@ -56,17 +56,17 @@ class _Job:
 
     @overload
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
-              speculative: Literal[False] = False) -> _Job: ...
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: Deadline, jobs: list[Job], *,
+              speculative: Literal[False] = False) -> Job: ...
 
     @overload
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
-              speculative: bool) -> _Job | None: ...
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: Deadline, jobs: list[Job], *,
+              speculative: bool) -> Job | None: ...
 
     @classmethod
-    def start(cls, argv: list[str], stdin_path: Path | None, deadline: _Deadline, jobs: list[_Job], *,
-              speculative: bool = False) -> _Job | None:
+    def start(cls, argv: list[str], stdin_path: Path | None, deadline: Deadline, jobs: list[Job], *,
+              speculative: bool = False) -> Job | None:
         """Start ``argv`` under the child limits once a slot is free, and add it to ``jobs``.
 
         ``speculative``: only if a slot is free right now (else ``None``).  A call
@@ -74,29 +74,18 @@ class _Job:
         other): its running jobs are killed first.
         """
         deadline.left()
-        if not _SLOTS.acquire(blocking=False):
-            if speculative:
-                return None
-            for job in jobs:
-                job.kill()
-            if not _SLOTS.acquire(timeout=deadline.left()):
-                raise VideoToolError(f"video processing exceeded its {deadline.seconds:g} s budget "
-                                     f"waiting for one of {limits.MAX_CHILDREN} ffmpeg slots")
+        if not _take_slot(deadline, jobs, speculative=speculative):
+            return None
         files: list[IO[bytes]] = []
         try:
-            binary = shutil.which(argv[0])
-            if binary is None:
-                raise VideoToolError(f"{argv[0]} not found")
-            rlimits = [f"--as={limits.CHILD_MEMORY}", f"--cpu={limits.CHILD_CPU_SECONDS}:{limits.CHILD_CPU_SECONDS + 2}",
-                       "--core=0"]
-            command = [*([_PRLIMIT, *rlimits, "--"] if _PRLIMIT else []), binary, *argv[1:]]
+            command = _limited(argv)
             if stdin_path is not None:
-                # The child's stdin (and sound descriptor) outlive this call: _Job._close closes
+                # The child's stdin (and sound descriptor) outlive this call: Job._close closes
                 # them once the child is reaped, or the except below if it never starts.
                 files.append(open(stdin_path, "rb"))  # noqa: SIM115
-                if _SOUND_PIPE in command:
+                if SOUND_PIPE in command:
                     files.append(open(stdin_path, "rb"))  # noqa: SIM115
-                    command[command.index(_SOUND_PIPE)] = _SOUND_PIPE.format(sound=files[1].fileno())
+                    command[command.index(SOUND_PIPE)] = SOUND_PIPE.format(sound=files[1].fileno())
             proc = subprocess.Popen(
                 command,
                 stdin=files[0] if files else subprocess.DEVNULL,
@@ -153,11 +142,37 @@ class _Job:
             _SLOTS.release()
 
 
-def _finish_ffmpeg(job: _Job, what: str) -> str:
+def _take_slot(deadline: Deadline, jobs: list[Job], *, speculative: bool) -> bool:
+    """Take one of ``_SLOTS``: False when ``speculative`` and none is free right now; otherwise
+    the call's running ``jobs`` are killed, and a slot awaited within the deadline."""
+    if _SLOTS.acquire(blocking=False):
+        return True
+    if speculative:
+        return False
+    for job in jobs:
+        job.kill()
+    if not _SLOTS.acquire(timeout=deadline.left()):
+        raise VideoToolError(f"video processing exceeded its {deadline.seconds:g} s budget "
+                             f"waiting for one of {limits.MAX_CHILDREN} ffmpeg slots")
+    return True
+
+
+def _limited(argv: list[str]) -> list[str]:
+    """The command line that runs ``argv`` under the child limits (``prlimit``, when installed)."""
+    binary = shutil.which(argv[0])
+    if binary is None:
+        raise VideoToolError(f"{argv[0]} not found")
+    rlimits = [f"--as={limits.CHILD_MEMORY}", f"--cpu={limits.CHILD_CPU_SECONDS}:{limits.CHILD_CPU_SECONDS + 2}",
+               "--core=0"]
+    return [*([_PRLIMIT, *rlimits, "--"] if _PRLIMIT else []), binary, *argv[1:]]
+
+
+def finish_ffmpeg(job: Job, what: str) -> str:
+    """Wait for an ffmpeg job; its stderr, or ``VideoRejected`` (``StorageFull``: the disk) if it failed."""
     returncode, _stdout, stderr = job.wait(what)
     text = stderr.decode("utf-8", "replace")
     if returncode != 0:
-        _check_storage(text, returncode, what)
+        check_storage(text, returncode, what)
         raise VideoRejected(BAD_FORMAT, f"ffmpeg could not {what} the video (exit {returncode})"
                                         f"{_error_hint(text, returncode)}")
     return text
@@ -168,14 +183,14 @@ _FULL_EXITS = {-code & 0xFF for code in (errno.ENOSPC, errno.EDQUOT)}
 _FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded")
 
 
-def _check_storage(stderr: str, returncode: int, what: str) -> None:
+def check_storage(stderr: str, returncode: int, what: str) -> None:
     """Raise ``StorageFull`` when a failed ffmpeg could not write its output for lack of space."""
     if returncode in _FULL_EXITS or _FULL_TEXT.search(stderr):
         raise StorageFull(f"{what}: ffmpeg could not write its output: the disk is full "
                           f"(exit {returncode})")
 
 
-def _limit_hint(stderr: str, returncode: int) -> str:
+def limit_hint(stderr: str, returncode: int) -> str:
     """": stopped at its limit of ..." when a child limit (or a crash) ended the process, else ""."""
     if returncode in (255, -signal.SIGXCPU, -signal.SIGKILL):  # 255: ffmpeg stopping on SIGXCPU
         return f": stopped at its limit of {limits.CHILD_CPU_SECONDS} CPU seconds"
@@ -186,7 +201,7 @@ def _limit_hint(stderr: str, returncode: int) -> str:
 
 def _error_hint(stderr: str, returncode: int) -> str:
     """A short, metadata-free hint from ffmpeg's error lines (or the limit that stopped it)."""
-    if limit := _limit_hint(stderr, returncode):
+    if limit := limit_hint(stderr, returncode):
         return limit
     for line in reversed(stderr.splitlines()):
         if re.search(r"error|invalid|fail|not found|exist|unsupported|cannot|could not", line, re.I):
