@@ -57,6 +57,10 @@ def test_dotenv_file_is_read(tmp_path):
     ({"EMBED_ORIGINS": "https://bank.example/path"}, "EMBED_ORIGINS"),
     ({"JUHE_API_URL": "ftp://x"}, "JUHE_API_URL"),
     ({"STANDALONE": "perhaps"}, "STANDALONE"),
+    ({"CELERY_VISIBILITY_SECONDS": "soon"}, "CELERY_VISIBILITY_SECONDS"),
+    ({"CELERY_VISIBILITY_SECONDS": "0"}, "CELERY_VISIBILITY_SECONDS"),
+    ({"GUNICORN_THREADS": "eight"}, "GUNICORN_THREADS"),
+    ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS"),
 ])
 def test_bad_configuration_fails_at_start_naming_the_variable(monkeypatch, tmp_path, env, names):
     for key, value in env.items():
@@ -87,3 +91,47 @@ def test_ffmpeg_defaults_to_the_static_build_that_runs(monkeypatch, tmp_path):
     assert load_settings(tmp_path).FFMPEG_BINARY == "/usr/bin/ffmpeg"
     monkeypatch.setenv("FFMPEG_BINARY", "auto")
     assert load_settings(tmp_path).FFMPEG_BINARY == chosen
+
+
+def test_gunicorn_threads_bound_the_waiting_state_requests(make_app):
+    """At most half of a worker's threads (GUNICORN_THREADS, a setting) wait for a verdict."""
+    assert make_app().extensions["liveness"].wakeups.max_waiters == 4   # the default 8 threads
+    assert make_app(GUNICORN_THREADS=6).extensions["liveness"].wakeups.max_waiters == 3
+    assert make_app(GUNICORN_THREADS=1).extensions["liveness"].wakeups.max_waiters == 1
+
+
+def _import_worker(tmp_path, **env: str):
+    """`import webapp.worker` (what `celery -A webapp.worker worker` does first) in a process of
+    its own, with `env` and no .env: its Celery configuration, or its error."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from webapp.settings import Settings
+
+    root = Path(__file__).resolve().parents[1]
+    base = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    script = ("import json, webapp.worker as w\n"
+              "print(json.dumps([w.celery.conf.broker_url, "
+              "w.celery.conf.broker_transport_options['visibility_timeout']]))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={**base, "PYTHONPATH": str(root), "INSTANCE_PATH": str(tmp_path / "instance"),
+                               **env}, timeout=120)
+    return (json.loads(done.stdout) if done.returncode == 0 else None), done.stderr
+
+
+def test_the_celery_worker_takes_the_broker_and_visibility_timeout_from_the_settings(tmp_path):
+    config, errors = _import_worker(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+                                    CELERY_VISIBILITY_SECONDS="7")
+    assert config == ["redis://127.0.0.1:1/0", 7], errors
+    config, errors = _import_worker(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    assert config == ["redis://127.0.0.1:1/0", 20], errors   # the default
+
+
+def test_a_bad_visibility_timeout_stops_the_celery_worker_naming_the_variable(tmp_path):
+    config, errors = _import_worker(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+                                    CELERY_VISIBILITY_SECONDS="20s")
+    assert config is None
+    assert "ConfigurationError" in errors and "CELERY_VISIBILITY_SECONDS" in errors, errors

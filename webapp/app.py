@@ -32,19 +32,24 @@ from . import (
 )
 from .extensions import Services, csrf, json_error
 from .juhe import JuheClient, http_session
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, with_instance_secret
 from .storage import Store
 from .wakeups import Wakeups
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app. `test_config` overrides settings (by their variable names) and Flask config."""
+def create_app(test_config: dict | None = None, *, settings: Settings | None = None) -> Flask:
+    """Build the app. `test_config` overrides settings (by their variable names) and Flask config;
+    `settings`, already read (the Celery worker's, webapp/worker.py), are used instead of reading
+    the environment again."""
     app = Flask(__name__, instance_relative_config=True,
                 instance_path=os.path.abspath(os.environ["INSTANCE_PATH"])
                 if os.environ.get("INSTANCE_PATH") else None)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    overrides = {k: v for k, v in (test_config or {}).items() if k in Settings.model_fields}
-    settings = load_settings(app.instance_path, overrides)
+    if settings is None:
+        overrides = {k: v for k, v in (test_config or {}).items() if k in Settings.model_fields}
+        settings = load_settings(app.instance_path, overrides)
+    else:
+        settings = with_instance_secret(settings, app.instance_path)
     configure_flask(app, settings, {k: v for k, v in (test_config or {}).items()
                                     if k not in Settings.model_fields})
     logs.configure(settings)
@@ -57,7 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
     if settings.CELERY_BROKER_URL:
         from . import tasks
-        tasks.configure(settings.CELERY_BROKER_URL)
+        tasks.configure(settings)
     # The background loop runs where the app serves: gunicorn starts it in each worker
     # (gunicorn.conf.py), not in `flask purge` or a Celery worker. Tests may ask for it.
     if app.config.get("BACKGROUND_TASKS", False):
@@ -159,7 +164,7 @@ def build_services(app: Flask, settings: Settings) -> Services:
                                      previous_secret=settings.WEBHOOK_SECRET_PREVIOUS,
                                      allow_private=settings.webhook_allow_private)
     # A waiting state request holds one of gunicorn's threads: at most half of them wait.
-    wakeups = Wakeups(settings.CELERY_BROKER_URL, max_waiters=max(1, int(os.environ.get("GUNICORN_THREADS", 8)) // 2))
+    wakeups = Wakeups(settings.CELERY_BROKER_URL, max_waiters=max(1, settings.GUNICORN_THREADS // 2))
     verifier = verification.Verifier(store, settings, client, verification.ffmpeg_normaliser(tools), folder,
                                      enqueue=_enqueue if settings.CELERY_BROKER_URL else None,
                                      on_finished=lambda _session_id: dispatcher.wake())

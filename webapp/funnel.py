@@ -9,7 +9,6 @@ service-wide since the processes started.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import Counter, defaultdict
 
 from sqlalchemy import func, select
@@ -85,13 +84,9 @@ def service_outcomes() -> list[dict]:
     """Every upload's outcome by code from the Prometheus counters, refused-before-Juhe ones
     included (the database keeps no attempt for those): every worker's under gunicorn's
     multiprocess mode, this process's otherwise; service-wide, since the processes started."""
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+    from . import metrics
     counts: Counter[str] = Counter()
-    for family in registry.collect():
+    for family in metrics.registry().collect():
         if family.name == "liveness_verifications":
             for sample in family.samples:
                 if sample.name.endswith("_total"):

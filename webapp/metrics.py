@@ -82,16 +82,23 @@ class _UploadSpace:
                                 value=self.min_free_mb * 1024 * 1024)
 
 
+def registry() -> CollectorRegistry:
+    """Where the counts are read, the one place that chooses: every worker's files in multiprocess
+    mode (PROMETHEUS_MULTIPROC_DIR, which stays an environment variable: prometheus-client reads
+    it when imported, to choose how this process keeps its values), else this process's own."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return REGISTRY
+    workers = CollectorRegistry()
+    multiprocess.MultiProcessCollector(workers, path=folder)
+    return workers
+
+
 def exposition(queued: Callable[[], int] | None = None,
                uploads: tuple[Path, int] | None = None) -> tuple[bytes, str]:
     """The metrics page: this process's, or every worker's in multiprocess mode; with
     `queued`, the queue's depth too; with `uploads` (folder, UPLOAD_MIN_FREE_MB), its free space."""
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    body = generate_latest(registry)
+    body = generate_latest(registry())
     if queued is not None or uploads is not None:
         extra = CollectorRegistry()
         if queued is not None:

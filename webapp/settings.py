@@ -76,11 +76,19 @@ class Settings(BaseSettings):
     ACTION_FALLBACK: bool = True  # number mode may become action mode when the microphone fails
     RETENTION_DAYS: int = Field(30, ge=1)
     CELERY_BROKER_URL: str | None = None   # e.g. redis://…: verifications and webhooks run in Celery workers
+    # Seconds after which a dead Celery worker's unacknowledged tasks go to another worker (the
+    # Redis transport's visibility timeout, webapp.tasks.configure). A task still running then is
+    # delivered again too, and that copy does nothing. Below sessions.QUEUE_SECONDS (180 s), after
+    # which a queued attempt no worker took is released.
+    CELERY_VISIBILITY_SECONDS: int = Field(20, ge=1, le=120)
     RATELIMIT_STORAGE_URI: str | None = None   # unset: SQLite file in the instance folder (limits.py)
     PROXY_HOPS: int = Field(0, ge=0, le=5)   # reverse proxies in front (X-Forwarded-* trusted)
     # Your proxies in front of scripts/serve.sh's nginx (addresses or networks, comma-separated):
     # its per-address limits count the client they name in X-Forwarded-For (deploy/nginx.conf).
     PROXY_ADDRESSES: Annotated[tuple[str, ...], NoDecode] = ()
+    # gunicorn's threads per worker (gunicorn.conf.py reads it from the environment for gunicorn
+    # itself): at most half of them wait for a verdict in a state request (webapp.wakeups).
+    GUNICORN_THREADS: int = Field(8, ge=1, le=1024)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id
     # Bearer key for /metrics, whose counts are service-wide (every operator's traffic); unset,
@@ -230,22 +238,33 @@ class Settings(BaseSettings):
         return self.sandbox if self.STANDALONE is None else self.STANDALONE
 
 
+def read_settings(overrides: dict | None = None) -> Settings:
+    """The settings as the environment (and `.env`) give them, checked; ConfigurationError naming
+    every bad variable. `overrides` (tests) take precedence over the environment. SECRET_KEY may
+    still be unset: `load_settings` (or `with_instance_secret`) completes it."""
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'configuration'}: {err['msg']}"
+            for err in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+def with_instance_secret(settings: Settings, instance_path: str | Path) -> Settings:
+    """`settings`, with the instance folder's secret when no SECRET_KEY was given (sandbox)."""
+    if settings.SECRET_KEY is None:
+        settings.SECRET_KEY = _instance_secret(Path(instance_path))
+    return settings
+
+
 def load_settings(instance_path: str | Path, overrides: dict | None = None) -> Settings:
     """Read the settings; raise ConfigurationError naming every bad variable.
 
     `overrides` (tests) take precedence over the environment. In sandbox mode a missing
     SECRET_KEY is made once and kept in the instance folder, so restarts keep sessions valid.
     """
-    try:
-        settings = Settings(**(overrides or {}))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'configuration'}: {err['msg']}"
-            for err in exc.errors())
-        raise ConfigurationError(f"invalid configuration: {problems}") from None
-    if settings.SECRET_KEY is None:
-        settings.SECRET_KEY = _instance_secret(Path(instance_path))
-    return settings
+    return with_instance_secret(read_settings(overrides), instance_path)
 
 
 def _instance_secret(instance_path: Path) -> str:

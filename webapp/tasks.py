@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -29,26 +28,29 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer as _Consumer
 
 from . import broker, logs, verification
+from .settings import Settings
 from .storage import Store
 
 log = logging.getLogger(__name__)
-# A dead worker's unacknowledged tasks go to another worker after this long (the Redis
-# transport's visibility timeout): the people whose tasks it had received but not begun wait
-# this long (plus a restore round of 5 s) for their verdict. A task still running after it is
-# delivered again too; that copy finds its attempt taken and does nothing (run_queued), so a
-# slow Juhe costs one empty task, never a second call. Queued attempts wait longer than this
-# before they are released (sessions.QUEUE_SECONDS).
-VISIBILITY_SECONDS = int(os.environ.get("CELERY_VISIBILITY_SECONDS", 20))
 
+# Configured from the settings by whoever runs or queues tasks: the worker's entry point
+# (webapp/worker.py) and the web's app (webapp/app.py), with CELERY_BROKER_URL set.
 celery = Celery("liveness")
 
 
-def configure(broker_url: str | None) -> Celery:
+def configure(settings: Settings) -> Celery:
+    """Celery's configuration from the service's settings: CELERY_BROKER_URL, and
+    CELERY_VISIBILITY_SECONDS, after which a dead worker's unacknowledged tasks go to another
+    worker (the Redis transport's visibility timeout): the people whose tasks it had received
+    but not begun wait this long (plus a restore round of 5 s) for their verdict. A task still
+    running after it is delivered again too; that copy finds its attempt taken and does nothing
+    (run_queued), so a slow Juhe costs one empty task, never a second call. Queued attempts wait
+    longer than this before they are released (sessions.QUEUE_SECONDS)."""
     celery.conf.update(
-        broker_url=broker_url, task_acks_late=True, task_reject_on_worker_lost=True,
+        broker_url=settings.CELERY_BROKER_URL, task_acks_late=True, task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1, task_ignore_result=True, task_serializer="json",
         accept_content=["json"], broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": VISIBILITY_SECONDS,
+        broker_transport_options={"visibility_timeout": settings.CELERY_VISIBILITY_SECONDS,
                                   # look for a dead worker's tasks every few seconds
                                   "unacked_restore_interval": 5, "unacked_restore_throttle": 1,
                                   # a Redis gone silent (no RST: a host or network lost) is
@@ -104,7 +106,6 @@ def _forgiving(call: Callable[..., Any], what: str) -> Callable[..., Any]:
     return run
 
 
-configure(os.environ.get("CELERY_BROKER_URL") or None)  # the worker's; the web's app sets its own
 _factory: Callable[[], Any] | None = None
 _built: Any = None
 _building = threading.Lock()

@@ -2,13 +2,17 @@
 
     celery -A webapp.worker worker --pool threads --concurrency 16 --loglevel INFO
 
-It builds the app once per process (settings, database, Juhe client; no background loop, no
-web) and gives its services to the tasks of webapp/tasks.py. The web side imports only
-webapp.tasks, to queue them."""
+It reads the settings once, at import: Celery's broker and visibility timeout come from them
+(CELERY_BROKER_URL, CELERY_VISIBILITY_SECONDS), and a bad value stops the worker with
+Settings' message naming the variable. The app is built from the same settings once per process
+(database, Juhe client; no background loop, no web), for the tasks of webapp/tasks.py. The web
+side imports only webapp.tasks, to queue them."""
 from __future__ import annotations
 
 from . import tasks
 from .app import create_app
+from .settings import read_settings
 
-celery = tasks.celery
-tasks.build_services_with(lambda: create_app().extensions["liveness"])
+settings = read_settings()
+celery = tasks.configure(settings)
+tasks.build_services_with(lambda: create_app(settings=settings).extensions["liveness"])
