@@ -1,5 +1,6 @@
 """The operator API as docs/contract.md describes it: auth, validation, masking, shapes."""
 import datetime as dt
+import io
 import json
 import re
 
@@ -276,3 +277,53 @@ def test_odd_reference_filters_are_answered_not_crashed(client):
     for reference in ("%00", "a%0Ab", "%C2%9B"):
         response = client.get(f"/api/v1/sessions?reference={reference}", headers=AUTH)
         assert response.status_code == 422 and response.get_json()["error"]["field"] == "reference"
+
+
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def test_api_errors_give_english_and_chinese_apart(client):
+    """The pages' error shape: `message` in English, `message_zh` in Chinese, never joined."""
+    bad_id = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": "123"})
+    created = client.post("/api/v1/sessions", headers=AUTH,
+                          json={"realname": "张三", "idcard": idcard(1), "mode": "silent"}).get_json()
+    video = f"/api/v1/sessions/{created['id']}/video"
+    no_file = client.post(video, headers=AUTH, data={"challenge": "abc"}, content_type="multipart/form-data")
+    bad_body = client.post(video, headers=AUTH, data="x", content_type="text/plain")
+    stale = client.post(video, headers=AUTH, content_type="multipart/form-data",
+                        data={"challenge": "abc", "video": (io.BytesIO(b"not a video"), "v.mp4")})
+    no_frames = client.get(f"/api/v1/sessions/{created['id']}/best-frames", headers=AUTH)
+    unrouted = client.get("/api/v1/nope", headers=AUTH)
+    answers = {"invalid_idcard": bad_id, "required": no_file, "invalid_body": bad_body,
+               "challenge_invalid": stale, "no_best_frames": no_frames, "not_found": unrouted}
+    for code, response in answers.items():
+        error = response.get_json()["error"]
+        assert error["code"] == code, (code, error)
+        assert error["message"] and not CJK.search(error["message"]), error
+        assert CJK.search(error["message_zh"]), error
+    assert stale.status_code == 409 and no_file.get_json()["error"]["field"] == "video"
+    only_english = client.get("/api/v1/sessions/ses_nothing", headers=AUTH).get_json()["error"]
+    assert only_english == {"code": "not_found", "message": "No such session."}
+
+
+def test_errors_take_the_form_of_their_asker(make_app):
+    """One function (extensions.error_answer) answers the API and the page's script in JSON, a
+    person's browser with a page to read: here a body over MAX_UPLOAD_MB and a rate limit."""
+    client = make_app(MAX_UPLOAD_MB=1, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True).test_client()
+    created = client.post("/api/v1/sessions", headers=AUTH, json={"realname": "张三", "idcard": idcard(2)}).get_json()
+    page = created["url"].replace("http://localhost", "")
+    big = b"x" * (1024 * 1024 + 1)
+    api = client.post("/api/v1/sessions", headers=AUTH, data=big, content_type="application/json")
+    assert api.status_code == 413 and api.get_json()["error"] == {
+        "code": "too_large", "message": "The request body is too large.", "message_zh": "请求体太大。"}
+    upload = client.post(f"{page}/upload", data={"video": (io.BytesIO(big), "v.mp4")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 413 and upload.get_json()["error"]["code"] == "upload_too_large"
+    assert CJK.search(upload.get_json()["error"]["message_zh"])
+    form = client.post("/", data={"realname": "张三", "idcard": "x" * len(big)})
+    assert form.status_code == 413 and form.mimetype == "text/html" and "上传的内容太大" in form.get_data(as_text=True)
+    statuses = [client.get(page).status_code for _ in range(61)]
+    assert statuses[0] == 200 and statuses[-1] == 429
+    limited = client.get(page)   # the capture page itself: a page to read, not the script's JSON
+    assert limited.mimetype == "text/html" and "操作太频繁" in limited.get_data(as_text=True)
+    assert int(limited.headers["Retry-After"]) > 0   # its script's calls: JSON (test_pages)

@@ -79,7 +79,8 @@ def test_frames_juhe_sends_unasked_are_not_kept(client, juhe, media, database_ur
     assert rows(database_url, "select count(*) from best_frames") == [(0,)]
     answer = frames_of(client, created["id"])
     assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "no_best_frames"
-    assert "未请求" in answer.get_json()["error"]["message"]
+    assert "未请求" in answer.get_json()["error"]["message_zh"]
+    assert "did not ask" in answer.get_json()["error"]["message"]
     assert "best_frames" not in client.get(f"/api/v1/sessions/{created['id']}", headers=AUTH).get_json()
 
 

@@ -3,7 +3,7 @@ filled to a chosen free space, and real videos uploaded into it.
 
 Wherever the disk fills on the upload path (the request body spooled, the upload saved for
 ffmpeg, ffmpeg's copy or encode written), the page gets a JSON 503 `storage_full` with words
-for the person and a Retry-After, the operator API a 503 in its own format; no attempt is used
+for the person and a Retry-After, the operator API a 503 in the same shape with its own words; no attempt is used
 or left in flight, nothing is sent to Juhe, and nothing half-written stays on the disk.
 /readyz answers 503 (naming the free space) while the folder is below UPLOAD_MIN_FREE_MB, and
 /metrics gives the folder's free bytes. Once space returns, uploads work again.
@@ -175,7 +175,9 @@ def test_a_full_disk_is_a_503_in_the_api_format_and_nothing_is_counted(full_app,
     response = submit()
     assert response.status_code == 503, response.data[:300]
     assert response.get_json()["error"]["code"] == "storage_full"
-    assert "Retry-After" in response.headers and "try again" in response.get_json()["error"]["message"]
+    error = response.get_json()["error"]
+    assert "Retry-After" in response.headers and "try again" in error["message"]
+    assert "存储空间已满" in error["message_zh"] and "存储" not in error["message"]   # apart, not joined
     session = client.get(path, headers=AUTH).get_json()
     assert session["attempts_left"] == 3 and session["attempts"] == [] and session["status"] == "pending"
     assert rows(database_url, "select count(*) from attempts") == [(0,)]

@@ -229,7 +229,7 @@ def test_outside_sandbox_internal_addresses_are_refused_before_any_connection(ma
     assert response.status_code == 422, response.get_json()
     error = SCHEMAS.check("/api/v1/sessions/{session_id}/video", "post", response)["error"]
     assert error["code"] == "invalid_video_url" and ("loopback" in error["message"])
-    assert "请提供公网可访问的地址" in error["message"]
+    assert "请提供公网可访问的地址" in error["message_zh"] and "loopback" in error["message_zh"]
     assert files.requests == [] and juhe.requests == []
 
 

@@ -2,7 +2,7 @@
 recorded elsewhere: `webapp.api_video`; shared checks and errors: `webapp.api_common`).
 
 `Authorization: Bearer <key>` with a key of OPERATOR_API_KEYS; errors as
-`{"error": {"code": ..., "message": ...}}`. The identity goes in once and comes back masked only.
+`{"error": {"code": ..., "message": ..., "message_zh"?: ..., "field"?: ...}}` (English, Chinese). The identity goes in once and comes back masked only.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
-    return error_response(error.status, error.code, error.message, error.field)
+    return error_response(error.status, error.code, error.message, error.field, message_zh=error.message_zh)
 
 
 @bp.errorhandler(HTTPException)
@@ -100,7 +100,8 @@ def create_session():
     try:
         identity = Identity.parse(body["realname"], body["idcard"])
     except IdentityError as error:
-        raise ApiError(422, f"invalid_{error.field}", error.message, error.field) from None
+        raise ApiError(422, f"invalid_{error.field}", error.message, error.field,
+                       message_zh=error.message_zh) from None
     new = sessions.NewSession(
         mode=checked_mode(body.get("mode", settings.LIVENESS_MODE)),
         reference=checked_text(body, "reference", 200),
@@ -151,23 +152,23 @@ def session_best_frames(session_id: str):
         session = own_session(db, session_id)
         kept = best_frames.newest(session)
         if kept is None:
-            why = ("本会话创建时未请求最佳截图（best_frames）。 This session did not ask for best frames "
-                   "(best_frames at creation)." if not session.best_frames else
-                   "聚合尚未返回最佳截图：请在核验通过后再取。 Juhe has returned no best frames yet: "
-                   "fetch them after a passed attempt.")
-            raise ApiError(404, "no_best_frames", why)
+            if not session.best_frames:
+                raise ApiError(404, "no_best_frames", "This session did not ask for best frames "
+                               "(best_frames at creation).", message_zh="本会话创建时未请求最佳截图（best_frames）。")
+            raise ApiError(404, "no_best_frames", "Juhe has returned no best frames yet: fetch them after a "
+                           "passed attempt.", message_zh="聚合尚未返回最佳截图：请在核验通过后再取。")
         sealed = kept.data if best_frames.readable(settings, kept) else None
         if sealed is None:
             raise ApiError(410, "best_frames_expired",
-                           "最佳截图已过保存期（BEST_FRAMES_RETENTION）并已删除。 The best frames are past "
-                           "BEST_FRAMES_RETENTION and were deleted; they cannot be fetched again.")
+                           "The best frames are past BEST_FRAMES_RETENTION and were deleted; they cannot be "
+                           "fetched again.", message_zh="最佳截图已过保存期（BEST_FRAMES_RETENTION）并已删除。")
         try:
             frames = best_frames.vault(settings).open(sealed)
         except best_frames.Unreadable:
             raise ApiError(500, "best_frames_unreadable",
-                           "最佳截图无法解密：BEST_FRAMES_KEY 中已没有加密时的密钥。 No key of "
-                           "BEST_FRAMES_KEY opens these frames: put the key they were sealed with back "
-                           "(after the new one).") from None
+                           "No key of BEST_FRAMES_KEY opens these frames: put the key they were sealed with "
+                           "back (after the new one).",
+                           message_zh="最佳截图无法解密：BEST_FRAMES_KEY 中已没有加密时的密钥。") from None
         attempt = next(a for a in session.attempts if a.id == kept.attempt_id)
         body = {"session_id": session.id, "orderid": attempt.orderid, "at": isoformat(kept.created_at),
                 "expires_at": isoformat(best_frames.deadline(settings, kept)), "frames": frames}

@@ -28,22 +28,28 @@ URL_UNSAFE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    """An error of the operator API: `message` in English, `message_zh` in Chinese where there
+    is one (words the operator may pass on), `field` the request field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, *,
+                 message_zh: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.message_zh = message_zh
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None):
-    """`{"error": {"code", "message", "field"?}}` with the status (a bearer challenge on 401)."""
-    response = json_error(status, code, message, field=field)
+def error_response(status: int, code: str, message: str, field: str | None = None, *,
+                   message_zh: str | None = None):
+    """`{"error": {"code", "message", "message_zh"?, "field"?}}` with the status (a bearer
+    challenge on 401): the pages' shape (`extensions.json_error`)."""
+    response = json_error(status, code, message, message_zh=message_zh, field=field)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="liveness"'
     return response
 
 
-
 def state_error(error: sessions.SessionStateError) -> ApiError:
-    return ApiError(error.status, error.code, f"{error.message_zh} {error.message}")
+    return ApiError(error.status, error.code, error.message, message_zh=error.message_zh)
 
 
 

@@ -117,35 +117,37 @@ def _video_source():
     if request.mimetype == "multipart/form-data":
         file = request.files.get("video")
         if file is None:
-            raise ApiError(422, "required", "缺少视频文件：请在 multipart 字段 video 中上传。 "
-                           "The video file is missing: send it in the multipart field video.", "video")
+            raise ApiError(422, "required", "The video file is missing: send it in the multipart field video.",
+                           "video", message_zh="缺少视频文件：请在 multipart 字段 video 中上传。")
         return file, None, _challenge_field(request.form.get("challenge"))
     body = request.get_json(silent=True) if request.is_json else None
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid_body", "请求体须为 multipart（video、challenge）或 JSON（video_url、challenge）。 "
-                       "The body must be multipart (video, challenge) or a JSON object (video_url, challenge).")
+        raise ApiError(422, "invalid_body",
+                       "The body must be multipart (video, challenge) or a JSON object (video_url, challenge).",
+                       message_zh="请求体须为 multipart（video、challenge）或 JSON（video_url、challenge）。")
     unknown = sorted(set(body) - {"challenge", "video_url"})
     if unknown:
-        raise ApiError(422, "unknown_field", f"未知字段 {unknown[0]}。 Unknown field: {unknown[0]}.", unknown[0])
+        raise ApiError(422, "unknown_field", f"Unknown field: {unknown[0]}.", unknown[0],
+                       message_zh=f"未知字段 {unknown[0]}。")
     if not isinstance(body.get("video_url"), str) or not body["video_url"].strip():
-        raise ApiError(422, "required", "缺少 video_url：请给出视频的 http(s) 地址，或以 multipart 上传文件。 "
-                       "video_url is required (or upload the file as multipart).", "video_url")
+        raise ApiError(422, "required", "video_url is required (or upload the file as multipart).", "video_url",
+                       message_zh="缺少 video_url：请给出视频的 http(s) 地址，或以 multipart 上传文件。")
     return None, checked_url(body, "video_url"), _challenge_field(body.get("challenge"))
 
 
 def _refused_url(refused: video_url.FetchRefused) -> ApiError:
     return ApiError(422, "invalid_video_url",
-                    f"video_url 不可下载：{refused.reason}。请提供公网可访问的地址，或以 multipart 上传。 "
-                    f"video_url cannot be fetched: {refused.reason}. Give a public URL or upload "
-                    "the file as multipart.", "video_url")
+                    f"video_url cannot be fetched: {refused.reason}. Give a public URL or upload the file as "
+                    "multipart.", "video_url",
+                    message_zh=f"video_url 不可下载：{refused.reason}。请提供公网可访问的地址，或以 multipart 上传。")
 
 
 def _challenge_field(value) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
-        raise ApiError(422, "invalid_challenge", "challenge 须为 POST …/challenge 返回的 id。 "
-                       "challenge must be the id that POST …/challenge returned.", "challenge")
+        raise ApiError(422, "invalid_challenge", "challenge must be the id that POST …/challenge returned.",
+                       "challenge", message_zh="challenge 须为 POST …/challenge 返回的 id。")
     return value
 
 

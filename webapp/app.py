@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Request, render_template, request
+from flask import Flask, Request, request
 from sqlalchemy.exc import DBAPIError
 
 from . import (
@@ -30,7 +30,7 @@ from . import (
     video,
     webhooks,
 )
-from .extensions import Services, csrf, json_error
+from .extensions import API, Services, audience, csrf, error_answer
 from .juhe import JuheClient, http_session
 from .settings import Settings, load_settings, with_instance_secret
 from .storage import Store
@@ -212,10 +212,15 @@ def register_blueprints(app: Flask) -> None:
     @app.errorhandler(405)
     def _routing_error(error):
         """Unknown paths and methods under /api/ answer in the API's JSON error format."""
-        if request.path.startswith("/api/"):
-            what = "No such endpoint" if error.code == 404 else f"{request.method} is not allowed here"
+        if audience() == API:
+            asked = f"{request.method} {request.path}"
+            if error.code == 404:
+                what, what_zh = "No such endpoint", "没有这个接口"
+            else:
+                what, what_zh = f"{request.method} is not allowed here", f"此处不接受 {request.method}"
             return api.error_response(error.code, error.name.lower().replace(" ", "_"),
-                                      f"{what}: {request.method} {request.path} (see /api/v1/openapi.json).")
+                                      f"{what}: {asked} (see /api/v1/openapi.json).",
+                                      message_zh=f"{what_zh}：{asked}（见 /api/v1/openapi.json）。")
         return error
 
 
@@ -245,18 +250,10 @@ def _database_away_answers(app: Flask) -> None:
             raise error
         logging.getLogger(__name__).warning("%s %s: the database is away (%s); answered 503",
                                             request.method, request.path, type(error.orig).__name__)
-        message_zh = "服务正在恢复，请稍等几秒；本次不计入次数。"
-        if request.path.startswith("/api/"):
-            response = api.error_response(503, "database_unavailable",
-                                          "The database is briefly unavailable; try again in a few seconds.")
-        elif request.path.startswith("/v/") and (request.method != "GET" or request.path.endswith("/state")):
-            response = json_error(503, "service_unavailable",
-                                  "The service is recovering; try again in a few seconds.", message_zh=message_zh)
-        else:
-            response = app.make_response(render_template("message.html", title="请稍后再试", message=message_zh))
-            response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return error_answer(503, "service_unavailable", "The service is recovering; try again in a few seconds.",
+                            "服务正在恢复，请稍等几秒；本次不计入次数。",
+                            api=("database_unavailable", "The database is briefly unavailable; try again in a "
+                                 "few seconds.", "数据库暂时不可用，请几秒后重试。"), retry_after=5)
 
 
 def register_commands(app: Flask) -> None:

@@ -20,8 +20,7 @@ from pathlib import Path
 from flask import Response, request
 from sqlalchemy.engine import URL, make_url
 
-from .api_common import error_response
-from .extensions import json_error
+from .extensions import error_answer
 
 FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 CODE = "storage_full"
@@ -29,9 +28,10 @@ RETRY_AFTER = 120  # seconds: a sweep runs every 30 s, a stuck upload is gone af
 MESSAGE = ("The service cannot take videos right now (its storage is full). Please try again in a "
            "few minutes; this try was not counted.")
 MESSAGE_ZH = "服务暂时无法接收视频，请过几分钟再试。本次不计入次数。"
-API_MESSAGE = ("服务的存储空间已满，暂时无法接收视频，请几分钟后重试；本次未使用任何次数。 "
-               "The service's storage is full and it cannot take videos right now; try again in a "
+# The operator API's words (its caller is the operator's backend, not the person).
+API_MESSAGE = ("The service's storage is full and it cannot take videos right now; try again in a "
                "few minutes. No attempt was used.")
+API_MESSAGE_ZH = "服务的存储空间已满，暂时无法接收视频，请几分钟后重试；本次未使用任何次数。"
 
 
 def is_full(error: BaseException) -> bool:
@@ -39,14 +39,11 @@ def is_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in FULL
 
 
-def answer(api: bool) -> Response:
-    """The 503: the page's `json_error` with words for the person, or the operator API's format
-    (`webapp.api_common.error_response`: one message, Chinese then English); a Retry-After."""
-    if api:
-        response = error_response(503, CODE, API_MESSAGE)
-    else:
-        response = json_error(503, CODE, MESSAGE, message_zh=MESSAGE_ZH)
-    response.headers["Retry-After"] = str(RETRY_AFTER)
+def answer() -> Response:
+    """The 503 with a Retry-After, in its asker's form (`extensions.error_answer`): words for the
+    person on the page, the operator's own on the API."""
+    response = error_answer(503, CODE, MESSAGE, MESSAGE_ZH, api=(CODE, API_MESSAGE, API_MESSAGE_ZH),
+                            retry_after=RETRY_AFTER)
     _drain()
     return response
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, request
 from limits.errors import ConfigurationError as LimitsConfigurationError
 
 from . import ratelimit_storage  # registers the sqlite:// storage scheme with `limits`
-from .extensions import json_error, limiter
+from .extensions import error_answer, limiter
 from .settings import ConfigurationError, Settings
 
 PAGE = "60 per minute"
@@ -62,11 +62,4 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.errorhandler(429)
     def _too_many(_error):
         # Flask-Limiter adds Retry-After (and the X-RateLimit headers) to this response.
-        message_zh = "操作太频繁，请稍等一会儿再试。"
-        if request.path.startswith(("/api/", "/v/")):
-            response = json_error(429, "rate_limited", "Too many requests; retry later.", message_zh=message_zh)
-        else:
-            response = app.make_response(render_template("message.html", title="请稍后再试",
-                                                         message=message_zh))
-        response.status_code = 429
-        return response
+        return error_answer(429, "rate_limited", "Too many requests; retry later.", "操作太频繁，请稍等一会儿再试。")

@@ -375,9 +375,11 @@ def _consent_with_upload(token: str, sent: str) -> None:
 
 @bp.app_errorhandler(RequestEntityTooLarge)
 def _request_too_large(_error):
-    if request.path.startswith("/api/"):
-        return json_error(413, "too_large", "The request body is too large.", message_zh="上传的内容太大。")
-    return _too_large()
+    """A body over MAX_UPLOAD_MB (MAX_CONTENT_LENGTH), in its asker's form."""
+    from .extensions import error_answer
+    words = guidance_for("upload_too_large")
+    return error_answer(413, "upload_too_large", words.person_en, words.person_zh, title="上传的内容太大",
+                        api=("too_large", "The request body is too large.", "请求体太大。"))
 
 
 @bp.app_errorhandler(OSError)
@@ -388,7 +390,7 @@ def _storage_full(error):
     if not isinstance(error, video.StorageFull) and not full_disk.is_full(error):
         raise error
     log.error("storage full on %s %s: %s", request.method, request.url_rule or "?", error)
-    return full_disk.answer(api=request.path.startswith("/api/"))
+    return full_disk.answer()
 
 
 # -- health --------------------------------------------------------------------------------------
