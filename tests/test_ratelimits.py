@@ -145,25 +145,50 @@ def storage(tmp_path):
     return storage_from_string(ratelimit_storage.uri_for(tmp_path / "rl.sqlite3"))
 
 
-def test_moving_window_counts_and_expires(storage):
+class Clock:
+    """The wall clock as the storage and `limits` read it (`time.time`), moved by the test: a
+    window runs out without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.25
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(time, "time", moved)   # read by ratelimit_storage and limits.strategies
+    return moved
+
+
+def test_moving_window_counts_and_expires(storage, clock):
     limiter = strategies.MovingWindowRateLimiter(storage)
     item = parse_many("3 per 1 second")[0]
     assert [limiter.hit(item, "k") for _ in range(5)] == [True, True, True, False, False]
     assert not limiter.test(item, "k") and limiter.get_window_stats(item, "k").remaining == 0
     assert limiter.hit(item, "other")
-    time.sleep(1.1)
+    clock.advance(0.9)   # still within the second
+    assert not limiter.test(item, "k") and not limiter.hit(item, "k")
+    clock.advance(0.2)
     assert limiter.test(item, "k") and limiter.hit(item, "k")
     assert limiter.get_window_stats(item, "k").remaining == 2
     limiter.clear(item, "k")
     assert limiter.get_window_stats(item, "k").remaining == 3
 
 
-def test_fixed_window_api(storage):
+def test_fixed_window_api(storage, clock):
     assert storage.incr("a", 1) == 1 and storage.incr("a", 1, amount=2) == 3
     assert storage.get("a") == 3 and time.time() < storage.get_expiry("a") <= time.time() + 1
     assert storage.get("missing") == 0
     assert storage.check()
-    time.sleep(1.1)
+    clock.advance(0.9)
+    assert storage.get("a") == 3
+    clock.advance(0.2)
     assert storage.get("a") == 0 and storage.incr("a", 10) == 1
     storage.clear("a")
     assert storage.get("a") == 0
@@ -177,10 +202,10 @@ def test_fixed_window_api(storage):
     assert [sliding.hit(item, "s") for _ in range(3)] == [True, True, False]
 
 
-def test_expired_entries_are_pruned(storage, monkeypatch):
+def test_expired_entries_are_pruned(storage, clock, monkeypatch):
     storage.acquire_entry("old", 5, 1)
     storage.incr("old-counter", 1)
-    time.sleep(1.1)
+    clock.advance(1.1)
     monkeypatch.setattr(storage, "_last_prune", 0.0)
     storage.acquire_entry("new", 5, 60)
     db = storage._connection()
