@@ -7,10 +7,14 @@ than FFMPEG_TIMEOUT + JUHE_READ_TIMEOUT so a slow upstream is answered, not kill
 import multiprocessing
 import os
 
+from webapp.settings import read_settings
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 8))
+# The app's Settings read GUNICORN_THREADS (environment or .env): the app sizes its waiting state
+# requests by the same number (webapp/app.py build_services).
+threads = read_settings().GUNICORN_THREADS
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))
 graceful_timeout = 60
 keepalive = 5

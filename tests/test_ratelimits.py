@@ -298,3 +298,16 @@ def test_a_rate_limit_store_that_is_away_limits_in_memory_instead_of_failing(mak
         assert client.get(person.path).status_code == 200
     finally:
         redis.stop()
+
+
+def test_an_operator_key_written_another_way_spends_the_same_budget(make_app):
+    """`bearer KEY` and `Bearer  KEY ` authenticate as `Bearer KEY` does, so they count against the
+    same 300 a minute: writing the header differently buys no second budget."""
+    from .conftest import OPERATOR_KEY
+    client = make_app(RATELIMIT_ENABLED=True).test_client()
+    spellings = [f"Bearer {OPERATOR_KEY}", f"bearer {OPERATOR_KEY}", f"Bearer   {OPERATOR_KEY} ", f"BEARER {OPERATOR_KEY}"]
+    budget = parse_many(app_limits.API)[0].amount
+    statuses = [client.get("/api/v1/sessions/ses_none", headers={"Authorization": spellings[i % 4]}).status_code
+                for i in range(budget + 4)]
+    assert statuses[:budget] == [404] * budget  # each spelling is the operator (no such session)
+    assert statuses[budget:] == [429] * 4, statuses[budget:]

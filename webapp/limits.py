@@ -31,9 +31,17 @@ STANDALONE_SANDBOX = "10 per minute;60 per hour"
 STANDALONE_LIVE = "3 per hour;10 per day"
 
 
+def bearer_key() -> str:
+    """The bearer key this request presents, read as the operator API authenticates it: the
+    scheme in any case, spaces around the key dropped ("" when there is none)."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    return presented.strip() if scheme.lower() == "bearer" else ""
+
+
 def operator_key() -> str:
-    """Count API calls per presented bearer key (hashed; the key is never stored)."""
-    return "op:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:24]
+    """Count API calls per presented bearer key (hashed; the key is never stored), read as
+    authentication reads it: `bearer KEY` or `Bearer  KEY ` spend the same budget as `Bearer KEY`."""
+    return "op:" + hashlib.sha256(bearer_key().encode()).hexdigest()[:24]
 
 
 def storage_uri(app: Flask, settings: Settings) -> str:

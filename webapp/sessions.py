@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 # A queued attempt (waiting for a Celery worker) that no worker took in this long is released:
-# longer than the broker's redelivery of a dead worker's tasks (tasks.VISIBILITY_SECONDS).
+# longer than the broker's redelivery of a dead worker's tasks (CELERY_VISIBILITY_SECONDS).
 QUEUE_SECONDS = 180.0
 INTERRUPTED = "service_interrupted"  # the guidance key a released attempt is given
 
