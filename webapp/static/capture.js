@@ -174,10 +174,16 @@ function startAttempt(s) {
 function showState(next) {
   page.state = next;
   if (next.status === STATUS.PENDING) {
-    if (next.processing) return waitForVerdict();
+    if (inFlight(next)) return waitForVerdict();
     if (next.challenge || !next.last) return whenAgreed(() => startAttempt(next));
   }
   return showVerdict(next.last);
+}
+
+/** A video of the session is being verified: the state's `in_flight` (`processing` from a
+ * server before the name changed). */
+function inFlight(s) {
+  return Boolean(s.in_flight ?? s.processing);
 }
 
 /** One of the page's milestones, for the operator's drop-off funnel (page_events.py). */
@@ -899,7 +905,7 @@ async function recoverLostUpload(outage = null) {
     }
     if (!answer.ok) return offerResend(outage);
     page.state = answer.body;
-    if (page.state.processing) return waitForVerdict();
+    if (inFlight(page.state)) return waitForVerdict();
     if (page.state.challenge && page.state.challenge.id === page.upload?.challengeId) return offerResend(outage);
     return settle(page.state, outage);
   }
@@ -928,7 +934,7 @@ async function waitForVerdict() {
       // still offline: keep asking
     }
     if (answer?.status === 404) return notFound();
-    if (answer?.ok && !answer.body.processing) return settle(answer.body);
+    if (answer?.ok && !inFlight(answer.body)) return settle(answer.body);
     await sleep(Math.max(0, delay - (Date.now() - asked)));
   }
 }
