@@ -165,15 +165,6 @@ def test_the_page_starts_in_a_phase_of_the_script(client, new_session):
     assert first and first.group(1) == "consent" and first.group(1) in script_phases()
 
 
-def test_the_script_sets_only_listed_phases_and_keeps_its_state_in_one_object():
-    source = (STATIC / "capture.js").read_text()
-    used = set(re.findall(r"setPhase\('([a-z]+)'\)", source))
-    assert used and used <= set(script_phases()), used - set(script_phases())
-    assert not re.findall(r"^let ", source, re.M), "state lives in the one `page` object"
-    for gone in ("resultKey", "recorderFailed", "problemOf", ".split(/[："):
-        assert gone not in source, gone
-
-
 def test_the_outcome_and_the_state_name_the_problem_in_a_few_words(client, juhe, new_session, media):
     number = idcard(41)
     _created, person = new_session(idcard=number)

@@ -11,6 +11,12 @@ import { english, loaded, pick, t } from './texts.js';
 import * as media from './media.js';
 import * as net from './net.js';
 
+/** The server's words, named once (webapp/vocabulary.py): a session's status (SessionStatus),
+ * what became of one video (Result), and a session's mode (Mode). */
+const STATUS = Object.freeze({ PENDING: 'pending', PASSED: 'passed', FAILED: 'failed', EXPIRED: 'expired' });
+const RESULT = Object.freeze({ PASSED: 'passed', FAILED: 'failed', RETRY: 'retry', REJECTED: 'rejected' });
+const MODE = Object.freeze({ SILENT: 'silent', NUMBER: 'number', ACTION: 'action' });
+
 const COUNTDOWN_S = 3;
 const RECORD_MS = 6000;
 const CUE_MS = [700, 3200, 5300];  // action mode: first action, second action, "hold still"
@@ -148,15 +154,36 @@ function sleep(ms) {
 
 // -- drawing the server's state ---------------------------------------------------------------
 
+/** The first draw follows the phase the server painted (capture.html's data-phase, chosen by
+ * pages.capture from the same state), so that nothing jumps and the choice is made once:
+ * 'consent' (nothing in flight, no verdict yet) stays on the consent screen, or goes past it
+ * when the person agreed before a reload; 'blank' (the server left it to the state) is drawn
+ * from the state. */
+function firstDraw() {
+  if (page.phase === 'consent') return whenAgreed(() => startAttempt(page.state));
+  return showState(page.state);
+}
+
+/** An attempt at the state's open challenge, or at a new one. */
+function startAttempt(s) {
+  return s.challenge ? beginAttempt(s.challenge) : newAttempt();
+}
+
+/** Draw the server's state: an end, a verdict being made, a challenge asked for after the last
+ * verdict (the retry button, or action mode chosen, then reloaded), or the last verdict. */
 function showState(next) {
   page.state = next;
-  if (next.status === 'passed') return finish('passed', t('passed'));
-  if (next.status === 'expired') return finish('expired', t('expired'));  // whatever the last attempt said
-  if (next.status !== 'pending') return finish(next.status, ...endWords(next.last));
-  if (next.processing) return waitForVerdict();
-  if (next.challenge) return whenAgreed(() => beginAttempt(next.challenge));
-  if (next.last) return offerRetry(lastMessage(next));  // reloaded after a failed attempt
-  return whenAgreed(newAttempt);
+  if (next.status === STATUS.PENDING) {
+    if (inFlight(next)) return waitForVerdict();
+    if (next.challenge || !next.last) return whenAgreed(() => startAttempt(next));
+  }
+  return showVerdict(next.last);
+}
+
+/** A video of the session is being verified: the state's `in_flight` (`processing` from a
+ * server before the name changed). */
+function inFlight(s) {
+  return Boolean(s.in_flight ?? s.processing);
 }
 
 /** One of the page's milestones, for the operator's drop-off funnel (page_events.py). */
@@ -200,10 +227,6 @@ function reconsider() {
   setPhase('consent');
   milestone('consent_shown');
   focusOn(document.getElementById('consent-title'));
-}
-
-function lastMessage(s) {
-  return s.last ? pick(s.last.message, s.last.message_en) : '';
 }
 
 /** Why it is over: the answer itself (e.g. name and ID number do not match), or attempts used
@@ -299,7 +322,7 @@ function beginAttempt(next) {
  * recordings, and a recorder type left that has not made one. */
 function canRecord() {
   return page.brokenRecordings < BROKEN_TRIES
-    && media.recorderTypes(mode === 'number').some((type) => !page.brokenTypes.has(type));
+    && media.recorderTypes(mode === MODE.NUMBER).some((type) => !page.brokenTypes.has(type));
 }
 
 async function openCamera() {
@@ -310,7 +333,7 @@ async function openCamera() {
   setPhase('camera');
   say(t('cameraOpening'));
   let opened;
-  const request = media.openCamera(mode === 'number', remembered(CAMERA_KEY));
+  const request = media.openCamera(mode === MODE.NUMBER, remembered(CAMERA_KEY));
   try {
     opened = await media.withLimit(request, media.LIMITS.camera, 'camera');
   } catch (error) {
@@ -345,7 +368,7 @@ async function openCamera() {
 async function cameraFailed(error, opening) {
   milestone('camera_refused', error.name);
   const problem = media.cameraProblem(error);
-  if (mode !== 'number' || !['denied', 'missing'].includes(problem)) return useFallback(problem);
+  if (mode !== MODE.NUMBER || !['denied', 'missing'].includes(problem)) return useFallback(problem);
   let alone = null;
   try {
     alone = await media.withLimit(media.openCamera(false, remembered(CAMERA_KEY)), media.LIMITS.camera, 'camera');
@@ -478,7 +501,7 @@ async function startRecording() {
   } catch {
     return useFallback('recorder');  // no recorder type left that works here
   }
-  if (mode === 'action') page.beeper = makeBeeper();
+  if (mode === MODE.ACTION) page.beeper = makeBeeper();
   milestone('coaching_passed', page.startAnyway ? 'anyway' : 'ready');
   setPhase('countdown');
   say(t('countdown', { n: COUNTDOWN_S }));
@@ -527,7 +550,7 @@ async function record() {
   }
   const ms = performance.now() - started;
   const problem = page.live
-    ? page.live.recordingFault(blob, { ms, wantedMs: RECORD_MS, peak: mode === 'number' ? page.coach?.heardPeak() : null })
+    ? page.live.recordingFault(blob, { ms, wantedMs: RECORD_MS, peak: mode === MODE.NUMBER ? page.coach?.heardPeak() : null })
     : blob.size ? null : 'small';
   const performed = page.coach?.performed({
     mode, actions: (page.challenge.actions ?? []).map((a) => a.code), durationMs: ms,
@@ -617,10 +640,10 @@ function recordAgainLocally() {
 }
 
 function promptDuringRecording() {
-  if (mode === 'number') {
+  if (mode === MODE.NUMBER) {
     prompt.textContent = page.challenge.digits;
     say(t('recordingNumber', { digits: spaced(page.challenge.digits, '\u00a0') }));  // on one line
-  } else if (mode === 'action') {
+  } else if (mode === MODE.ACTION) {
     say(t('recordingAction'));
     cue(t('holdStill'), -1);
     const [first, second] = page.challenge.actions;
@@ -811,23 +834,33 @@ async function send(next) {
   page.upload = null;
   if (answer.ok && answer.body.outcome) {
     page.state = answer.body.state;
-    return showOutcome(answer.body.outcome);
+    milestone('verdict', answer.body.outcome.result);
+    return showVerdict(answer.body.outcome);
   }
   return handleRefusal(answer);
 }
 
-function showOutcome(outcome) {
-  const message = pick(outcome.message, outcome.message_en);
+/**
+ * Draw the verdict of an attempt, beside page.state (the session as the server sent it with
+ * the verdict, the truth about whether it is over). `verdict` is the upload's `outcome`, or the
+ * state's `last` (a worker had the video, the upload's answer was lost, or the page was
+ * reloaded): both have one shape, {result, message, message_en, problem, problem_en, category,
+ * final, retry, attempts_left, challenge_id, recording_broken}; a `last` from an older server
+ * lacks retry, attempts_left and recording_broken, which the state's status and attempts_left
+ * stand for. null: the session ended with no attempt to speak of.
+ */
+function showVerdict(verdict) {
   // The server could not read what this recorder made: the next recording uses another type.
-  if (outcome.recording_broken && page.recorded !== null) {
+  if (verdict?.recording_broken && page.recorded !== null) {
     page.brokenTypes.add(page.recorded);
     page.brokenRecordings += 1;
   }
   page.recorded = null;
-  milestone('verdict', outcome.result);
-  if (outcome.result === 'passed') return finish('passed', t('passed'));
-  if (!outcome.retry) return finish(page.state.status === 'pending' ? 'failed' : page.state.status, ...endWords(outcome));
-  return offerRetry(message, outcome.result === 'rejected' ? t('notCounted') : '');
+  const { status } = page.state;
+  if (status === STATUS.PASSED || verdict?.result === RESULT.PASSED) return finish(STATUS.PASSED, t('passed'));
+  if (status === STATUS.EXPIRED) return finish(STATUS.EXPIRED, t('expired'));  // whatever the last attempt said
+  if (status !== STATUS.PENDING || verdict?.retry === false) return finish(STATUS.FAILED, ...endWords(verdict));
+  return offerRetry(pick(verdict?.message, verdict?.message_en), verdict?.result === RESULT.REJECTED ? t('notCounted') : '');
 }
 
 /** The server said no (a 4xx with {error, state}): draw what it says. */
@@ -837,7 +870,7 @@ function handleRefusal(answer) {
   if (answer.status === 404) return notFound();
   if (answer.status === 410 || error?.code === 'session_expired') return linkExpired();
   if (error?.code === 'busy') return waitForVerdict();
-  if (page.state.status !== 'pending') return showState(page.state);
+  if (page.state.status !== STATUS.PENDING) return showState(page.state);
   if (!error) return offerRetry(t('server'));
   return offerRetry(pick(error.message_zh, error.message));
 }
@@ -851,7 +884,7 @@ async function linkExpired() {
   } catch {
     // offline: the words say what to do even without a 返回 link
   }
-  return finish('expired', t('expired'));
+  return finish(STATUS.EXPIRED, t('expired'));
 }
 
 /** The upload got no answer, or the service was recovering (`outage`: its 503 error, words for
@@ -872,7 +905,7 @@ async function recoverLostUpload(outage = null) {
     }
     if (!answer.ok) return offerResend(outage);
     page.state = answer.body;
-    if (page.state.processing) return waitForVerdict();
+    if (inFlight(page.state)) return waitForVerdict();
     if (page.state.challenge && page.state.challenge.id === page.upload?.challengeId) return offerResend(outage);
     return settle(page.state, outage);
   }
@@ -901,20 +934,20 @@ async function waitForVerdict() {
       // still offline: keep asking
     }
     if (answer?.status === 404) return notFound();
-    if (answer?.ok && !answer.body.processing) return settle(answer.body);
+    if (answer?.ok && !inFlight(answer.body)) return settle(answer.body);
     await sleep(Math.max(0, delay - (Date.now() - asked)));
   }
 }
 
-/** Draw a verdict read from the state (the upload's own answer was lost, or was a 503 whose
- * `outage` words say why nothing came of it). */
+/** Draw the verdict read from the state: a worker had the video, or the upload's own answer was
+ * lost, or was a 503 whose `outage` words say why nothing came of it. */
 function settle(next, outage = null) {
   page.state = next;
-  if (page.upload) milestone('verdict', { passed: 'passed', failed: 'failed' }[next.status] ?? 'retry');
-  if (next.status !== 'pending') return showState(next);
   const last = resultOfUpload(next);
+  // This page's video has its verdict (the operator's funnel); where the state has none for it, the session's end says it.
+  if (page.upload) milestone('verdict', last?.result ?? ([STATUS.PASSED, STATUS.FAILED].includes(next.status) ? next.status : RESULT.RETRY));
   page.upload = null;
-  if (last) return offerRetry(pick(last.message, last.message_en));
+  if (last || next.status !== STATUS.PENDING) return showVerdict(last ?? next.last);
   return offerRetry(outage ? pick(outage.message_zh, outage.message) || t('server') : t('noResult'));
 }
 
@@ -937,21 +970,21 @@ function offerRetry(message, note = '') {
 
 function finish(status, ...words) {
   stopCapture();
-  setPhase(status === 'passed' ? 'passed' : 'over');
+  setPhase(status === STATUS.PASSED ? 'passed' : 'over');
   const url = safeUrl(page.state.return_url);
   // Standalone, a name and number that do not match (or are not registered) can be corrected.
-  editLink.hidden = !(root.dataset.form && status === 'failed' && page.state.last?.category === 'identity');
+  editLink.hidden = !(root.dataset.form && status === STATUS.FAILED && page.state.last?.category === 'identity');
   say(...words, nextStep(status, url));
   tellParent(status);
-  if (url) offerReturn(url, status === 'passed');
+  if (url) offerReturn(url, status === STATUS.PASSED);
   focusOn(document.querySelector('.controls a:not([hidden])') ?? resultTitle);
 }
 
 /** What the person does after a final screen. Framed, the operator's page takes over: it, not
  * this frame, can be closed. */
 function nextStep(status, url) {
-  if (status === 'passed') return url || framed ? '' : t('closeNow');
-  if (status === 'expired') {
+  if (status === STATUS.PASSED) return url || framed ? '' : t('closeNow');
+  if (status === STATUS.EXPIRED) {
     if (url) return t('expiredBack');
     // A page opened on an expired link lists the steps itself (capture.html).
     return document.getElementById('expired-title') ? '' : t('expiredNext');
@@ -1071,7 +1104,7 @@ function init() {
   window.addEventListener('pageshow', (event) => {
     if (event.persisted && CAPTURING.includes(page.phase)) openCamera();  // back from the page cache
   });
-  showState(page.state);
+  firstDraw();
 }
 
 loaded.catch(() => {}).then(init);  // the sentences first (a failure leaves their keys)

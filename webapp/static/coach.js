@@ -6,7 +6,7 @@
 // if it, or the detector, cannot load or run, the page works as it would without them.
 
 import { judge, measure } from './performance.js';
-import { english } from './texts.js';
+import { english, t } from './texts.js';
 
 const FRAME_MS = 250;       // a look at the preview four times a second
 const RECORDING_FRAME_MS = 100;  // while recording: as often as the phone allows, at most 10 a second
@@ -42,37 +42,9 @@ const OFF_CENTRE = 0.16;    // the face's centre this far from the oval's (share
 const MUTE_PEAK = 0.0001;   // below -80 dBFS for 2 s before recording: the microphone gives nothing
 const QUIET_RMS = 0.0056;   // the loudest 50 ms so far below -45 dBFS after 2.5 s of reading: warn
 
-const WORDS = english ? {
-  checking: 'Checking the picture…',
-  good: 'Good: hold it like this',
-  dark: 'Too dark: find more light, or turn a light on',
-  bright: 'Too bright: move out of the direct light',
-  backlit: 'Too bright behind you: do not face away from a window or lamp',
-  noFace: 'No face seen: put your face in the oval',
-  faces: 'More than one face: only one person in the picture',
-  far: 'Too far: move closer',
-  close: 'Too close: hold the phone further away',
-  offCentre: 'Off centre: move your face to the middle of the oval',
-  mute: 'The microphone gives no sound: is it muted, or used by another app?',
-  quiet: 'No voice heard: read the digits aloud',
-} : {
-  checking: '正在检查画面…',
-  good: '很好，保持这样',
-  dark: '光线太暗：请到亮一点的地方，或打开灯',
-  bright: '光线太强：请避开直射的强光',
-  backlit: '背后太亮：请不要背对窗户或灯',
-  noFace: '没有看到脸：请把脸放进椭圆框',
-  faces: '画面里不止一张脸：请只让一个人入镜',
-  far: '离得太远：请靠近一点',
-  close: '离得太近：请把手机拿远一点',
-  offCentre: '没有对准：请把脸移到椭圆框中间',
-  mute: '麦克风没有声音：请检查是否静音，或被其他应用占用',
-  quiet: '听不到声音：请大声读出数字',
-};
-
 /** The words of `key` in two parts: the short ones up to the colon, and the rest (or ''). */
 function parts(key) {
-  const words = WORDS[key] ?? '';
+  const words = t(`coach_${key}`);
   const colon = words.search(/：|: /);
   if (colon < 0) return [words, ''];
   const rest = words.slice(colon).replace(/^(：|: )/, '');
@@ -146,190 +118,214 @@ async function loadLandmarks(faceapi, options) {
  * Watch the preview (and the microphone in number mode) and report what to fix.
  * `onChange({ key, words, ok, startable })` is called whenever any of them changes: `ok` once the
  * checks have passed for GOOD_MS, `startable` once recording may start (ok, or STUCK_MS of failed
- * checks, or no check can run). Returns { stop(), recording(on), heardPeak() }.
+ * checks, or no check can run). Returns { stop(), recording(on), performed(…), heardPeak() }.
  */
 export function startCoach({ video, stage, level, stream, onChange }) {
-  const canvas = document.createElement('canvas');
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  const wide = document.createElement('canvas');  // the larger frame of the second look
-  const hint = stage.querySelector('.hint');
-  const sound = stream.getAudioTracks().length ? listen(stream, level) : null;
-  const started = performance.now();
-  let face = null;           // the detector, once loaded (null: light only)
-  let points = null;         // the detector with the landmark model, once loaded
-  let faceFailed = false;
-  let timer = 0;
-  let stopped = false;
-  let seen = { key: null, count: 0 };
-  let shown = { key: 'checking', ok: false, startable: false };
-  let goodSince = 0;
-  let everStartable = false;
-  let frames = 0;
-  let recordingSince = 0;
-  let misses = 0;            // looks in a row the quick look found no face
-  let farFaces = [];         // what the last wide look found (in the small frame's pixels)
-  let before = [];           // { ear, mouth } of the last looks before recording with the face in place
-  let samples = [];          // what each look saw while recording (performance.js)
-
-  loadDetector().then((loaded) => {
-    face = loaded;
-    loaded.withPoints.then((found) => { points = found; });
-  }, () => { faceFailed = true; });
-
-  async function look() {
-    if (stopped) return;
-    const begun = performance.now();
-    let key;
-    try {
-      key = await check();
-    } catch {
-      key = null;  // a frame that could not be read: say nothing new
-    }
-    if (stopped) return;
-    report(key ?? 'checking');  // a preview that cannot be read still lets the person start in time
-    const spent = performance.now() - begun;
-    timer = setTimeout(look, recordingSince ? Math.max(0, RECORDING_FRAME_MS - spent) : FRAME_MS);
-  }
-
-  /** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
-  async function check() {
-    if (!grab()) return null;
-    let faces = face ? onePerPerson(await timed(() => detectFaces())) : null;
-    if (faces && !faces.length) faces = await lookWide();
-    else misses = 0;
-    const box = faces?.length === 1 ? faces[0].box : null;
-    const image = context.getImageData(0, 0, canvas.width, canvas.height);
-    const light = lightProblem(image, box);
-    const voice = sound?.problem(recordingSince);
-    const placement = box ? placementProblem(box) : null;
-    remember(faces, placement, light, image);
-    if (light === 'dark' || light === 'bright') return light;
-    if (!face && !faceFailed && performance.now() - started < DETECTOR_WAIT_MS) return 'checking';
-    if (faces && !faces.length) return 'noFace';
-    if (faces && faces.length > 1) return 'faces';
-    return placement ?? light ?? voice ?? 'good';
-  }
-
-  /** The faces in the frame as { score, box, points (68, or none) }. */
-  async function detectFaces() {
-    if (!points) return face.detect(canvas);
-    const found = await points(canvas);
-    return found.map(({ detection, landmarks }) => ({
-      score: detection.score, box: detection.box, points: landmarks.positions,
-    }));
-  }
-
-  /** Keep what this look saw for performance.js: while recording, every look; before it, the
-   * eyes and the mouth of the looks with the face in place (the person's own baseline). */
-  function remember(faces, placement, light, image) {
-    const lead = faces?.length === 1 ? faces[0] : null;
-    const shape = lead?.points ? measure(lead.points) : null;
-    if (!recordingSince) {
-      if (shape?.mouth != null && !placement && !light) before = [...before, shape].slice(-BASELINE_LOOKS);
-      return;
-    }
-    let where = null;
-    if (faces) where = !faces.length ? 'none' : faces.length > 1 ? 'many' : placement ?? 'ok';
-    samples.push({
-      t: Math.round(performance.now() - recordingSince), face: where, dark: meanLuma(image) < COLLAPSED,
-      ear: shape?.ear ?? null, mouth: shape?.mouth ?? null,
-    });
-  }
-
-  /** The faces a wide look finds (one every WIDE_EVERY misses; the last one's between). */
-  async function lookWide() {
-    if (misses++ % WIDE_EVERY) return farFaces;
-    if (!face.detectWide || !grab(wide, FRAME_WIDTH * WIDE_SCALE)) return [];
-    const scale = canvas.width / wide.width;
-    farFaces = onePerPerson(await face.detectWide(wide)).map(({ score, box }) => ({
-      score,
-      box: { x: box.x * scale, y: box.y * scale, width: box.width * scale, height: box.height * scale },
-    }));
-    return farFaces;
-  }
-
-  /** The faces found, best first; a weak second one (a pattern on the wall) is not a person. */
-  function onePerPerson(found) {
-    const sorted = [...found].sort((a, b) => b.score - a.score);
-    return sorted.filter((f, i) => i === 0 || f.score >= SECOND_FACE);
-  }
-
-  /** Draw what the preview shows (object-fit: cover crops the camera's picture), `width` wide. */
-  function grab(into = canvas, width = FRAME_WIDTH) {
-    const { videoWidth: vw, videoHeight: vh } = video;
-    const { width: sw, height: sh } = stage.getBoundingClientRect();
-    if (!vw || !vh || !sw || !sh || video.readyState < 2) return false;
-    const scale = Math.max(sw / vw, sh / vh);
-    const cw = sw / scale;
-    const ch = sh / scale;
-    into.width = width;
-    into.height = Math.round(width * sh / sw);
-    into.getContext('2d').drawImage(video, (vw - cw) / 2, (vh - ch) / 2, cw, ch, 0, 0, into.width, into.height);
-    return true;
-  }
-
-  async function timed(run) {
-    const start = performance.now();
-    const result = await run();
-    if (frames++ < MEASURED_FRAMES) performance.measure('liveness:face-detect', { start, end: performance.now() });
-    return result;
-  }
-
-  /** Too far, too close or off centre, for a face box in the frame's pixels; null when fine. */
-  function placementProblem(box) {
-    const w = canvas.width;
-    const h = canvas.height;
-    const size = Math.sqrt(box.width * box.height) / Math.sqrt(2 * OVAL.rx * w * 2 * OVAL.ry * h);
-    if (size < FAR) return 'far';
-    if (size > CLOSE) return 'close';
-    const dx = (box.x + box.width / 2) / w - OVAL.x;
-    const dy = (box.y + box.height / 2) / h - OVAL.y;
-    return Math.hypot(dx, dy) > OFF_CENTRE ? 'offCentre' : null;
-  }
-
-  function report(key) {
-    seen = key === seen.key ? { key, count: seen.count + 1 } : { key, count: 1 };
-    const now = performance.now();
-    const good = key === 'good';
-    if (!good) goodSince = 0;
-    else if (!goodSince) goodSince = now;
-    const ok = good && now - goodSince >= GOOD_MS;
-    everStartable ||= ok || now - started >= STUCK_MS;
-    const named = good || key === 'checking' || seen.count >= SHOW_AFTER ? key : shown.key;
-    const next = { key: named, ok, startable: ok || everStartable };
-    stage.dataset.check = named === 'good' ? 'good' : named === 'checking' ? '' : 'bad';
-    if (next.key === shown.key && next.ok === shown.ok && next.startable === shown.startable) return;
-    shown = next;
-    onChange({ ...next, words: WORDS[next.key] });
-    layOut(hint, next.key);
-  }
-
-  look();
+  const coach = newCoach({ video, stage, level, stream, onChange });
+  useDetector(coach);
+  look(coach);
   // A look that never ends (a detector hung in the engine) must not hold the button back: once
   // STUCK_MS have passed the person may start anyway, whatever the looks are doing.
-  const stuck = setTimeout(() => report(seen.key ?? 'checking'), STUCK_MS + FRAME_MS);
+  coach.stuck = setTimeout(() => report(coach, coach.seen.key ?? 'checking'), STUCK_MS + FRAME_MS);
   return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-      clearTimeout(stuck);
-      sound?.stop();
-      delete stage.dataset.check;
-    },
+    stop: () => stopCoach(coach),
     /** Recording started (on) or ended: the microphone's silence means something else then. */
-    recording(on) {
-      recordingSince = on ? performance.now() : 0;
-      if (on) samples = [];
-      sound?.reset(recordingSince);
-    },
+    recording: (on) => recording(coach, on),
     /** What the person did during the recording just made (performance.js's verdict); call it
      * before recording(false). `actions`: the challenge's action codes in order. */
-    performed({ mode, actions, durationMs }) {
-      return judge({ mode, actions, samples, before, voiced: sound ? sound.voiced() : null, durationMs });
-    },
+    performed: ({ mode, actions, durationMs }) => judge({
+      mode, actions, samples: coach.samples, before: coach.before,
+      voiced: coach.sound ? coach.sound.voiced() : null, durationMs,
+    }),
     /** The loudest sample heard since recording(true); null without a microphone meter. */
-    heardPeak: () => (sound ? sound.peak() : null),
+    heardPeak: () => (coach.sound ? coach.sound.peak() : null),
   };
+}
+
+/** Everything one coach knows that changes, in one object (the looks, the reports, the
+ * recording), beside what it was given. */
+function newCoach({ video, stage, level, stream, onChange }) {
+  const canvas = document.createElement('canvas');
+  return {
+    video, stage, onChange,
+    hint: stage.querySelector('.hint'),
+    canvas,                                  // the down-scaled frame each look reads
+    context: canvas.getContext('2d', { willReadFrequently: true }),
+    wide: document.createElement('canvas'),  // the larger frame of the second look
+    sound: stream.getAudioTracks().length ? listen(stream, level) : null,
+    started: performance.now(),
+    face: null,            // the detector, once loaded (null: light only)
+    points: null,          // the detector with the landmark model, once loaded
+    faceFailed: false,     // the detector cannot load or run here
+    timer: 0,              // the next look
+    stuck: 0,              // the report after STUCK_MS whatever the looks do
+    stopped: false,
+    seen: { key: null, count: 0 },                           // the last look's problem, and in how many looks in a row
+    shown: { key: 'checking', ok: false, startable: false },  // what onChange last said
+    goodSince: 0,          // when the looks began to find nothing wrong (0: they do not)
+    everStartable: false,  // recording may start (it stays so)
+    frames: 0,             // looks timed in the Performance timeline
+    recordingSince: 0,     // when recording started (0: not recording)
+    misses: 0,             // looks in a row the quick look found no face
+    farFaces: [],          // what the last wide look found (in the small frame's pixels)
+    before: [],            // { ear, mouth } of the last looks before recording with the face in place
+    samples: [],           // what each look saw while recording (performance.js)
+  };
+}
+
+/** Use the face detector once it has loaded (and its landmark model, after it); without it the
+ * light alone decides. */
+function useDetector(coach) {
+  loadDetector().then((loaded) => {
+    coach.face = loaded;
+    loaded.withPoints.then((found) => { coach.points = found; });
+  }, () => { coach.faceFailed = true; });
+}
+
+/** One look at the preview, reported; the next one after it, faster while recording. */
+async function look(coach) {
+  if (coach.stopped) return;
+  const begun = performance.now();
+  let key;
+  try {
+    key = await check(coach);
+  } catch {
+    key = null;  // a frame that could not be read: say nothing new
+  }
+  if (coach.stopped) return;
+  report(coach, key ?? 'checking');  // a preview that cannot be read still lets the person start in time
+  const spent = performance.now() - begun;
+  coach.timer = setTimeout(() => look(coach), coach.recordingSince ? Math.max(0, RECORDING_FRAME_MS - spent) : FRAME_MS);
+}
+
+/** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
+async function check(coach) {
+  const { canvas, context } = coach;
+  if (!grab(coach)) return null;
+  let faces = coach.face ? onePerPerson(await timed(coach, () => detectFaces(coach))) : null;
+  if (faces && !faces.length) faces = await lookWide(coach);
+  else coach.misses = 0;
+  const box = faces?.length === 1 ? faces[0].box : null;
+  const image = context.getImageData(0, 0, canvas.width, canvas.height);
+  const light = lightProblem(image, box);
+  const voice = coach.sound?.problem(coach.recordingSince);
+  const placement = box ? placementProblem(box, canvas) : null;
+  remember(coach, faces, placement, light, image);
+  if (light === 'dark' || light === 'bright') return light;
+  if (!coach.face && !coach.faceFailed && performance.now() - coach.started < DETECTOR_WAIT_MS) return 'checking';
+  if (faces && !faces.length) return 'noFace';
+  if (faces && faces.length > 1) return 'faces';
+  return placement ?? light ?? voice ?? 'good';
+}
+
+/** The faces in the frame as { score, box, points (68, or none) }. */
+async function detectFaces(coach) {
+  if (!coach.points) return coach.face.detect(coach.canvas);
+  const found = await coach.points(coach.canvas);
+  return found.map(({ detection, landmarks }) => ({
+    score: detection.score, box: detection.box, points: landmarks.positions,
+  }));
+}
+
+/** Keep what this look saw for performance.js: while recording, every look; before it, the
+ * eyes and the mouth of the looks with the face in place (the person's own baseline). */
+function remember(coach, faces, placement, light, image) {
+  const lead = faces?.length === 1 ? faces[0] : null;
+  const shape = lead?.points ? measure(lead.points) : null;
+  if (!coach.recordingSince) {
+    if (shape?.mouth != null && !placement && !light) coach.before = [...coach.before, shape].slice(-BASELINE_LOOKS);
+    return;
+  }
+  let where = null;
+  if (faces) where = !faces.length ? 'none' : faces.length > 1 ? 'many' : placement ?? 'ok';
+  coach.samples.push({
+    t: Math.round(performance.now() - coach.recordingSince), face: where, dark: meanLuma(image) < COLLAPSED,
+    ear: shape?.ear ?? null, mouth: shape?.mouth ?? null,
+  });
+}
+
+/** The faces a wide look finds (one every WIDE_EVERY misses; the last one's between). */
+async function lookWide(coach) {
+  if (coach.misses++ % WIDE_EVERY) return coach.farFaces;
+  if (!coach.face.detectWide || !grab(coach, coach.wide, FRAME_WIDTH * WIDE_SCALE)) return [];
+  const scale = coach.canvas.width / coach.wide.width;
+  coach.farFaces = onePerPerson(await coach.face.detectWide(coach.wide)).map(({ score, box }) => ({
+    score,
+    box: { x: box.x * scale, y: box.y * scale, width: box.width * scale, height: box.height * scale },
+  }));
+  return coach.farFaces;
+}
+
+/** The faces found, best first; a weak second one (a pattern on the wall) is not a person. */
+function onePerPerson(found) {
+  const sorted = [...found].sort((a, b) => b.score - a.score);
+  return sorted.filter((f, i) => i === 0 || f.score >= SECOND_FACE);
+}
+
+/** Draw what the preview shows (object-fit: cover crops the camera's picture), `width` wide. */
+function grab({ video, stage, canvas }, into = canvas, width = FRAME_WIDTH) {
+  const { videoWidth: vw, videoHeight: vh } = video;
+  const { width: sw, height: sh } = stage.getBoundingClientRect();
+  if (!vw || !vh || !sw || !sh || video.readyState < 2) return false;
+  const scale = Math.max(sw / vw, sh / vh);
+  const cw = sw / scale;
+  const ch = sh / scale;
+  into.width = width;
+  into.height = Math.round(width * sh / sw);
+  into.getContext('2d').drawImage(video, (vw - cw) / 2, (vh - ch) / 2, cw, ch, 0, 0, into.width, into.height);
+  return true;
+}
+
+/** Run the detector, timing the first MEASURED_FRAMES runs in the Performance timeline. */
+async function timed(coach, run) {
+  const start = performance.now();
+  const result = await run();
+  if (coach.frames++ < MEASURED_FRAMES) performance.measure('liveness:face-detect', { start, end: performance.now() });
+  return result;
+}
+
+/** Too far, too close or off centre, for a face box in the frame's pixels; null when fine. */
+function placementProblem(box, { width: w, height: h }) {
+  const size = Math.sqrt(box.width * box.height) / Math.sqrt(2 * OVAL.rx * w * 2 * OVAL.ry * h);
+  if (size < FAR) return 'far';
+  if (size > CLOSE) return 'close';
+  const dx = (box.x + box.width / 2) / w - OVAL.x;
+  const dy = (box.y + box.height / 2) / h - OVAL.y;
+  return Math.hypot(dx, dy) > OFF_CENTRE ? 'offCentre' : null;
+}
+
+/** Count what a look found, and tell onChange when what to show has changed: a problem once it
+ * is seen SHOW_AFTER looks in a row, `ok` after GOOD_MS of good looks, `startable` for good. */
+function report(coach, key) {
+  const { seen, shown, stage } = coach;
+  coach.seen = key === seen.key ? { key, count: seen.count + 1 } : { key, count: 1 };
+  const now = performance.now();
+  const good = key === 'good';
+  if (!good) coach.goodSince = 0;
+  else if (!coach.goodSince) coach.goodSince = now;
+  const ok = good && now - coach.goodSince >= GOOD_MS;
+  coach.everStartable ||= ok || now - coach.started >= STUCK_MS;
+  const named = good || key === 'checking' || coach.seen.count >= SHOW_AFTER ? key : shown.key;
+  const next = { key: named, ok, startable: ok || coach.everStartable };
+  stage.dataset.check = named === 'good' ? 'good' : named === 'checking' ? '' : 'bad';
+  if (next.key === shown.key && next.ok === shown.ok && next.startable === shown.startable) return;
+  coach.shown = next;
+  coach.onChange({ ...next, words: t(`coach_${next.key}`) });
+  layOut(coach.hint, next.key);
+}
+
+function recording(coach, on) {
+  coach.recordingSince = on ? performance.now() : 0;
+  if (on) coach.samples = [];
+  coach.sound?.reset(coach.recordingSince);
+}
+
+function stopCoach(coach) {
+  coach.stopped = true;
+  clearTimeout(coach.timer);
+  clearTimeout(coach.stuck);
+  coach.sound?.stop();
+  delete coach.stage.dataset.check;
 }
 
 /** 'dark', 'bright' or 'backlit' from the frame's luma (the face box, else the oval), or null. */
