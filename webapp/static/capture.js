@@ -180,10 +180,9 @@ function showState(next) {
   return showVerdict(next.last);
 }
 
-/** A video of the session is being verified: the state's `in_flight` (`processing` from a
- * server before the name changed). */
+/** A video of the session is being verified (the state's `in_flight`). */
 function inFlight(s) {
-  return Boolean(s.in_flight ?? s.processing);
+  return Boolean(s.in_flight);
 }
 
 /** One of the page's milestones, for the operator's drop-off funnel (page_events.py). */
@@ -869,7 +868,7 @@ function handleRefusal(answer) {
   if (answer.body?.state) page.state = answer.body.state;
   if (answer.status === 404) return notFound();
   if (answer.status === 410 || error?.code === 'session_expired') return linkExpired();
-  if (error?.code === 'busy') return waitForVerdict();
+  if (error?.code === 'in_flight') return waitForVerdict();
   if (page.state.status !== STATUS.PENDING) return showState(page.state);
   if (!error) return offerRetry(t('server'));
   return offerRetry(pick(error.message_zh, error.message));
