@@ -1,6 +1,6 @@
 """A real HTTP server on 127.0.0.1 standing in for Juhe's antiFaceId endpoint, for tests.
 
-Written independently of ``webapp.sandbox`` (it must not import it) so that the two check each
+Written independently of ``webapp.juhe.sandbox`` (it must not import it) so that the two check each
 other: it parses the raw form body itself, rejects what Juhe would reject and inspects the
 video with ``ffprobe``. Every request is recorded (without the video bytes) in ``requests``.
 

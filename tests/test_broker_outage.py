@@ -2,7 +2,7 @@
 later, empty (no persistence, as tests/servers.py runs it). Real redis-server, real gunicorn,
 real Celery workers (the README's worker command), the Juhe stand-in. The outage costs time,
 never a worker, a queued attempt or a second paid call: the workers reconnect, the attempts
-whose tasks Redis lost are published again (webapp/broker.py), every person gets a verdict,
+whose tasks Redis lost are published again (webapp/delivery/broker.py), every person gets a verdict,
 Juhe is paid once per person, and /readyz says 503 while verification cannot run."""
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_workers_outlive_redis_killed_while_they_call_juhe(deploy, juhe, media):
 
 def test_tasks_lost_with_redis_are_published_again_and_paid_once(deploy, juhe, media):
     """Six threads in all: twelve people, six calls in flight and six tasks waiting in Redis
-    when it dies. Those six come back from the database (webapp/broker.py) once Redis does."""
+    when it dies. Those six come back from the database (webapp/delivery/broker.py) once Redis does."""
     deployment = deploy(concurrency=3)
     juhe.mode, juhe.slow_seconds = juhe.SLOW, 8.0
     video = media("safari_fmp4").read_bytes()

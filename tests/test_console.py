@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from webapp import console, sessions
+from webapp import sessions
+from webapp.web import console
 
 from .conftest import OPERATOR_KEY, idcard, rows
 from .servers import Gunicorn, address, request
@@ -333,7 +334,7 @@ def test_the_csv_says_when_it_stops_at_its_cap(app, database_url):
     import sqlalchemy
     from sqlalchemy.orm import Session
 
-    from webapp import console_search
+    from webapp.web import console_search
     client = app.test_client()
     for n in range(4):
         make(client, f"capped-{n}", seq=500 + n)

@@ -85,7 +85,7 @@ def test_the_readme_two_commands_exist_and_ci_runs_the_test_command():
 def test_the_two_minute_try_names_sandbox_ids_that_do_what_it_says():
     """The README's try: one ID number that passes, one too dark (a retry), one that fails."""
     from webapp.guidance import guidance_for
-    from webapp.sandbox import DEFAULT_SCORE, TEST_IDS, _outcome
+    from webapp.juhe.sandbox import DEFAULT_SCORE, TEST_IDS, _outcome
     try_section = README.split("## A two-minute try", 1)[1].split("\n## ", 1)[0]
     ids = re.findall(r"\*\*`(\d{17}[\dX])`\*\*", try_section)
     assert len(ids) == 3, ids

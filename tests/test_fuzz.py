@@ -1,7 +1,7 @@
 """Hostile input, property-based (Hypothesis), bounded in time for CI.
 
 * malformed operator API bodies: never a 5xx, every 4xx in the error format, and what the
-  server accepts is what webapp/openapi.json documents (and vice versa for what it refuses);
+  server accepts is what webapp/api/openapi.json documents (and vice versa for what it refuses);
 * malformed standalone form posts, with CSRF on and off: never a 5xx;
 * malformed uploads (random bytes, truncated videos, random multipart fields, missing or wrong
   challenges): never a 5xx, never an attempt, never a request to Juhe;
@@ -297,7 +297,7 @@ LOOPBACK_HOSTS = ["2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0", "127.0
 def test_production_refuses_callback_urls_that_reach_internal_addresses(make_app, schemas, request_schema):
     """Outside WEBHOOK_ALLOW_PRIVATE: whatever the spelling, an accepted callback_url is one the
     dispatcher would send to (its host resolves to public addresses only)."""
-    from webapp import targets
+    from webapp.delivery import targets
     app = make_app(WEBHOOK_SECRET=WEBHOOK_SECRET, WEBHOOK_ALLOW_PRIVATE=False)
     app.extensions["liveness"].dispatcher.resolver = _fuzz_resolver
     client = app.test_client()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from webapp.guidance import GUIDANCE, LOW_SCORE, Category, Guidance, guidance_for, guidance_key
-from webapp.juhe_answer import JuheError, JuheResult
+from webapp.juhe.answer import JuheError, JuheResult
 
 VENDORED = Path(__file__).resolve().parents[1] / "docs" / "vendor" / "juhe-antiFaceId-api.txt"
 

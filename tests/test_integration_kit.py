@@ -30,7 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import make_server
 
-from webapp.webhooks import sign
+from webapp.delivery.webhooks import sign
 
 from .conftest import AUTH, OPERATOR_KEY
 from .loopback import Receiver

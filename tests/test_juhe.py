@@ -21,7 +21,7 @@ from requests.adapters import BaseAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from webapp.guidance import guidance_key
-from webapp.juhe import JuheClient, JuheError, JuheResult, VerifyRequest, form_body
+from webapp.juhe.client import JuheClient, JuheError, JuheResult, VerifyRequest, form_body
 
 try:
     from tests.juhe_standin import JuheStandIn, make_idcard, make_video
@@ -373,9 +373,9 @@ def test_the_key_never_appears_in_logs_or_errors(standin, videos, caplog):
 
 
 def test_each_call_logs_one_line_with_masked_identity(standin, videos, caplog):
-    caplog.set_level(logging.INFO, logger="webapp.juhe")
+    caplog.set_level(logging.INFO, logger="webapp.juhe.client")
     client_for(standin.url).verify(request(videos["good"], 1, "4821"))
-    [record] = [r for r in caplog.records if r.name == "webapp.juhe"]
+    [record] = [r for r in caplog.records if r.name == "webapp.juhe.client"]
     line = record.getMessage()
     assert "1101**********" + IDCARD[-4:] in line and "王**" in line
     assert "livenessType=1" in line and f"video_bytes={len(videos['good'])}" in line
@@ -406,9 +406,9 @@ def test_a_video_reaches_juhe_whole():
 
 
 def test_the_wire_protocol_loads_without_the_guidance_table():
-    """webapp.juhe and webapp.juhe_answer say what Juhe answered; which guidance row an answer
+    """webapp.juhe.client and webapp.juhe.answer say what Juhe answered; which guidance row an answer
     stands for is webapp.guidance's business, so loading them loads no guidance."""
-    script = ("import sys, webapp.juhe, webapp.juhe_answer\n"
+    script = ("import sys, webapp.juhe.client, webapp.juhe.answer\n"
               "print(sorted(m for m in sys.modules if m.startswith('webapp.guidance')))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, cwd=Path(__file__).resolve().parents[1])

@@ -182,7 +182,7 @@ def test_a_whole_run_logs_no_secret_no_identity_and_no_page_token(make_app, juhe
 
     # Not vacuous: the run did log what the scan is about, masked.
     names = {r.name for r in records}
-    assert {"webapp.juhe", "webapp.verification", "webapp.webhooks", "webapp.pages", "werkzeug"} <= names, names
+    assert {"webapp.juhe.client", "webapp.verification", "webapp.delivery.webhooks", "webapp.web.pages", "werkzeug"} <= names, names
     joined = "\n".join(text for _, text in texts)
     assert mask_idcard(ID_PASS) in joined and "/v/***" in joined
     assert any(r.name == "werkzeug" and "/v/" in t for r, t in texts)

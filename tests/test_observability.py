@@ -117,7 +117,7 @@ def test_a_short_metrics_key_stops_the_start(make_app):
 
 def test_the_console_shows_the_service_wide_counts_exactly_where_metrics_would(make_app, monkeypatch):
     """The console's funnel follows /metrics' rule for operator keys, sandbox or not."""
-    from webapp import funnel
+    from webapp.web import funnel
 
     from .test_console import sign_in
     monkeypatch.setattr(funnel, "service_outcomes", lambda: [{"code": "0", "label": "通过", "count": 1}])

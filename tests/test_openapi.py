@@ -1,4 +1,4 @@
-"""The OpenAPI document (webapp/openapi.json) is valid, served, and in step with the code: every
+"""The OpenAPI document (webapp/api/openapi.json) is valid, served, and in step with the code: every
 route of the `api` blueprint is in it and nothing else, and real answers of the app, through
 real uploads against the Juhe stand-in, validate against the schemas it documents (with every
 object closed, so an undocumented field fails here too)."""
@@ -16,12 +16,12 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from webapp.webhooks import verify_signature
+from webapp.delivery.webhooks import verify_signature
 
 from .conftest import AUTH, Person, idcard
 from .loopback import Receiver
 
-DOC_PATH = Path(__file__).resolve().parent.parent / "webapp" / "openapi.json"
+DOC_PATH = Path(__file__).resolve().parent.parent / "webapp" / "api" / "openapi.json"
 BASE = "urn:liveness:openapi"
 SECRET = "whsec-openapi-0123456789"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")

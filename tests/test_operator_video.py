@@ -14,8 +14,9 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from webapp import targets, video_url
-from webapp.webhooks import verify_signature
+from webapp.api import video_url
+from webapp.delivery import targets
+from webapp.delivery.webhooks import verify_signature
 
 from .conftest import AUTH, idcard, rows
 from .loopback import Receiver

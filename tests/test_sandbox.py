@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from webapp import sandbox
-from webapp.juhe import JuheClient, JuheError, VerifyRequest
-from webapp.sandbox import TEST_IDS, sandbox_session
+from webapp.juhe import sandbox
+from webapp.juhe.client import JuheClient, JuheError, VerifyRequest
+from webapp.juhe.sandbox import TEST_IDS, sandbox_session
 
 try:
     from tests.juhe_standin import JuheStandIn, gb11643_check, make_idcard, make_video

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gzip
 import re
 
-from webapp import static_files
+from webapp.web import static_files
 
 from .conftest import AUTH
 

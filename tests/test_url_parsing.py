@@ -160,7 +160,7 @@ def test_an_accepted_return_url_names_where_the_browser_goes(client, database_ur
 @settings(max_examples=200, **FAST)
 @given(scheme=schemes, user=userinfo, host=hosts, port=ports, tail=tails)
 def test_an_accepted_callback_url_is_sent_where_a_browser_would_go(client, scheme, user, host, port, tail):
-    from webapp import targets
+    from webapp.delivery import targets
     url = scheme + user + host + port + tail
     if accepted(client, "callback_url", url) is None:
         return

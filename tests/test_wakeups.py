@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from webapp.wakeups import Wakeups
+from webapp.delivery.wakeups import Wakeups
 
 from .servers import RedisServer
 

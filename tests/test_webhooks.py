@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from webapp.delivery.webhooks import BACKOFF, MAX_TRIES, sign, verify_signature
 from webapp.settings import ConfigurationError, load_settings
-from webapp.webhooks import BACKOFF, MAX_TRIES, sign, verify_signature
 
 from .conftest import AUTH, Person, idcard
 from .loopback import Receiver
@@ -204,7 +204,7 @@ def test_the_app_tells_its_dispatcher_whether_private_targets_are_allowed(make_a
 
 
 def test_a_dispatcher_refuses_internal_targets_unless_told_otherwise(make_app, juhe, media, receiver):
-    from webapp.webhooks import Dispatcher
+    from webapp.delivery.webhooks import Dispatcher
     receiver.statuses.clear()
     app = make_app(WEBHOOK_SECRET=SECRET)
     created = finish_session(app.test_client(), media, callback_url=receiver.url)
@@ -219,7 +219,7 @@ def test_delivery_rechecks_the_target_a_name_rebound_to_loopback_is_a_failed_try
     """The name resolved to a public address when the session was created; by delivery time it
     resolves to 127.0.0.1 (DNS rebinding): nothing is sent, the try is logged with the reason,
     and it is retried on the usual back-off."""
-    from webapp.webhooks import Dispatcher
+    from webapp.delivery.webhooks import Dispatcher
     receiver.statuses.clear()
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=False)
     client = app.test_client()
@@ -255,7 +255,7 @@ def test_the_connection_goes_to_the_checked_address_with_the_original_host_heade
                                                                                  receiver):
     """Resolved once per try, and that very address is connected to: a name only the injected
     resolver knows reaches the loopback receiver, which sees the name in the Host header."""
-    from webapp.webhooks import Dispatcher
+    from webapp.delivery.webhooks import Dispatcher
     receiver.statuses.clear()
     app = make_app(WEBHOOK_SECRET=SECRET)
     port = receiver.server.server_port
@@ -293,7 +293,7 @@ def test_https_delivery_to_a_pinned_address_checks_sni_and_the_certificate_again
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
 
-    from webapp.webhooks import Dispatcher
+    from webapp.delivery.webhooks import Dispatcher
     cert, key = tls_certificate
     seen = {"sni": [], "hosts": []}
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -338,7 +338,7 @@ def test_https_delivery_to_a_pinned_address_checks_sni_and_the_certificate_again
     ("https://93.184.215.14/", True), ("https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", True),
 ])
 def test_targets_check_as_the_sender_resolves(url, allowed):
-    from webapp import targets
+    from webapp.delivery import targets
     if allowed:
         target = targets.check(url)
         assert str(target.address) == url.split("//")[1].strip("/[]")
@@ -350,7 +350,7 @@ def test_targets_check_as_the_sender_resolves(url, allowed):
 
 
 def test_targets_check_refuses_what_it_cannot_send_to():
-    from webapp import targets
+    from webapp.delivery import targets
     for url in ("ftp://93.184.215.14/", "http://[x", "http://x:99999/", "http:///nohost", "http://a b/"):
         with pytest.raises(targets.TargetRefused):
             targets.check(url, allow_private=True, resolver=Resolutions({"x": [PUBLIC_IP]}))

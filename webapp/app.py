@@ -13,28 +13,25 @@ from flask import Flask, Request, request
 from sqlalchemy.exc import DBAPIError
 
 from . import (
-    api,
     commands,
-    console,
     limits,
     logs,
     migrate,
     outages,
-    pages,
     retention,
-    security,
-    static_files,
     theming,
     uploads,
     verification,
     video,
-    webhooks,
 )
+from .api import views as api
+from .delivery import webhooks
+from .delivery.wakeups import Wakeups
 from .extensions import API, Services, audience, csrf, error_answer
-from .juhe import JuheClient, http_session
+from .juhe.client import JuheClient, http_session
 from .settings import Settings, load_settings, with_instance_secret
 from .storage import Store
-from .wakeups import Wakeups
+from .web import console, pages, security, static_files
 
 
 def create_app(test_config: dict | None = None, *, settings: Settings | None = None) -> Flask:
@@ -61,7 +58,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     _database_away_answers(app)
     register_commands(app)
     if settings.CELERY_BROKER_URL:
-        from . import tasks
+        from .delivery import tasks
         tasks.configure(settings)
     # The background loop runs where the app serves: gunicorn starts it in each worker
     # (gunicorn.conf.py), not in `flask purge` or a Celery worker. Tests may ask for it.
@@ -75,7 +72,7 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                      sweep_every: float = 30.0, schema: migrate.Schema | None = None) -> Callable[[], None]:
     """One daemon thread per process: deliver due webhooks, sweep leftover uploads, and now and
     then release dead attempts, expire overdue sessions and purge old ones (and, with a Redis
-    broker, the wake-ups' subscriber: webapp/wakeups.py). Several processes
+    broker, the wake-ups' subscriber: webapp/delivery/wakeups.py). Several processes
     may run it: deliveries are leased, sessions locked. Each pass first makes sure of `schema`
     (a process started while the database was away). Returns what stops it."""
     stopping = threading.Event()
@@ -97,7 +94,7 @@ def start_background(s: Services, interval: float = 5.0, housekeeping_every: flo
                         retention.housekeeping(db, s.settings)
                     last_housekeeping = time.monotonic()
                 if s.settings.CELERY_BROKER_URL:
-                    from . import tasks
+                    from .delivery import tasks
                     tasks.publish_lost(s.store)  # queued attempts whose task Redis lost
             except DBAPIError as error:
                 if not outages.database_away(error):
@@ -150,7 +147,7 @@ def build_services(app: Flask, settings: Settings) -> Services:
     tools = video.Tools(ffmpeg=settings.FFMPEG_BINARY, ffprobe=settings.FFPROBE_BINARY,
                         timeout=settings.FFMPEG_TIMEOUT, tmpdir=str(folder))
     if settings.sandbox:
-        from .sandbox import sandbox_session
+        from .juhe.sandbox import sandbox_session
         http, key = sandbox_session(tools), "sandbox"
     else:
         assert settings.JUHE_KEY, "no key is sandbox mode"
@@ -172,8 +169,8 @@ def build_services(app: Flask, settings: Settings) -> Services:
 
 
 def _enqueue(attempt_id: int) -> None:
-    """Hand a prepared video to a Celery worker (webapp/tasks.py), with this request's id."""
-    from . import tasks
+    """Hand a prepared video to a Celery worker (webapp/delivery/tasks.py), with this request's id."""
+    from .delivery import tasks
     tasks.verify.delay(attempt_id, logs.request_id.get())
 
 

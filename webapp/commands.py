@@ -62,6 +62,6 @@ def deliver_webhooks() -> None:
 @click.command("sandbox-ids")
 def sandbox_ids() -> None:
     """List the sandbox's test ID numbers and the outcome each one rehearses."""
-    from .sandbox import TEST_IDS
+    from .juhe.sandbox import TEST_IDS
     for idcard, outcome in TEST_IDS:
         click.echo(f"{idcard}  {outcome}")

@@ -11,11 +11,12 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 
-from . import video, webhooks
+from . import video
+from .delivery import webhooks
+from .delivery.wakeups import Wakeups
 from .settings import Settings
 from .storage import Store
 from .verification import Verifier
-from .wakeups import Wakeups
 
 csrf = CSRFProtect()
 # Rules and storage are set by limits.init_app; the views name their limits (limits.PAGE, ...).

@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask, request
 from limits.errors import ConfigurationError as LimitsConfigurationError
 
-from . import ratelimit_storage  # registers the sqlite:// storage scheme with `limits`
+from . import ratelimit_storage
 from .extensions import error_answer, limiter
 from .settings import ConfigurationError, Settings
 

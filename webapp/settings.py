@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     RETENTION_DAYS: int = Field(30, ge=1)
     CELERY_BROKER_URL: str | None = None   # e.g. redis://…: verifications and webhooks run in Celery workers
     # Seconds after which a dead Celery worker's unacknowledged tasks go to another worker (the
-    # Redis transport's visibility timeout, webapp.tasks.configure). A task still running then is
+    # Redis transport's visibility timeout, webapp.delivery.tasks.configure). A task still running then is
     # delivered again too, and that copy does nothing. Below sessions.QUEUE_SECONDS (180 s), after
     # which a queued attempt no worker took is released.
     CELERY_VISIBILITY_SECONDS: int = Field(20, ge=1, le=120)
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # its per-address limits count the client they name in X-Forwarded-For (deploy/nginx.conf).
     PROXY_ADDRESSES: Annotated[tuple[str, ...], NoDecode] = ()
     # gunicorn's threads per worker (gunicorn.conf.py reads it from the environment for gunicorn
-    # itself): at most half of them wait for a verdict in a state request (webapp.wakeups).
+    # itself): at most half of them wait for a verdict in a state request (webapp.delivery.wakeups).
     GUNICORN_THREADS: int = Field(8, ge=1, le=1024)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"   # json: one object per line, with the request id

@@ -278,7 +278,7 @@ class QueuedVideo(Base):
 
 
 class ConsoleSignIn(Base):
-    """One sign-in to the operator console (webapp.console), alive while its row is: the
+    """One sign-in to the operator console (webapp.web.console), alive while its row is: the
     console's cookie carries a random id whose hash is `id`. Signing out deletes the row, so a
     copy of the cookie taken before opens nothing after; so does a key no longer configured, and
     the row lapses at `expires_at` (the cookie's lifetime)."""

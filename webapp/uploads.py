@@ -63,7 +63,7 @@ def workspace(folder: Path) -> Iterator[Path]:
 def spool_file(folder: Path) -> IO[bytes]:
     """An unnamed temporary file in the upload folder (for a request body being received).
     When a write fails (a full disk) it gives its space back at once, closed before the
-    error goes on (webapp/full_disk.py answers it)."""
+    error goes on (webapp/web/full_disk.py answers it)."""
     return _Spool(tempfile.TemporaryFile("wb+", buffering=0, dir=folder))
 
 

@@ -28,9 +28,10 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from . import best_frames, clients, metrics, outages, sessions, uploads, video, webhooks
+from . import best_frames, clients, metrics, outages, sessions, uploads, video
+from .delivery import webhooks
 from .guidance import LOW_SCORE, Guidance, guidance_for, guidance_key
-from .juhe import JuheClient, JuheError, JuheResult, VerifyRequest
+from .juhe.client import JuheClient, JuheError, JuheResult, VerifyRequest
 from .lease import LEASE_SECONDS, Lease, owner
 from .operator_view import session_json
 from .outcome import Outcome, after
@@ -153,7 +154,7 @@ def _not_prepared(v: Verifier, page_token: str, attempt_id: int, mode: str, chal
         db.execute(delete(Attempt).where(Attempt.id == attempt_id, Attempt.state == AttemptState.PREPARING))
         db.commit()
         if isinstance(problem, video.StorageFull):
-            raise problem  # nothing counted; the app answers 503 storage_full (webapp/full_disk.py)
+            raise problem  # nothing counted; the app answers 503 storage_full (webapp/web/full_disk.py)
         return after(session, guidance_for(key), challenge_id, rejected=True)
 
 
@@ -326,7 +327,7 @@ def _write_answer(v: Verifier, page_token: str, attempt_id: int, answer: JuheRes
                   timings: dict) -> _Recorded:
     """Step 6 as one unit of work, safe to run again if the database failed under it: the
     answer on the attempt, the session ended if nothing more can pass, and then its webhook
-    queued in the same transaction (an outbox: webapp/webhooks.py delivers it)."""
+    queued in the same transaction (an outbox: webapp/delivery/webhooks.py delivers it)."""
     with v.store.session() as db:
         session = _lock(db, v.settings, page_token, refresh=False)
         attempt = db.get_one(Attempt, attempt_id)

@@ -20,7 +20,7 @@ passes depends on the score (``low_score`` when below the pass line).
 
 The package: ``model`` (``Category``, ``Guidance``), ``table`` (the rows, each with its
 problem in a few words, which the capture page shows when the attempts are used up),
-``answers`` (``guidance_key``: which row a ``webapp.juhe_answer`` answer stands for).
+``answers`` (``guidance_key``: which row a ``webapp.juhe.answer`` answer stands for).
 """
 from __future__ import annotations
 

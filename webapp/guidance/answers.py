@@ -1,8 +1,8 @@
 """Which guidance row a Juhe call's answer stands for: the product's reading of the wire protocol
-(``webapp.juhe_answer``), which itself knows nothing of this table."""
+(``webapp.juhe.answer``), which itself knows nothing of this table."""
 from __future__ import annotations
 
-from ..juhe_answer import JuheError, JuheResult
+from ..juhe.answer import JuheError, JuheResult
 
 LOW_SCORE = "low_score"  # error_code 0, but the similarity is below the pass line
 

@@ -2,7 +2,6 @@
 transaction and under its schema lock."""
 from alembic import context
 
-from webapp import consent, webhooks  # noqa: F401 - registers their tables on Base.metadata
 from webapp.storage import Base
 
 connection = context.config.attributes["connection"]

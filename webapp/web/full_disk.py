@@ -20,7 +20,7 @@ from pathlib import Path
 from flask import Response, request
 from sqlalchemy.engine import URL, make_url
 
-from .extensions import error_answer
+from ..extensions import error_answer
 
 FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 CODE = "storage_full"

@@ -26,9 +26,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select
 
-from . import sessions
-from .storage import Attempt, Store, utcnow
-from .vocabulary import AttemptState
+from .. import sessions
+from ..storage import Attempt, Store, utcnow
+from ..vocabulary import AttemptState
 
 log = logging.getLogger(__name__)
 

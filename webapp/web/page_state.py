@@ -1,7 +1,7 @@
 """What the capture page is told: the state it draws itself from, and the wait for a verdict.
 
 Flask-free. `current` is GET /v/<token>/state: the session read without a lock (sessions.read_fresh), and,
-when the page asks to wait, held until the attempt in flight is settled (webapp/wakeups.py), its lease runs out
+when the page asks to wait, held until the attempt in flight is settled (webapp/delivery/wakeups.py), its lease runs out
 or the wait is over, whichever comes first.
 """
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from . import sessions
-from .challenges import describe
-from .outcome import last_outcome, outcome_json
-from .settings import Settings
-from .storage import Challenge, Store, VerificationSession, isoformat, utcnow
-from .vocabulary import Mode
-from .wakeups import Wakeups
+from .. import sessions
+from ..challenges import describe
+from ..delivery.wakeups import Wakeups
+from ..outcome import last_outcome, outcome_json
+from ..settings import Settings
+from ..storage import Challenge, Store, VerificationSession, isoformat, utcnow
+from ..vocabulary import Mode
 
 MAX_WAIT_SECONDS = 15.0  # the page asks for this; shorter than gunicorn's graceful_timeout and any proxy's
 

@@ -3,9 +3,9 @@
 One call = one POST of the person's video and identity to Juhe; the answer is either a
 :class:`JuheResult` (every service-level answer: ``error_code`` 0 or 2675xx) or a
 :class:`JuheError` (HTTP errors, unreadable answers, system codes 100xx, timeouts, no
-connection). Those types and Juhe's code table live in ``webapp.juhe_answer`` (re-exported
-here); the deadline that cuts a call's sockets in ``webapp.deadline``. The client knows nothing
-of Flask; the ``requests.Session`` is injected so that the sandbox (``webapp.sandbox``) and
+connection). Those types and Juhe's code table live in ``webapp.juhe.answer`` (re-exported
+here); the deadline that cuts a call's sockets in ``webapp.juhe.deadline``. The client knows nothing
+of Flask; the ``requests.Session`` is injected so that the sandbox (``webapp.juhe.sandbox``) and
 tests can supply their own transport.
 
 Secrets and personal data: the key travels in the form body only (never in the URL), and
@@ -26,9 +26,8 @@ import requests
 from requests import exceptions as rex
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from .deadline import Deadline, DeadlineAdapter
-from .identity import mask_idcard, mask_realname
-from .juhe_answer import (
+from ..identity import mask_idcard, mask_realname
+from .answer import (
     CHARGED_CODES,
     LIVENESS_TYPES,
     SERVICE_CODE_FLOOR,
@@ -37,11 +36,12 @@ from .juhe_answer import (
     VerifyRequest,
     legacy_code,
 )
+from .deadline import Deadline, DeadlineAdapter
 
 __all__ = ["CHARGED_CODES", "LIVENESS_TYPES", "SERVICE_CODE_FLOOR", "JuheClient", "JuheError",
            "JuheResult", "VerifyRequest", "form_body", "http_session"]
 
-log = logging.getLogger("webapp.juhe")
+log = logging.getLogger("webapp.juhe.client")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

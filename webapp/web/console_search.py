@@ -1,6 +1,6 @@
 """What the console's session list asks of the database, and the CSV files it hands out.
 
-Flask-free: webapp.console reads the request into a `Search` (`parse`), shows one `Page` of its
+Flask-free: webapp.web.console reads the request into a `Search` (`parse`), shows one `Page` of its
 sessions, or writes all of them (up to EXPORT_CAP) as CSV; the failure funnel's tables are
 written the same way (`funnel_csv`).
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from .storage import VerificationSession, isoformat
-from .vocabulary import AttemptState, SessionStatus
+from ..storage import VerificationSession, isoformat
+from ..vocabulary import AttemptState, SessionStatus
 
 PAGE_SIZE = 25
 EXPORT_CAP = 10_000
@@ -195,7 +195,7 @@ def export(db: Session, operator: str, search: Search, cap: int = EXPORT_CAP) ->
 
 
 def funnel_csv(data: dict) -> str:
-    """The failure funnel's tables (webapp.funnel.compute) in one CSV: by code, by browser · OS,
+    """The failure funnel's tables (webapp.web.funnel.compute) in one CSV: by code, by browser · OS,
     by OS, told apart by the first column."""
     lines: list[tuple] = [FUNNEL_COLUMNS]
     for c in data["codes"]:

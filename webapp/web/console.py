@@ -2,7 +2,7 @@
 
 Sign in with an operator key (a form with Flask-WTF's CSRF token); the console then lists that
 operator's sessions (identity masked), shows one session's attempts with their codes, guidance
-and charge, and draws the failure funnel (webapp.funnel) as charts with the vendored Chart.js,
+and charge, and draws the failure funnel (webapp.web.funnel) as charts with the vendored Chart.js,
 with the same numbers in tables beside them.
 
 Its cookie is its own: under /console Flask's signed session is the `liveness_console` cookie,
@@ -38,11 +38,12 @@ from sqlalchemy import delete, select
 from werkzeug.wrappers import Response
 from wtforms import PasswordField
 
-from . import consent, console_search, funnel, operator_view, page_events, sessions
-from .extensions import limiter, services
-from .guidance import guidance_for
-from .storage import ConsoleSignIn, VerificationSession, find_session, utcnow
-from .vocabulary import AttemptState
+from .. import consent, operator_view, page_events, sessions
+from ..extensions import limiter, services
+from ..guidance import guidance_for
+from ..storage import ConsoleSignIn, VerificationSession, find_session, utcnow
+from ..vocabulary import AttemptState
+from . import console_search, funnel
 
 PREFIX = "/console"
 COOKIE = "liveness_console"

@@ -1,7 +1,7 @@
 """What both parts of the operator API share: its one error (`ApiError` → `{"error": …}`), the
 checks of the fields it accepts, and the rule of which sessions an operator may see.
 
-Kept apart from the endpoints (`webapp.api`, `webapp.api_video`) so that both read the same
+Kept apart from the endpoints (`webapp.api.views`, `webapp.api.video`) so that both read the same
 rules and neither imports the other.
 """
 from __future__ import annotations
@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 import ada_url
 from flask import g
 
-from . import sessions, targets
-from .extensions import json_error, services
-from .storage import VerificationSession, find_session, lock_session
-from .vocabulary import Mode
+from .. import sessions
+from ..delivery import targets
+from ..extensions import json_error, services
+from ..storage import VerificationSession, find_session, lock_session
+from ..vocabulary import Mode
 
 LIMIT_RE = re.compile(r"[0-9]{1,3}")  # ASCII only: str.isdigit() takes "²" and other scripts' digits
 # Characters that make no sense in these fields: control characters everywhere (a database may

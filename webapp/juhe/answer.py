@@ -3,7 +3,7 @@ answer, and Juhe's code table.
 
 A call's answer is either a :class:`JuheResult` (every service-level answer: ``error_code`` 0 or
 2675xx) or a :class:`JuheError` (HTTP errors, unreadable answers, system codes 100xx, timeouts,
-no connection). Kept apart from the HTTP client (``webapp.juhe``) so that what an answer *says*
+no connection). Kept apart from the HTTP client (``webapp.juhe.client``) so that what an answer *says*
 can be read, and tested, without sockets; what it means to a person is the product's business
 (``webapp.guidance``), which reads these types, never the other way round.
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .identity import mask_idcard, mask_realname
+from ..identity import mask_idcard, mask_realname
 
 LIVENESS_TYPES = (0, 1, 2)  # 0 silent, 1 number (4 digits read aloud), 2 action ("1,2"/"2,1")
 CHARGED_CODES = frozenset({0, 267509})  # per Juhe's document: only these are billed

@@ -23,9 +23,10 @@ import requests
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from . import metrics, targets
-from .storage import Base, Store, affected, isoformat, utcnow
-from .vocabulary import DeliveryState
+from .. import metrics
+from ..storage import Base, Store, affected, isoformat, utcnow
+from ..vocabulary import DeliveryState
+from . import targets
 
 log = logging.getLogger(__name__)
 

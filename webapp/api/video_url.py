@@ -3,7 +3,7 @@
 Flask-free. Juhe can download a `videoUrl` itself, within 4 s and 8 MB after base64; we never
 hand it one. This service downloads the video under the same limits, then runs it through the
 page's path (normalised, and sent to Juhe as `videoBase64`). Where the download may connect
-follows the webhook rules (webapp.targets): the host is resolved once per request and the
+follows the webhook rules (webapp.delivery.targets): the host is resolved once per request and the
 connection pinned to the address that was checked; outside sandbox (or unless
 VIDEO_URL_ALLOW_PRIVATE) loopback, private and other internal addresses are refused, on the
 first request and on every redirect (at most MAX_REDIRECTS). One deadline covers the whole
@@ -25,8 +25,8 @@ from pathlib import Path
 import requests
 from requests import exceptions as rex
 
-from . import targets
-from .deadline import Deadline, DeadlineAdapter
+from ..delivery import targets
+from ..juhe.deadline import Deadline, DeadlineAdapter
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ requests' read timeout applies to each socket read, so an answer trickled one by
 never times out. A call runs inside a :class:`Deadline`; the connections of an adapter with
 :class:`DeadlineAdapter` register with the deadline of the thread that uses them, and the deadline
 shuts their sockets when it passes (or on abort), which ends any blocked read at once. Used by
-the Juhe client (``webapp.juhe``) and by ``webapp.video_url`` for its downloads.
+the Juhe client (``webapp.juhe.client``) and by ``webapp.api.video_url`` for its downloads.
 """
 from __future__ import annotations
 

@@ -34,28 +34,16 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from . import (
-    broker,
-    clients,
-    consent,
-    full_disk,
-    limits,
-    metrics,
-    page_events,
-    page_state,
-    security,
-    sessions,
-    theming,
-    uploads,
-    video,
-)
-from .challenges import MODES
-from .extensions import csrf, json_error, limiter, services
-from .guidance import guidance_for
-from .identity import Identity, IdentityError, normalize_idcard, normalize_realname
-from .outcome import outcome_json
-from .storage import Attempt, VerificationSession, lock_session, read_session
-from .vocabulary import AttemptState, SessionStatus
+from .. import clients, consent, limits, metrics, page_events, sessions, theming, uploads, video
+from ..challenges import MODES
+from ..delivery import broker
+from ..extensions import csrf, json_error, limiter, services
+from ..guidance import guidance_for
+from ..identity import Identity, IdentityError, normalize_idcard, normalize_realname
+from ..outcome import outcome_json
+from ..storage import Attempt, VerificationSession, lock_session, read_session
+from ..vocabulary import AttemptState, SessionStatus
+from . import full_disk, page_state, security
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -376,7 +364,7 @@ def _consent_with_upload(token: str, sent: str) -> None:
 @bp.app_errorhandler(RequestEntityTooLarge)
 def _request_too_large(_error):
     """A body over MAX_UPLOAD_MB (MAX_CONTENT_LENGTH), in its asker's form."""
-    from .extensions import error_answer
+    from ..extensions import error_answer
     words = guidance_for("upload_too_large")
     return error_answer(413, "upload_too_large", words.person_en, words.person_zh, title="上传的内容太大",
                         api=("too_large", "The request body is too large.", "请求体太大。"))
@@ -386,7 +374,7 @@ def _request_too_large(_error):
 @bp.app_errorhandler(video.StorageFull)
 def _storage_full(error):
     """A full disk (ENOSPC, EDQUOT) anywhere on the upload path: a 503 the person can act on,
-    nothing counted (webapp/full_disk.py). Any other OSError goes on as before (a 500)."""
+    nothing counted (webapp/web/full_disk.py). Any other OSError goes on as before (a 500)."""
     if not isinstance(error, video.StorageFull) and not full_disk.is_full(error):
         raise error
     log.error("storage full on %s %s: %s", request.method, request.url_rule or "?", error)

@@ -1,8 +1,8 @@
 """The operator API's second half: a video recorded elsewhere (the operator's own app, or a
 file it stores), verified through the page's own path (`webapp.verification`).
 
-`register(bp)` adds these endpoints to the API blueprint of `webapp.api`, so they share its
-authentication, limits and error handling, and keep their endpoint names (`api.submit_video`).
+Its two views are routed by the API's blueprint (`webapp.api.views`: `api.issue_challenge`,
+`api.submit_video`), so they share its authentication, limits and error handling.
 """
 from __future__ import annotations
 
@@ -10,22 +10,17 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
 
-from . import clients, metrics, sessions, uploads, video_url
-from .api_common import ApiError, checked_url, own_session, state_error
-from .challenges import describe
-from .extensions import services
-from .guidance import guidance_for
-from .operator_view import session_json
-from .outcome import Outcome, after, outcome_json
-from .storage import isoformat
-
-
-def register(bp: Blueprint) -> None:
-    """Add this module's endpoints to the operator API's blueprint."""
-    bp.post("/sessions/<session_id>/challenge")(issue_challenge)
-    bp.post("/sessions/<session_id>/video")(submit_video)
+from .. import clients, metrics, sessions, uploads
+from ..challenges import describe
+from ..extensions import services
+from ..guidance import guidance_for
+from ..operator_view import session_json
+from ..outcome import Outcome, after, outcome_json
+from ..storage import isoformat
+from . import video_url
+from .fields import ApiError, checked_url, own_session, state_error
 
 
 def issue_challenge(session_id: str):

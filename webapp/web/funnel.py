@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .clients import OTHER
-from .guidance import guidance_for
-from .storage import Attempt, VerificationSession, isoformat
-from .vocabulary import AttemptState
+from ..clients import OTHER
+from ..guidance import guidance_for
+from ..storage import Attempt, VerificationSession, isoformat
+from ..vocabulary import AttemptState
 
 PASSED = "0"
 TOP_CODES = 6  # the chart stacks the most frequent failure codes, the rest as "other"
@@ -84,7 +84,7 @@ def service_outcomes() -> list[dict]:
     """Every upload's outcome by code from the Prometheus counters, refused-before-Juhe ones
     included (the database keeps no attempt for those): every worker's under gunicorn's
     multiprocess mode, this process's otherwise; service-wide, since the processes started."""
-    from . import metrics
+    from .. import metrics
     counts: Counter[str] = Counter()
     for family in metrics.registry().collect():
         if family.name == "liveness_verifications":

@@ -34,10 +34,10 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .guidance import guidance_for
-from .identity import IdentityError, check_digit, normalize_idcard, normalize_realname
+from ..guidance import guidance_for
+from ..identity import IdentityError, check_digit, normalize_idcard, normalize_realname
 
-log = logging.getLogger("webapp.sandbox")
+log = logging.getLogger("webapp.juhe.sandbox")
 
 MAX_BASE64_CHARS = 8 * 1024 * 1024  # "BASE64编码后的大小不超过8M"
 DEFAULT_SCORE = 92.5
@@ -157,7 +157,7 @@ def _decode(text: str) -> bytes | None:
 
 def _video_code(data: bytes, *, liveness_type: int, tools: Any) -> int | None:
     """The code Juhe would answer for this video after looking at it, or None when it is fine."""
-    from . import video  # lazy: the video module is heavy and optional for the rules above
+    from .. import video
 
     tools = tools if tools is not None else video.Tools()
     with tempfile.TemporaryDirectory(prefix="juhe-sandbox-") as tmp:

@@ -14,7 +14,7 @@ that may have reached Juhe is sent again (verification.run_queued).
 The broker may go away (Redis restarted, a network fault): the worker keeps running the tasks it
 holds, tries to reconnect (broker_connection_retry, for about 45 minutes before it exits to its
 supervisor) and takes new ones once Redis is back. A task that Redis lost with its data is
-published again by the web (webapp/broker.py), from the mark each publication leaves.
+published again by the web (webapp/delivery/broker.py), from the mark each publication leaves.
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from typing import Any
 from celery import Celery, signals
 from celery.worker.consumer import Consumer as _Consumer
 
-from . import broker, logs, verification
-from .settings import Settings
-from .storage import Store
+from .. import logs, verification
+from ..settings import Settings
+from ..storage import Store
+from . import broker
 
 log = logging.getLogger(__name__)
 

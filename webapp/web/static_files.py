@@ -139,7 +139,7 @@ def init_app(app: Flask) -> None:
         if asset.gzipped is not None:
             response.vary.add("Accept-Encoding")
         # No document: a short policy of its own (an SVG opened alone runs nothing), instead of
-        # the pages' (webapp/security.py adds its headers only where no policy is set yet).
+        # the pages' (webapp/web/security.py adds its headers only where no policy is set yet).
         response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
         if request.args.get("v") == asset.digest:
             response.cache_control.public = True

@@ -1,5 +1,6 @@
-"""The operator API: create a session from your backend, read its trusted result (a video
-recorded elsewhere: `webapp.api_video`; shared checks and errors: `webapp.api_common`).
+"""The operator API's routes: create a session from your backend, read its trusted result, and
+verify a video recorded elsewhere (its work: `webapp.api.video`; the checked fields and errors:
+`webapp.api.fields`).
 
 `Authorization: Bearer <key>` with a key of OPERATOR_API_KEYS; errors as
 `{"error": {"code": ..., "message": ..., "message_zh"?: ..., "field"?: ...}}` (English, Chinese). The identity goes in once and comes back masked only.
@@ -14,8 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import api_video, best_frames, limits, sessions, webhooks
-from .api_common import (
+from .. import best_frames, limits, sessions
+from ..delivery import webhooks
+from ..extensions import limiter, services
+from ..identity import Identity, IdentityError
+from ..operator_view import session_json
+from ..storage import VerificationSession, isoformat
+from . import video
+from .fields import (
     CONTROL,
     LIMIT_RE,
     ApiError,
@@ -32,17 +39,15 @@ from .api_common import (
     own_session,
     visible,
 )
-from .extensions import limiter, services
-from .identity import Identity, IdentityError
-from .operator_view import session_json
-from .storage import VerificationSession, isoformat
 
 __all__ = ["OPENAPI_PATH", "ApiError", "bp", "error_response", "page_url"]
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 limiter.limit(limits.API, key_func=limits.operator_key)(bp)
 limiter.limit(limits.API_PER_IP)(bp)
-api_video.register(bp)  # POST …/challenge and …/video: a video recorded elsewhere
+# A video recorded elsewhere (webapp/api/video.py), under this blueprint's key, limits and errors.
+bp.post("/sessions/<session_id>/challenge")(video.issue_challenge)
+bp.post("/sessions/<session_id>/video")(video.submit_video)
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 FIELDS = {"realname", "idcard", "mode", "reference", "return_url", "callback_url", "embed_origin",
