@@ -93,11 +93,29 @@ def postgres():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """One SQLite file the migrations made, once a run: each test's database starts as a copy
+    (the migrations themselves are tested from an empty database: `blank_database`)."""
+    from webapp import migrate
+    from webapp.storage import Store
+    path = tmp_path_factory.mktemp("migrated") / "template.sqlite3"
+    store = Store(f"sqlite:///{path}")
+    migrate.upgrade(store, path.parent)
+    store.engine.dispose()  # the last connection closed: its write-ahead log is in the file
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 def new_database(request, folder: Path) -> str:
-    """A fresh database: a SQLite file in `folder`, or a new database on the PostgreSQL server."""
+    """A fresh database: a SQLite file in `folder` (a copy of the migrated one, or empty for a
+    test marked `blank_database`), or a new database on the PostgreSQL server."""
     if ENGINE == "postgresql":
         return request.getfixturevalue("postgres").new_database()
-    return f"sqlite:///{folder / 'test.sqlite3'}"
+    path = folder / "test.sqlite3"
+    if request.node.get_closest_marker("blank_database") is None:
+        path.write_bytes(request.getfixturevalue("migrated_sqlite").read_bytes())
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
