@@ -13,34 +13,41 @@ ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = (ROOT / "docs/architecture.md").read_text()
 
 
-def imports() -> dict[str, set[str]]:
-    """webapp's modules and the webapp modules each imports (at any depth of its code)."""
-    graph = {}
+def import_statements() -> dict[str, list[tuple[str, set[str]]]]:
+    """Each webapp module and its imports (at any depth of its code) as (base, names): `from .x
+    import y` in webapp/ is ("webapp.x", {"webapp.x.y"}), `import a.b` is ("a.b", set())."""
+    found = {}
     for path in (ROOT / "webapp").rglob("*.py"):
         if "migrations" in path.parts:
             continue
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        deps, named_modules = set(), []
+        statements: list[tuple[str, set[str]]] = []
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-                named = {f"{base}.{alias.name}" for alias in node.names}
-                deps.update(named)
-                deps.add(base)  # `from .x import y` needs x; `from . import x` only x (kept below)
-                named_modules.append((base, named))
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                statements.append((base, {f"{base}.{alias.name}" for alias in node.names}))
             elif isinstance(node, ast.Import):
-                deps.update(alias.name for alias in node.names)
-        graph[name] = (deps, named_modules)
-    modules = set(graph)
-    for name, (deps, named_modules) in graph.items():
-        for base, named in named_modules:
-            if named & modules:   # `from . import x, y`: the package's modules, not the package
-                deps.discard(base)
-        graph[name] = deps
-    return {name: {d for d in deps if d in graph and d != name} for name, deps in graph.items()}
+                statements.extend((alias.name, set()) for alias in node.names)
+        found[name] = statements
+    return found
+
+
+def imports() -> dict[str, set[str]]:
+    """webapp's modules and the webapp modules each imports."""
+    statements = import_statements()
+    graph = {}
+    for name, imported in statements.items():
+        deps = set()
+        for base, named in imported:
+            deps |= named
+            if not named & set(statements):  # `from . import x, y` needs x and y, not the package
+                deps.add(base)
+        graph[name] = {d for d in deps if d in statements and d != name}
+    return graph
 
 
 def test_the_import_graph_has_no_circle():
@@ -78,25 +85,8 @@ def on_the_flask_side(name: str) -> bool:
 
 def direct_imports() -> dict[str, set[str]]:
     """Each webapp module and every module it names in an import (webapp's and others')."""
-    found = {}
-    for path in (ROOT / "webapp").rglob("*.py"):
-        if "migrations" in path.parts:
-            continue
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = package.split(".")
-                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
-                names.add(base)
-                names.update(f"{base}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-        found[name] = names
-    return found
+    return {name: {base for base, _ in imported}.union(*(named for _, named in imported))
+            for name, imported in import_statements().items()}
 
 
 def test_flask_lives_only_in_web_api_and_the_wiring():

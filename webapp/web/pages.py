@@ -11,6 +11,7 @@ import gzip
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -29,6 +30,7 @@ from flask import (
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -41,7 +43,7 @@ from ..extensions import csrf, json_error, limiter, services
 from ..guidance import guidance_for
 from ..identity import Identity, IdentityError, normalize_idcard, normalize_realname
 from ..outcome import outcome_json
-from ..storage import Attempt, VerificationSession, lock_session, read_session
+from ..storage import Attempt, Challenge, VerificationSession, lock_session, read_session
 from ..vocabulary import AttemptState, SessionStatus
 from . import full_disk, page_state, security
 
@@ -258,15 +260,7 @@ def state(token: str):
 @limiter.limit(limits.CHALLENGE)
 def challenge(token: str):
     """A new challenge for the next attempt (every retry gets a fresh one)."""
-    with services().store.session() as db:
-        session = _session_or_404(db, token)
-        try:
-            issued = sessions.issue_challenge(db, services().settings, session)
-        except sessions.SessionStateError as error:
-            db.commit()
-            return _state_error(error, session)
-        db.commit()
-        return jsonify({"challenge": page_state.challenge_json(issued), "state": _state_json(session)}), 201
+    return _drawn(token, lambda db, session: sessions.issue_challenge(db, services().settings, session))
 
 
 @bp.post("/v/<token>/mode")
@@ -280,10 +274,16 @@ def switch_mode(token: str):
     if body.get("mode") != "action" or reason not in sessions.MODE_CHANGE_REASONS:
         return _page_error(400, "bad_mode_change", "Only a switch to action mode, with its reason, can be asked.",
                            "请求有误，请刷新页面。")
+    return _drawn(token, lambda db, session: sessions.switch_to_action(db, services().settings, session, reason))
+
+
+def _drawn(token: str, draw: Callable[[Session, VerificationSession], Challenge]):
+    """`draw` the session's next challenge under its lock: 201 with it and the state, or the
+    state error that says why the session takes none now."""
     with services().store.session() as db:
         session = _session_or_404(db, token)
         try:
-            issued = sessions.switch_to_action(db, services().settings, session, reason)
+            issued = draw(db, session)
         except sessions.SessionStateError as error:
             db.commit()
             return _state_error(error, session)
