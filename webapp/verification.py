@@ -18,6 +18,7 @@ the operator's video and a Celery worker's task all go through it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -64,8 +65,7 @@ def ffmpeg_normaliser(tools: video.Tools) -> Normalise:
     def normalise(upload: Path, mode: str, scratch: Path) -> video.PreparedVideo:
         number = mode == Mode.NUMBER
         return video.prepare(upload, keep_audio=number, require_audio=number,
-                             tools=video.Tools(ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
-                                               timeout=tools.timeout, tmpdir=str(scratch)))
+                             tools=dataclasses.replace(tools, tmpdir=str(scratch)))
     return normalise
 
 
