@@ -109,10 +109,24 @@ def build(folder: Path) -> dict[str, Asset]:
     return assets
 
 
+_BUILT: dict[tuple, dict[str, Asset]] = {}  # by folder and its files' sizes and times
+
+
+def built(folder: Path) -> dict[str, Asset]:
+    """`build(folder)`, made once per process for as long as no file there changes: each app a
+    process makes (a test, `flask` commands, a Celery worker's) shares it."""
+    files = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file())
+    key = (str(folder), files)
+    if key not in _BUILT:
+        _BUILT.clear()  # a folder that changed: its old build is of no use
+        _BUILT[key] = build(folder)
+    return _BUILT[key]
+
+
 def init_app(app: Flask) -> None:
     """Serve `app.static_folder` from memory and version `url_for('static', ...)`."""
     assert app.static_folder is not None
-    assets = build(Path(app.static_folder))
+    assets = built(Path(app.static_folder))
     app.extensions["static_assets"] = assets
     send_static_file = app.send_static_file
 
