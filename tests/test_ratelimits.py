@@ -300,9 +300,10 @@ def test_a_rate_limit_store_that_is_away_limits_in_memory_instead_of_failing(mak
         redis.stop()
 
 
-def test_an_operator_key_written_another_way_spends_the_same_budget(make_app):
+def test_an_operator_key_written_another_way_spends_the_same_budget(make_app, clock):
     """`bearer KEY` and `Bearer  KEY ` authenticate as `Bearer KEY` does, so they count against the
-    same 300 a minute: writing the header differently buys no second budget."""
+    same 300 a minute: writing the header differently buys no second budget. (The limiter's clock
+    stands still: however long the calls take, they are all in one minute.)"""
     from .conftest import OPERATOR_KEY
     client = make_app(RATELIMIT_ENABLED=True).test_client()
     spellings = [f"Bearer {OPERATOR_KEY}", f"bearer {OPERATOR_KEY}", f"Bearer   {OPERATOR_KEY} ", f"BEARER {OPERATOR_KEY}"]
