@@ -109,26 +109,23 @@ def read_fresh(db: Session, settings: Settings, *, id: str | None = None,
     locked and brought up to date. What every read (the page, its state, the operator's GET)
     uses; whoever changes the session locks it (storage.lock_session). The caller commits."""
     session = read_session(db, id=id, token=token)
-    if session is not None and needs_refresh(session):
-        session = lock_session(db, id=id, token=token)  # (None: purged meanwhile)
-        if session is not None:
-            refresh(db, settings, session)
-    return session
+    return None if session is None else _up_to_date(db, settings, session)
 
 
 def brought_up_to_date(db: Session, settings: Settings,
                        found: list[VerificationSession]) -> list[VerificationSession]:
     """Sessions read without locks (a list), each locked and refreshed only where `refresh`
     would change it; one purged meanwhile is left out. The caller commits."""
-    fresh = []
-    for session in found:
-        if needs_refresh(session):
-            locked = lock_session(db, id=session.id)
-            if locked is None:
-                continue
-            session = refresh(db, settings, locked)
-        fresh.append(session)
-    return fresh
+    return [fresh for session in found if (fresh := _up_to_date(db, settings, session)) is not None]
+
+
+def _up_to_date(db: Session, settings: Settings, session: VerificationSession) -> VerificationSession | None:
+    """A session read without a lock, locked and refreshed only if `refresh` would change it
+    (None: purged meanwhile)."""
+    if not needs_refresh(session):
+        return session
+    locked = lock_session(db, id=session.id)
+    return None if locked is None else refresh(db, settings, locked)
 
 
 def needs_refresh(session: VerificationSession, now: dt.datetime | None = None) -> bool:

@@ -344,11 +344,11 @@ def _write_answer(v: Verifier, page_token: str, attempt_id: int, answer: JuheRes
             ended = sessions.finish(session, SessionStatus.PASSED)
         elif guidance.final or session.attempts_left <= 0:
             ended = sessions.finish(session, SessionStatus.FAILED)
-        webhook = ended and session.callback_url is not None
-        if webhook and session.callback_url:
-            webhooks.enqueue(db, session.id, session.callback_url, session_json(session))
+        callback = session.callback_url if ended else None
+        if callback:
+            webhooks.enqueue(db, session.id, callback, session_json(session))
         db.commit()
-        return _Recorded(session, attempt, guidance, late, webhook)
+        return _Recorded(session, attempt, guidance, late, webhook=bool(callback))
 
 
 def _count(recorded: _Recorded, mode: str) -> None:

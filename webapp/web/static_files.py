@@ -115,7 +115,8 @@ _BUILT: dict[tuple, dict[str, Asset]] = {}  # by folder and its files' sizes and
 def built(folder: Path) -> dict[str, Asset]:
     """`build(folder)`, made once per process for as long as no file there changes: each app a
     process makes (a test, `flask` commands, a Celery worker's) shares it."""
-    files = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file())
+    files = tuple((str(p), stat.st_mtime_ns, stat.st_size)
+                  for p in sorted(folder.rglob("*")) if p.is_file() and (stat := p.stat()))
     key = (str(folder), files)
     if key not in _BUILT:
         _BUILT.clear()  # a folder that changed: its old build is of no use
