@@ -101,10 +101,10 @@ def record(page: Page) -> None:
 
 
 def passed(page: Page) -> None:
-    """The verdict says 核验通过. Where the page's own check objected to the recording first (an
-    engine's frames read dark while a loaded machine was slow to paint them: 画面变黑了), the
-    person sure of it presses 仍然发送, as the page offers: the check itself is tested in
-    test_performance_check.py."""
+    """The verdict says 核验通过. Where the page's own check objected to the recording first (a
+    loaded machine slowing an engine's looks at the face), the person sure of it presses
+    仍然发送, as the page offers: the check itself, frames an engine has not painted included, is
+    tested in test_performance_check.py."""
     wait(lambda: "核验通过" in status(page) or is_shown(page, "button", "仍然发送"),
          "the verdict, or the page's own objection", timeout=VERDICT_S)
     if "核验通过" not in status(page):

@@ -393,3 +393,20 @@ def test_page_before_the_camera_starts_stays_small(live_app, phone):
         f"{report}\n{total:>7,d}  total (uncompressed, headers included)\n")
     print(f"\npage weight before the camera starts: {total} bytes\n{report}")
     assert total <= PAGE_BUDGET_BYTES, report
+
+
+def test_every_phase_of_the_script_has_a_screen_and_every_screen_a_phase(live_app, phone):
+    """capture.js's PHASES (the module the page runs, imported again: the same instance) against
+    the page's data-show lists: a phase nothing shows would leave the person a blank screen."""
+    url, _ = live_app.new_session("number")
+    page = phone(camera=False)
+    page.goto(url)
+    expect(page.get_by_role("button", name="同意")).to_be_visible()
+    phases, shown = page.evaluate("""async () => {
+      const script = document.querySelector('script[type="module"][src*="capture.js"]');
+      const { PHASES } = await import(script.src);
+      const shown = [...document.querySelectorAll('[data-show]')].flatMap((e) => e.dataset.show.split(' '));
+      return [PHASES, [...new Set(shown)]];
+    }""")
+    assert len(phases) == len(set(phases)) >= 10
+    assert set(shown) == set(phases), (sorted(set(shown) - set(phases)), sorted(set(phases) - set(shown)))

@@ -33,6 +33,8 @@ CASES = [
     ("action", "2,1", "leave", ("face", "没有一直看到你的脸")),
     ("silent", None, "leave", ("face", "没有一直看到你的脸")),
     ("number", None, "cover", ("light", "画面变黑了")),
+    ("number", None, "unpainted", None),
+    ("action", "1,2", "unpainted", None),
 ]
 
 

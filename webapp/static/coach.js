@@ -24,6 +24,8 @@ const WIDE_SCALE = 2;
 const WIDE_INPUT = 416;
 const MEASURED_FRAMES = 40; // per-frame timings kept in the Performance timeline
 const COLLAPSED = 30;       // the whole picture's mean luma below this: covered, or turned away
+const UNPAINTED = Symbol('unpainted');  // check()'s answer for a look at a frame not painted yet
+const UNPAINTED_MS = 30;    // and the next look after one, soon: the looks keep their pace
 
 // The oval of capture.html's guide (viewBox 300x400: centre 150,190, radii 105,140), as fractions.
 const OVAL = { x: 0.5, y: 0.475, rx: 0.35, ry: 0.35 };
@@ -193,20 +195,26 @@ async function look(coach) {
     key = null;  // a frame that could not be read: say nothing new
   }
   if (coach.stopped) return;
-  report(coach, key ?? 'checking');  // a preview that cannot be read still lets the person start in time
+  // A preview that cannot be read still lets the person start in time; a look at a frame the
+  // engine had not painted yet counts for nothing (the stuck timer still lets the person start).
+  if (key !== UNPAINTED) report(coach, key ?? 'checking');
   const spent = performance.now() - begun;
-  coach.timer = setTimeout(() => look(coach), coach.recordingSince ? Math.max(0, RECORDING_FRAME_MS - spent) : FRAME_MS);
+  const wait = key === UNPAINTED ? UNPAINTED_MS
+    : coach.recordingSince ? Math.max(0, RECORDING_FRAME_MS - spent) : FRAME_MS;
+  coach.timer = setTimeout(() => look(coach), wait);
 }
 
-/** What is wrong in the preview now ('good' when nothing), or null when it cannot tell yet. */
+/** What is wrong in the preview now ('good' when nothing), null when it cannot tell yet, or
+ * UNPAINTED when the engine handed over a frame it had not painted. */
 async function check(coach) {
   const { canvas, context } = coach;
   if (!grab(coach)) return null;
+  const image = context.getImageData(0, 0, canvas.width, canvas.height);
+  if (!painted(image)) return UNPAINTED;
   let faces = coach.face ? onePerPerson(await timed(coach, () => detectFaces(coach))) : null;
   if (faces && !faces.length) faces = await lookWide(coach);
   else coach.misses = 0;
   const box = faces?.length === 1 ? faces[0].box : null;
-  const image = context.getImageData(0, 0, canvas.width, canvas.height);
   const light = lightProblem(image, box);
   const voice = coach.sound?.problem(coach.recordingSince);
   const placement = box ? placementProblem(box, canvas) : null;
@@ -352,6 +360,18 @@ function lightProblem({ data, width, height }, box) {
   if (face > BRIGHT || clipped / insideCount > CLIPPED) return 'bright';
   if (outsideCount && outside / outsideCount - face > BACKLIGHT) return 'backlit';
   return null;
+}
+
+/** Whether the engine drew anything: a camera's picture is opaque, even a covered one, where a
+ * frame the engine had not painted yet leaves the canvas transparent (WebKitGTK on a loaded
+ * machine hands over such frames, which read as black). Every fourth pixel each way. */
+function painted({ data, width, height }) {
+  for (let y = 0; y < height; y += 4) {
+    for (let x = 0; x < width; x += 4) {
+      if (data[(y * width + x) * 4 + 3]) return true;
+    }
+  }
+  return false;
 }
 
 /** The whole frame's mean luma (every fourth pixel each way). */

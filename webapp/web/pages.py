@@ -204,7 +204,10 @@ def capture(token: str):
         state = _state_json(session)
         origins = (session.embed_origin,) if session.embed_origin else settings.EMBED_ORIGINS
         language = page_language(session.locale)
-        first = "consent" if state["status"] == "pending" and not state["in_flight"] and not state["last"] else "blank"
+        # As capture.js's showState: a new attempt (no verdict yet, or a challenge asked for since
+        # the last one) begins at the consent screen; anything else is drawn from the state.
+        attempt = state["status"] == "pending" and not state["in_flight"] and (state["challenge"] or not state["last"])
+        first = "consent" if attempt else "blank"
         words = {"first": first, "en": language.code == "en", "mode": state["mode"], "consent": {
             "asker": consent.asker(session), "days": settings.RETENTION_DAYS, "frames": session.best_frames,
             "frames_kept": _duration(settings.BEST_FRAMES_RETENTION)}}

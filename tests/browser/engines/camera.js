@@ -26,6 +26,9 @@
 //   blink-both  at each cue opens the mouth AND closes the eyes at once (whatever is asked), so
 //               a check that only looks for the cued action passes both, and one that wants the
 //               other action absent fails both
+//   unpainted   as follow, but while recording every other picture the page takes of a <video>
+//               comes out empty (drawImage draws nothing), as WebKitGTK on a loaded machine hands
+//               over frames it has not painted yet: a look that reads black but is no picture
 // In number mode every performance but still and lips-still talks; in silent mode none moves.
 // Outside the page's 'recording' phase every performance shows the neutral face (coaching before
 // recording sees what it always saw). In WebKit the microphone is stood in too (voiceTrack).
@@ -230,6 +233,18 @@
   }
 
   const webkit = / LivenessTest\//.test(navigator.userAgent);  // engines/webkit.py marks its pages
+
+  const drawImage = CanvasRenderingContext2D.prototype.drawImage;
+  let unpainted = false;  // `unpainted`: whether the page's last picture of a <video> came out empty
+  CanvasRenderingContext2D.prototype.drawImage = function (source, ...rest) {
+    if (source instanceof HTMLVideoElement
+        && new URLSearchParams(location.search).get('perform') === 'unpainted'
+        && document.getElementById('capture')?.dataset.phase === 'recording') {
+      unpainted = !unpainted;
+      if (unpainted) return undefined;
+    }
+    return drawImage.call(this, source, ...rest);
+  };
 
   devices.getUserMedia = async (constraints) => {
     const stream = await original(constraints);
