@@ -93,27 +93,39 @@ def postgres():
     server.stop()
 
 
+def _migrate(url: str, lock_dir: Path) -> None:
+    from webapp import migrate
+    from webapp.storage import Store
+    store = Store(url)
+    migrate.upgrade(store, lock_dir)
+    store.engine.dispose()  # every connection closed (SQLite: its write-ahead log is in the file)
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory) -> Path:
     """One SQLite file the migrations made, once a run: each test's database starts as a copy
     (the migrations themselves are tested from an empty database: `blank_database`)."""
-    from webapp import migrate
-    from webapp.storage import Store
     path = tmp_path_factory.mktemp("migrated") / "template.sqlite3"
-    store = Store(f"sqlite:///{path}")
-    migrate.upgrade(store, path.parent)
-    store.engine.dispose()  # the last connection closed: its write-ahead log is in the file
+    _migrate(f"sqlite:///{path}", path.parent)
     assert not path.with_name(path.name + "-wal").exists()
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres, tmp_path_factory) -> str:
+    """The same on the PostgreSQL server: a database the migrations made, for others to copy."""
+    return postgres.template_database(lambda url: _migrate(url, tmp_path_factory.mktemp("pg-lock")))
+
+
 def new_database(request, folder: Path) -> str:
-    """A fresh database: a SQLite file in `folder` (a copy of the migrated one, or empty for a
-    test marked `blank_database`), or a new database on the PostgreSQL server."""
+    """A fresh database: a copy of the migrated one (SQLite: a file in `folder`; PostgreSQL: a new
+    database on the server), or empty for a test marked `blank_database`."""
+    blank = request.node.get_closest_marker("blank_database") is not None
     if ENGINE == "postgresql":
-        return request.getfixturevalue("postgres").new_database()
+        template = "template0" if blank else request.getfixturevalue("migrated_postgres")
+        return request.getfixturevalue("postgres").new_database(template)
     path = folder / "test.sqlite3"
-    if request.node.get_closest_marker("blank_database") is None:
+    if not blank:
         path.write_bytes(request.getfixturevalue("migrated_sqlite").read_bytes())
     return f"sqlite:///{path}"
 

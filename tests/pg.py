@@ -48,14 +48,21 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://liveness@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its SQLAlchemy URL."""
+    def new_database(self, template: str = "template0") -> str:
+        """A fresh database, a copy of `template` (empty by default); its SQLAlchemy URL."""
         import psycopg
         name = f"t{next(self._names)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=liveness dbname=postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
+
+    def template_database(self, make) -> str:
+        """A database made once by `make(url)` for others to copy (`new_database(template=…)`);
+        its name. `make` must close every connection to it: PostgreSQL copies no database in use."""
+        url = self.new_database()
+        make(url)
+        return url.rsplit("/", 1)[1]
 
     def stop(self) -> None:
         try:
