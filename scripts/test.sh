@@ -6,7 +6,7 @@
 # `bash scripts/test.sh -k video`.
 #   bash scripts/test.sh fast   the developer's loop: SQLite only, no browser, ffmpeg, fuzzing or
 #                               started services (the markers of tests/conftest.py), one test
-#                               process per core (pytest-xdist), about 45 s on 2 cores
+#                               process per core (pytest-xdist), about 40 s on 2 cores
 # Both first run the linters configured in pyproject.toml: ruff (style, imports, bug patterns)
 # and mypy (types of webapp/); either failing fails the run before any test.
 set -euo pipefail
