@@ -17,6 +17,7 @@ from .conftest import AUTH, Person, idcard, rows
 
 pytestmark = pytest.mark.blank_database  # these tests run the migrations themselves
 
+
 def release_0_1_database(url: str, tmp_path, *, stamped: bool) -> dict:
     """A database as release 0.1 left it: its schema (revision 0001), a pending session and an
     upload stuck in "processing" (its worker died). `stamped=False`: made by 0.1's create_all,

@@ -24,6 +24,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 import rcssmin
 import rjsmin
@@ -115,8 +116,8 @@ _BUILT: dict[tuple, dict[str, Asset]] = {}  # by folder and its files' sizes and
 def built(folder: Path) -> dict[str, Asset]:
     """`build(folder)`, made once per process for as long as no file there changes: each app a
     process makes (a test, `flask` commands, a Celery worker's) shares it."""
-    files = tuple((str(p), stat.st_mtime_ns, stat.st_size)
-                  for p in sorted(folder.rglob("*")) if p.is_file() and (stat := p.stat()))
+    files = tuple((str(p), st.st_mtime_ns, st.st_size)
+                  for p in sorted(folder.rglob("*")) if S_ISREG((st := p.stat()).st_mode))
     key = (str(folder), files)
     if key not in _BUILT:
         _BUILT.clear()  # a folder that changed: its old build is of no use
